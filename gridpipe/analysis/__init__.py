@@ -1,0 +1,1 @@
+"""Analysis: config models, the tree generator, and the naming of jobs and LFNs."""

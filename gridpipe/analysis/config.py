@@ -1,0 +1,165 @@
+"""Pydantic models of the config files gridpipe reads (grid.yaml, analysis.yaml, model configs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from gridpipe.analysis.naming import analysis_name_problem, lfn_problem, relative_path_problem
+
+BACKENDS = ("local", "dirac", "slurm", "htcondor")
+STORAGES = ("local", "dirac")
+PAYLOADS = ("demo", "protopipe", "ctapipe")
+MODES = ("tail", "wave")
+
+
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check(problem_of: Any) -> Any:
+    def check(value: str) -> str:
+        problem = problem_of(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+AnalysisName = Annotated[str, _check(analysis_name_problem)]
+LFN = Annotated[str, _check(lfn_problem)]
+RelPath = Annotated[str, _check(relative_path_problem)]
+GridPath = Annotated[str, _check(lambda v: None if v == "" else relative_path_problem(v))]
+
+
+class GridSection(Strict):
+    """Where the analysis lives on the grid."""
+
+    home: LFN = Field(
+        description="Grid home of the user, an LFN directory such as /vo.cta.in2p3.fr/user/j/jdoe."
+    )
+    path: GridPath = Field(
+        description="Path from the grid home to the folder holding analyses ('' for the home)."
+    )
+    user_name: str = Field(min_length=1, description="Grid user name (last component of the grid home).")
+    banned_sites: list[str] = Field(default_factory=list, description="Sites jobs must not run at.")
+    upload_sites: list[str] = Field(
+        default_factory=list, description="Storage elements models are replicated to."
+    )
+
+
+class BackendSection(Strict):
+    """Where jobs run."""
+
+    name: Literal["local", "dirac", "slurm", "htcondor"] = Field(description="Backend name.")
+    max_workers: int = Field(0, ge=0, description="local backend: processes at once (0 = number of cores).")
+
+
+class StorageSection(Strict):
+    """Where files live."""
+
+    name: Literal["local", "dirac"] = Field(description="Storage name.")
+    local_root: str = Field(description="local storage: absolute directory playing the storage element.")
+
+
+class PayloadSection(Strict):
+    """What jobs execute."""
+
+    name: Literal["demo", "protopipe", "ctapipe"] = Field(description="Payload name.")
+    mode: Literal["tail", "wave"] = Field("tail", description="Image cleaning mode, part of output names.")
+
+
+class JobsSection(Strict):
+    """How input lists become jobs and how many run."""
+
+    n_file_per_job: int = Field(10, ge=1, le=10000, description="Input files per job.")
+    n_jobs_max: int = Field(-1, ge=-1, description="Most jobs one submit creates (-1: no limit).")
+    max_active: int = Field(0, ge=0, description="Most active jobs during `run` (0: twice the workers).")
+    max_attempts: int = Field(3, ge=1, le=100, description="Submissions of a job before it fails for good.")
+
+
+class GridConfig(Strict):
+    """configs/grid.yaml."""
+
+    analysis_name: AnalysisName = Field(description="Name of the analysis (its folder name).")
+    grid: GridSection
+    backend: BackendSection
+    storage: StorageSection
+    payload: PayloadSection
+    jobs: JobsSection = Field(default_factory=JobsSection)
+    inputs: dict[str, RelPath] = Field(
+        default_factory=dict, description="Input file lists by key, relative to the analysis directory."
+    )
+
+
+class GeneralSection(Strict):
+    """The part of analysis.yaml gridpipe reads."""
+
+    config_name: str = Field(description="Name of this analysis configuration.")
+    site: Literal["north", "south"] = Field(description="CTA site.")
+    array: str = Field(description="Array layout name.")
+    cam_id_list: list[str] = Field(min_length=1, description="Camera types used.")
+    mode: Literal["tail", "wave"] = Field("tail", description="Image cleaning mode.")
+
+
+class AnalysisConfig(Strict):
+    """configs/analysis.yaml (protopipe layout): `General` is gridpipe's, the rest goes to the payload."""
+
+    General: GeneralSection
+    ImageCleaning: dict[str, Any] = Field(default_factory=dict)
+    ImageSelection: dict[str, Any] = Field(default_factory=dict)
+    Reconstruction: dict[str, Any] = Field(default_factory=dict)
+    SigmaHillas: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelGeneral(Strict):
+    """Where a model's training data and output are."""
+
+    model_type: Literal["regressor", "classifier"]
+    data_dir: str
+    data_sig_file: str
+    data_bkg_file: str | None = None
+    outdir: str
+    cam_id_list: list[str] = Field(min_length=1)
+
+
+class ModelConfig(Strict):
+    """configs/<Method>.yaml: one estimator."""
+
+    General: ModelGeneral
+    Split: dict[str, Any] = Field(default_factory=dict)
+    Method: dict[str, Any]
+    FeatureList: list[str] = Field(min_length=1)
+    SigFiducialCuts: list[str] = Field(default_factory=list)
+    Diagnostic: dict[str, Any] = Field(default_factory=dict)
+
+
+class PerformanceGeneral(Strict):
+    """Where DL2 inputs and DL3 outputs are."""
+
+    indir: str
+    outdir: str
+    template_input_file: str
+    particles: list[str] = Field(min_length=1)
+
+
+class PerformanceConfig(Strict):
+    """configs/performance.yaml."""
+
+    General: PerformanceGeneral
+    Analysis: dict[str, Any] = Field(default_factory=dict)
+
+
+CONFIG_MODELS: dict[str, type[BaseModel]] = {
+    "grid.yaml": GridConfig,
+    "analysis.yaml": AnalysisConfig,
+    "RandomForestRegressor.yaml": ModelConfig,
+    "AdaBoostRegressor.yaml": ModelConfig,
+    "RandomForestClassifier.yaml": ModelConfig,
+    "performance.yaml": PerformanceConfig,
+}
+"""Config file names below configs/ and the model that validates each."""

@@ -1,0 +1,138 @@
+"""Read YAML config files into pydantic models, turning every problem into a one-line ConfigError.
+
+Each error names the file, the key path, the line and what is allowed ("did you mean ...?").
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from gridpipe.core.exceptions import ConfigError, ConfigErrors
+
+M = TypeVar("M", bound=BaseModel)
+KeyPath = tuple[str | int, ...]
+
+
+def _line_map(text: str) -> dict[KeyPath, int]:
+    """Map every key path of a YAML document to its 1-based line."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines: dict[KeyPath, int] = {}
+
+    def walk(node: yaml.Node, path: KeyPath) -> None:
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value
+                lines[(*path, key)] = key_node.start_mark.line + 1
+                walk(value_node, (*path, key))
+                lines[(*path, key)] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*path, index))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[KeyPath, int]]:
+    """Parse a YAML file; return its data and the line of every key path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            path, "file not found; recreate it with `gridpipe create-analysis --overwrite`"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, f"cannot read the file ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_map(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(path, f"invalid YAML: {problem}; fix the syntax", line=line) from None
+    return data, lines
+
+
+def _allowed_keys(model: type[BaseModel], loc: KeyPath) -> list[str]:
+    """Key names allowed beside the key at `loc`, for 'did you mean'."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = current.model_fields if current is not None else {}
+        field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
+        current = _item_model(field.annotation) if field is not None else None
+    if current is None:
+        return []
+    return [f.alias or name for name, f in current.model_fields.items()]
+
+
+def _item_model(annotation: Any) -> Any:
+    """The BaseModel inside list[...] / dict[..., ...] / Optional[...] annotations, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in reversed(getattr(annotation, "__args__", ()) or ()):
+        found = _item_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
+    loc: KeyPath = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model, loc)
+        guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+        return f"unknown key{hint}; allowed here: {', '.join(allowed) or 'none'}"
+    if kind == "missing":
+        return "required key is missing; add it"
+    text = error["msg"]
+    if "input" in error and kind not in ("model_type", "dict_type"):
+        text += f" (got {error['input']!r})"
+    return text
+
+
+def _key_text(loc: KeyPath) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def errors_from_validation(
+    exc: ValidationError, model: type[BaseModel], file: Path, lines: dict[KeyPath, int]
+) -> ConfigErrors:
+    """Turn pydantic's errors into one ConfigError per problem."""
+    found: list[ConfigError] = []
+    for error in exc.errors():
+        loc: KeyPath = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+        line = None
+        for cut in range(len(loc), -1, -1):
+            if loc[:cut] in lines:
+                line = lines[loc[:cut]]
+                break
+        found.append(ConfigError(file, _message(error, model), key=_key_text(loc), line=line))
+    return ConfigErrors(found)
+
+
+def load_model(model: type[M], path: Path, *, context: dict[str, Any] | None = None) -> M:
+    """Read and validate one config file, raising ConfigErrors that name file, key and line."""
+    data, lines = read_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, "the file must hold a mapping of keys to values", line=1)
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise errors_from_validation(exc, model, path, lines) from None

@@ -1,0 +1,264 @@
+"""`create-analysis`: build the analysis tree in a staging folder, then move it into place.
+
+A new analysis appears whole by one rename. With `overwrite`, rendered files (configs, scripts,
+metadata) are replaced one by one atomically; input lists, data and models are never touched.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gridpipe import __version__
+from gridpipe.analysis.config import BACKENDS, CONFIG_MODELS, MODES, PAYLOADS, STORAGES
+from gridpipe.analysis.configio import load_model
+from gridpipe.analysis.naming import join_lfn, lfn_problem, relative_path_problem, validate_analysis_name
+from gridpipe.analysis.render import environment, render
+from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
+from gridpipe.core.exceptions import AnalysisExistsError, UsageError
+from gridpipe.core.resources import skeleton_dir
+from gridpipe.core.timeutil import utcnow
+
+METADATA_FILE = "analysis_metadata.yaml"
+WORKFLOW_FILE = "configs/workflow.yaml"
+STATE_DIR = ".gridpipe"
+CREATE_LOG = "logs/create-analysis.log"
+
+
+def default_grid_home() -> str:
+    """`/vo.cta.in2p3.fr/user/<initial>/<login>` for the current login."""
+    login = re.sub(r"[^a-z0-9._-]", "", getpass.getuser().lower()) or "user"
+    return f"/vo.cta.in2p3.fr/user/{login[0]}/{login}"
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """Everything `create-analysis` needs; the CLI fills it from options."""
+
+    name: str
+    analyses_dir: Path
+    grid_home: str = field(default_factory=default_grid_home)
+    grid_path: str = "cta_analyses"
+    backend: str = "local"
+    storage: str = "local"
+    payload: str = "demo"
+    mode: str = "tail"
+    workflow: Path | None = None
+    overwrite: bool = False
+    n_file_per_job: int = 10
+    n_jobs_max: int = -1
+    banned_sites: tuple[str, ...] = ()
+    upload_sites: tuple[str, ...] = ()
+    local_storage_root: Path | None = None
+
+
+@dataclass
+class CreateResult:
+    """What was made: the analysis path, the files written and the files kept as they were."""
+
+    path: Path
+    created: bool
+    written: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def _validate(req: CreateRequest) -> None:
+    validate_analysis_name(req.name)
+    problem = lfn_problem(req.grid_home)
+    if problem:
+        raise UsageError(f"--grid-home {req.grid_home!r}: {problem}")
+    if req.grid_path and relative_path_problem(req.grid_path):
+        raise UsageError(f"--grid-path-from-home {req.grid_path!r}: {relative_path_problem(req.grid_path)}")
+    for option, value, allowed in (
+        ("--backend", req.backend, BACKENDS),
+        ("--storage", req.storage, STORAGES),
+        ("--payload", req.payload, PAYLOADS),
+        ("--mode", req.mode, MODES),
+    ):
+        if value not in allowed:
+            raise UsageError(f"{option} {value!r} is not one of: {', '.join(allowed)}")
+    if req.n_file_per_job < 1:
+        raise UsageError("--n-file-per-job must be at least 1")
+    if req.n_jobs_max < -1 or req.n_jobs_max == 0:
+        raise UsageError("--n-jobs-max must be a positive number, or -1 for no limit")
+
+
+def _context(req: CreateRequest, path: Path, spec: WorkflowSpec) -> dict[str, Any]:
+    storage_root = req.local_storage_root or path / STATE_DIR / "storage"
+    return {
+        "name": req.name,
+        "analysis_path": str(path),
+        "analyses_dir": str(path.parent),
+        "grid_home": req.grid_home,
+        "grid_path": req.grid_path,
+        "user_name": req.grid_home.rstrip("/").rsplit("/", 1)[-1],
+        "backend": req.backend,
+        "storage": req.storage,
+        "payload": req.payload,
+        "mode": req.mode,
+        "n_file_per_job": req.n_file_per_job,
+        "n_jobs_max": req.n_jobs_max,
+        "banned_sites": list(req.banned_sites),
+        "upload_sites": list(req.upload_sites),
+        "local_storage_root": str(Path(storage_root).resolve()),
+        "inputs": dict(spec.inputs),
+        "downloads": [d.model_dump() for d in spec.downloads],
+        "version": __version__,
+        "python": sys.executable,
+    }
+
+
+def _metadata(req: CreateRequest, path: Path, previous: dict[str, Any] | None) -> str:
+    now = utcnow().isoformat()
+    params = {
+        k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+        for k, v in asdict(req).items()
+    }
+    data = {
+        "name": req.name,
+        "analyses_dir": str(path.parent),
+        "analysis_path": str(path),
+        "grid_home": req.grid_home,
+        "grid_path": req.grid_path,
+        "grid_analysis_dir": join_lfn(req.grid_home, req.grid_path, req.name),
+        "gridpipe_version": __version__,
+        "created": (previous or {}).get("created", now),
+        "updated": now,
+        "parameters": params,
+    }
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+@contextmanager
+def _staging(parent: Path, name: str) -> Iterator[Path]:
+    stage = Path(tempfile.mkdtemp(prefix=f".{name}.creating-", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    stage.chmod(0o777 & ~umask)
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _build(
+    stage: Path,
+    req: CreateRequest,
+    path: Path,
+    spec: WorkflowSpec,
+    spec_text: str,
+    previous: dict[str, Any] | None,
+) -> tuple[list[str], list[str]]:
+    """Write the whole tree into `stage`; return (replaceable files, create-if-missing files)."""
+    extra = [req.workflow.parent / "templates"] if req.workflow else []
+    env = environment([d for d in extra if d.is_dir()])
+    context = _context(req, path, spec)
+    replace: list[str] = [METADATA_FILE, WORKFLOW_FILE]
+    keep: list[str] = []
+    for directory in spec.tree.directories:
+        (stage / directory).mkdir(parents=True, exist_ok=True)
+    for item in spec.tree.files:
+        target = stage / item.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render(env, item.template, context), encoding="utf-8")
+        target.chmod(0o755 if item.executable else 0o644)
+        replace.append(item.path)
+    for key, rel in spec.inputs.items():
+        target = stage / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render(env, "lists/input.list.j2", {**context, "list_key": key}), encoding="utf-8")
+        keep.append(rel)
+    (stage / WORKFLOW_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (stage / WORKFLOW_FILE).write_text(spec_text, encoding="utf-8")
+    (stage / METADATA_FILE).write_text(_metadata(req, path, previous), encoding="utf-8")
+    (stage / STATE_DIR).mkdir(exist_ok=True)
+    _self_check(stage)
+    return replace, keep
+
+
+def _self_check(stage: Path) -> None:
+    """Every rendered config must load with its model (a template bug must never reach a user)."""
+    for name, model in CONFIG_MODELS.items():
+        config = stage / "configs" / name
+        if config.exists():
+            load_model(model, config)
+
+
+def _install_over(
+    stage: Path, path: Path, replace: list[str], keep: list[str]
+) -> tuple[list[str], list[str]]:
+    written, kept = [], []
+    for directory in sorted(d for d in stage.rglob("*") if d.is_dir()):
+        (path / directory.relative_to(stage)).mkdir(parents=True, exist_ok=True)
+    for rel in replace:
+        source = stage / rel
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, path / rel)
+        written.append(rel)
+    for rel in keep:
+        if (path / rel).exists():
+            kept.append(rel)
+        else:
+            os.replace(stage / rel, path / rel)
+            written.append(rel)
+    return written, kept
+
+
+def _log(path: Path, written: list[str], kept: list[str], created: bool) -> None:
+    log = path / CREATE_LOG
+    log.parent.mkdir(parents=True, exist_ok=True)
+    stamp = utcnow().isoformat()
+    lines = [f"{stamp} {'created' if created else 'overwrote'} analysis {path} (gridpipe {__version__})"]
+    lines += [f"{stamp} wrote {rel}" for rel in written] + [f"{stamp} kept {rel}" for rel in kept]
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+def create_analysis(req: CreateRequest) -> CreateResult:
+    """Create (or with `overwrite`, refresh) the analysis described by `req`."""
+    _validate(req)
+    workflow_file = req.workflow or skeleton_dir() / "workflow.yaml"
+    spec = load_workflow(workflow_file)
+    spec_text = workflow_file.read_text(encoding="utf-8")
+    parent = req.analyses_dir.expanduser().resolve()
+    path = parent / req.name
+    previous: dict[str, Any] | None = None
+    if path.exists() or path.is_symlink():
+        if not req.overwrite:
+            raise AnalysisExistsError(
+                f"{path} already exists; pass --overwrite to re-render its configs and scripts"
+            )
+        if not (path / METADATA_FILE).is_file():
+            raise AnalysisExistsError(
+                f"{path} exists but is not a gridpipe analysis (no {METADATA_FILE}); "
+                "choose another name or directory"
+            )
+        previous = yaml.safe_load((path / METADATA_FILE).read_text(encoding="utf-8")) or {}
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--analyses-dir {parent}: cannot create it ({exc.strerror})") from None
+    with _staging(parent, req.name) as stage:
+        replace, keep = _build(stage, req, path, spec, spec_text, previous)
+        if previous is None:
+            written = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
+            _log(stage, written, [], created=True)
+            try:
+                stage.rename(path)
+            except OSError as exc:
+                raise AnalysisExistsError(f"{path} could not be created ({exc.strerror})") from None
+            return CreateResult(path=path, created=True, written=written)
+        written, kept = _install_over(stage, path, replace, keep)
+    _log(path, written, kept, created=False)
+    return CreateResult(path=path, created=False, written=written, kept=kept)

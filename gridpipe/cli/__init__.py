@@ -1,0 +1,1 @@
+"""Typer commands: thin wrappers that parse options, call the logic and print."""

@@ -1,0 +1,175 @@
+"""`create-analysis`, `check` and `schema`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from gridpipe.cli.app import app
+from gridpipe.cli.options import AnalysisPath, JsonOutput, analysis_root
+from gridpipe.core.exceptions import EXIT_USAGE, UsageError
+
+
+class Backend(StrEnum):
+    """Backends a new analysis can use."""
+
+    local = "local"
+    dirac = "dirac"
+    slurm = "slurm"
+    htcondor = "htcondor"
+
+
+class Storage(StrEnum):
+    """Storages a new analysis can use."""
+
+    local = "local"
+    dirac = "dirac"
+
+
+class Payload(StrEnum):
+    """Payloads a new analysis can run."""
+
+    demo = "demo"
+    protopipe = "protopipe"
+    ctapipe = "ctapipe"
+
+
+@app.command("create-analysis")
+def create_analysis_cmd(
+    name: str = typer.Argument(
+        None, help="Analysis name: letters, digits, '.', '_', '-'.", show_default=False
+    ),
+    analysis_name: str = typer.Option(
+        None, "--analysis_name", help="Same as NAME (protopipe's flag).", show_default=False
+    ),
+    analyses_dir: Path = typer.Option(
+        Path("."), "--analyses-dir", "--output_path", help="Folder that holds analyses.", file_okay=False
+    ),
+    grid_home: str = typer.Option(
+        None,
+        "--grid-home",
+        "--GRID-home",
+        help="Grid home LFN directory [default: /vo.cta.in2p3.fr/user/<i>/<login>].",
+        show_default=False,
+    ),
+    grid_path: str = typer.Option(
+        "cta_analyses",
+        "--grid-path-from-home",
+        "--GRID-path-from-home",
+        help="Path from the grid home to the analyses folder.",
+    ),
+    backend: Backend = typer.Option(Backend.local, help="Where jobs run."),
+    storage: Storage = typer.Option(Storage.local, help="Where files live."),
+    payload: Payload = typer.Option(Payload.demo, help="What jobs execute."),
+    workflow: Path = typer.Option(
+        None,
+        "--workflow",
+        help="Workflow YAML replacing the default skeleton.",
+        exists=True,
+        dir_okay=False,
+        show_default=False,
+    ),
+    n_file_per_job: int = typer.Option(10, "--n-file-per-job", "-n", help="Input files per job."),
+    n_jobs_max: int = typer.Option(-1, "--n-jobs-max", help="Most jobs one submit creates (-1: no limit)."),
+    banned_site: list[str] = typer.Option(
+        [], "--banned-site", help="Site jobs must not run at (repeatable)."
+    ),
+    upload_site: list[str] = typer.Option(
+        [], "--upload-site", help="Storage element models are replicated to (repeatable)."
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        "--overwrite-analysis",
+        help="Re-render configs and scripts of an existing analysis; data is kept.",
+    ),
+    json_output: bool = JsonOutput,
+) -> None:
+    """Create a protopipe-style analysis directory (configs, data folders, scripts)."""
+    from gridpipe.analysis.create import CreateRequest, create_analysis, default_grid_home
+    from gridpipe.cli.output import console, print_json
+
+    if name and analysis_name and name != analysis_name:
+        raise UsageError(f"NAME {name!r} and --analysis_name {analysis_name!r} differ; give one of them")
+    chosen = name or analysis_name
+    if not chosen:
+        raise UsageError("missing the analysis NAME (or --analysis_name)")
+    request = CreateRequest(
+        name=chosen,
+        analyses_dir=analyses_dir,
+        grid_home=grid_home or default_grid_home(),
+        grid_path=grid_path,
+        backend=backend.value,
+        storage=storage.value,
+        payload=payload.value,
+        workflow=workflow.resolve() if workflow else None,
+        overwrite=overwrite,
+        n_file_per_job=n_file_per_job,
+        n_jobs_max=n_jobs_max,
+        banned_sites=tuple(banned_site),
+        upload_sites=tuple(upload_site),
+    )
+    result = create_analysis(request)
+    if json_output:
+        print_json(
+            {
+                "path": str(result.path),
+                "created": result.created,
+                "written": result.written,
+                "kept": result.kept,
+            }
+        )
+        return
+    verb = "Created" if result.created else "Updated"
+    console().print(
+        f"{verb} analysis [bold]{result.path}[/] ({len(result.written)} files written"
+        + (f", {len(result.kept)} kept" if result.kept else "")
+        + ")"
+    )
+    console().print("Next: put input LFNs in data/simtel/*.list, then `gridpipe check`.")
+
+
+@app.command("check")
+def check_cmd(analysis_path: Path = AnalysisPath, json_output: bool = JsonOutput) -> None:
+    """Validate an analysis: configs, workflow and input lists."""
+    from gridpipe.analysis.check import check_analysis
+    from gridpipe.cli.output import console, print_json
+
+    root = analysis_root(analysis_path)
+    findings = check_analysis(root)
+    errors = [f for f in findings if f.level == "error"]
+    if json_output:
+        print_json(
+            {
+                "analysis": str(root),
+                "ok": not errors,
+                "findings": [
+                    {"level": f.level, "file": f.file, "line": f.line, "message": f.message} for f in findings
+                ],
+            }
+        )
+    else:
+        for finding in findings:
+            style = "bold red" if finding.level == "error" else "yellow"
+            console().print(f"[{style}]{finding.level}:[/] {finding.text()}", highlight=False)
+        warnings = len(findings) - len(errors)
+        summary = f"{root}: {len(errors)} error(s), {warnings} warning(s)"
+        console().print(("[red]" if errors else "[green]") + summary + "[/]")
+    if errors:
+        raise typer.Exit(EXIT_USAGE)
+
+
+@app.command("schema")
+def schema_cmd(
+    output_dir: Path = typer.Option(
+        Path("."), "--output-dir", "-o", help="Where to write the schemas.", file_okay=False
+    ),
+) -> None:
+    """Write JSON Schemas of the config files (for editor completion)."""
+    from gridpipe.analysis.schema import write_schemas
+    from gridpipe.cli.output import console
+
+    for path in write_schemas(output_dir):
+        console().print(f"wrote {path}")

@@ -1,0 +1,17 @@
+"""Timezone-aware UTC time, the only clock gridpipe uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def isoformat(ts: datetime) -> str:
+    """ISO-8601 text of an aware datetime; refuses naive ones."""
+    if ts.tzinfo is None:
+        raise ValueError("naive datetime: gridpipe only stores timezone-aware UTC times")
+    return ts.astimezone(UTC).isoformat()
