@@ -1,0 +1,1 @@
+"""Storages: where files live (local directory SE, DIRAC data management)."""
