@@ -1,0 +1,80 @@
+"""Domain records shared by the store, the backends and the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gridpipe.core.states import JobStatus
+
+Where = Literal["grid", "local"]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a backend needs to run one job; deterministic from the analysis, stage and inputs.
+
+    `command` is an argv (never a shell string), run in the job's working directory. Grid jobs get their
+    `inputs` (LFNs) staged into that directory and their `outputs` (LFNs) registered in storage by basename
+    after success; local jobs (models, performance) read and write absolute local paths.
+    """
+
+    name: str
+    stage: str
+    unit: str
+    command: tuple[str, ...]
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    sandbox: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    where: Where = "grid"
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form (stored in the job archive and handed to backends)."""
+        return {
+            "name": self.name,
+            "stage": self.stage,
+            "unit": self.unit,
+            "command": list(self.command),
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "sandbox": list(self.sandbox),
+            "env": dict(self.env),
+            "where": self.where,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobSpec:
+        """Inverse of `to_json`."""
+        return cls(
+            name=data["name"],
+            stage=data["stage"],
+            unit=data["unit"],
+            command=tuple(data["command"]),
+            inputs=tuple(data.get("inputs", ())),
+            outputs=tuple(data.get("outputs", ())),
+            sandbox=tuple(data.get("sandbox", ())),
+            env=dict(data.get("env", {})),
+            where=data.get("where", "grid"),
+        )
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """What a backend reports about one of its jobs."""
+
+    backend_id: str
+    status: JobStatus
+    site: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    flagged: bool = False
+
+
+@dataclass(frozen=True)
+class BackendJob:
+    """A job the backend knows, found by name (for reconciliation after a crash)."""
+
+    backend_id: str
+    name: str
+    status: JobStatus

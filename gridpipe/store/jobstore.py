@@ -1,0 +1,369 @@
+"""JobStore: bulk operations on the job archive, safe with several gridpipe processes at once.
+
+Every state change of a job is written together with its event, in one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gridpipe.core.models import BackendStatus, JobSpec
+from gridpipe.core.states import ACTIVE_STATES, JobStatus
+from gridpipe.core.timeutil import utcnow
+from gridpipe.store.schema import migrate
+
+_CHUNK = 500  # rows per `IN (...)` query, well below SQLite's variable limit
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job as the archive knows it."""
+
+    name: str
+    stage: str
+    unit: str
+    status: JobStatus
+    attempts: int
+    backend: str | None
+    backend_id: str | None
+    site: str | None
+    reason: str | None
+    flagged: bool
+    updated: str
+    spec: JobSpec
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the append-only event log."""
+
+    ts: str
+    job: str | None
+    kind: str
+    old: str | None
+    new: str | None
+    detail: str | None
+
+
+_JOB_COLUMNS = (
+    "name, stage, unit, status, attempts, backend, backend_id, site, reason, flagged, updated, spec"
+)
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        name=row[0],
+        stage=row[1],
+        unit=row[2],
+        status=JobStatus(row[3]),
+        attempts=row[4],
+        backend=row[5],
+        backend_id=row[6],
+        site=row[7],
+        reason=row[8],
+        flagged=bool(row[9]),
+        updated=row[10],
+        spec=JobSpec.from_json(json.loads(row[11])),
+    )
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+class JobStore:
+    """The archive at `<analysis>/.gridpipe/state.db` (WAL mode, schema migrations)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA busy_timeout=60000")
+        migrate(self._conn)
+
+    @classmethod
+    def for_analysis(cls, analysis_path: Path) -> JobStore:
+        """The store of an analysis."""
+        return cls(analysis_path / ".gridpipe" / "state.db")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    @staticmethod
+    def _event(
+        conn: sqlite3.Connection,
+        ts: str,
+        job_id: int | None,
+        kind: str,
+        old: str | None,
+        new: str | None,
+        detail: str | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO events (ts, job_id, kind, old, new, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (ts, job_id, kind, old, new, detail),
+        )
+
+    # ---- jobs -----------------------------------------------------------------------------------
+    def add_jobs(self, specs: Iterable[JobSpec]) -> list[str]:
+        """Record planned jobs in one transaction; jobs whose name exists are left alone. Returns new names."""
+        now = utcnow().isoformat()
+        added: list[str] = []
+        with self._tx() as conn:
+            for spec in specs:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO jobs (name, stage, unit, spec, status, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                    (spec.name, spec.stage, spec.unit, json.dumps(spec.to_json()), JobStatus.PLANNED, now),
+                )
+                if cur.rowcount:
+                    self._event(conn, now, cur.lastrowid, "planned", None, JobStatus.PLANNED)
+                    added.append(spec.name)
+        return added
+
+    def get(self, names: Sequence[str]) -> dict[str, JobRecord]:
+        """Records of the named jobs that exist."""
+        found: dict[str, JobRecord] = {}
+        for chunk in _chunks(list(names)):
+            marks = ",".join("?" * len(chunk))
+            for row in self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name IN ({marks})", chunk):
+                found[row[0]] = _record(row)
+        return found
+
+    def jobs(
+        self,
+        *,
+        stage: str | None = None,
+        unit: str | None = None,
+        statuses: Iterable[JobStatus] | None = None,
+    ) -> list[JobRecord]:
+        """Jobs filtered by stage, unit and status, in insertion order."""
+        where, args = [], []
+        if stage is not None:
+            where.append("stage = ?")
+            args.append(stage)
+        if unit is not None:
+            where.append("unit = ?")
+            args.append(unit)
+        if statuses is not None:
+            wanted = [str(s) for s in statuses]
+            where.append(f"status IN ({','.join('?' * len(wanted))})")
+            args += wanted
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return [
+            _record(r)
+            for r in self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY id", args)
+        ]
+
+    def active(self) -> list[JobRecord]:
+        """Jobs a backend is (or may be) running."""
+        return self.jobs(statuses=ACTIVE_STATES)
+
+    def counts(self) -> dict[str, dict[str, dict[str, int]]]:
+        """{stage: {unit: {status: n}}} in one grouped query."""
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        rows = self._conn.execute(
+            "SELECT stage, unit, status, COUNT(*) FROM jobs GROUP BY stage, unit, status"
+        )
+        for stage, unit, status, n in rows:
+            out.setdefault(stage, {}).setdefault(unit, {})[status] = n
+        return out
+
+    def summary_rows(self) -> list[tuple[str, str, str, int, int, str | None, str | None, str]]:
+        """(name, stage, unit, status, attempts, backend_id, site, updated) of every job, cheap to list."""
+        return list(
+            self._conn.execute(
+                "SELECT name, stage, unit, status, attempts, backend_id, site, updated, reason FROM jobs ORDER BY id"
+            )
+        )
+
+    # ---- submission protocol --------------------------------------------------------------------
+    def begin_attempts(self, names: Sequence[str], backend: str) -> None:
+        """Record the intent to submit (status `submitting`, a new attempt) before the backend is called."""
+        now = utcnow().isoformat()
+        with self._tx() as conn:
+            for name in names:
+                job_id, status, attempts = conn.execute(
+                    "SELECT id, status, attempts FROM jobs WHERE name = ?", (name,)
+                ).fetchone()
+                conn.execute(
+                    "UPDATE jobs SET status = ?, attempts = ?, backend = ?, backend_id = NULL, site = NULL,"
+                    " reason = NULL, flagged = 0, updated = ? WHERE id = ?",
+                    (JobStatus.SUBMITTING, attempts + 1, backend, now, job_id),
+                )
+                conn.execute(
+                    "INSERT INTO attempts (job_id, number, backend, status, submitted) VALUES (?, ?, ?, ?, ?)",
+                    (job_id, attempts + 1, backend, JobStatus.SUBMITTING, now),
+                )
+                self._event(
+                    conn, now, job_id, "submitting", status, JobStatus.SUBMITTING, f"attempt {attempts + 1}"
+                )
+
+    def confirm_submitted(self, submitted: dict[str, str], *, adopted: bool = False) -> None:
+        """Store the backend ids of jobs the backend accepted (or that reconciliation found)."""
+        now = utcnow().isoformat()
+        kind = "adopted" if adopted else "submitted"
+        with self._tx() as conn:
+            for name, backend_id in submitted.items():
+                job_id, number = conn.execute(
+                    "SELECT id, attempts FROM jobs WHERE name = ?", (name,)
+                ).fetchone()
+                conn.execute(
+                    "UPDATE jobs SET status = ?, backend_id = ?, updated = ? WHERE id = ?",
+                    (JobStatus.QUEUED, backend_id, now, job_id),
+                )
+                conn.execute(
+                    "UPDATE attempts SET status = ?, backend_id = ? WHERE job_id = ? AND number = ?",
+                    (JobStatus.QUEUED, backend_id, job_id, number),
+                )
+                self._event(conn, now, job_id, kind, JobStatus.SUBMITTING, JobStatus.QUEUED, backend_id)
+
+    def revert_unsubmitted(self, names: Sequence[str], reason: str) -> None:
+        """Jobs the backend did not take: back to `planned`, the attempt closed as failed."""
+        now = utcnow().isoformat()
+        with self._tx() as conn:
+            for name in names:
+                job_id, number, status = conn.execute(
+                    "SELECT id, attempts, status FROM jobs WHERE name = ?", (name,)
+                ).fetchone()
+                conn.execute(
+                    "UPDATE jobs SET status = ?, attempts = ?, reason = ?, updated = ? WHERE id = ?",
+                    (JobStatus.PLANNED, number - 1, reason, now, job_id),
+                )
+                conn.execute("DELETE FROM attempts WHERE job_id = ? AND number = ?", (job_id, number))
+                self._event(conn, now, job_id, "not-submitted", status, JobStatus.PLANNED, reason)
+
+    # ---- status updates -------------------------------------------------------------------------
+    def apply_statuses(self, backend: str, updates: Sequence[BackendStatus]) -> list[tuple[str, JobStatus]]:
+        """Apply backend reports to the current attempts; returns (job name, new status) of jobs that changed."""
+        now = utcnow().isoformat()
+        changed: list[tuple[str, JobStatus]] = []
+        with self._tx() as conn:
+            for update in updates:
+                row = conn.execute(
+                    "SELECT id, name, status, attempts, site, flagged FROM jobs WHERE backend = ? AND backend_id = ?",
+                    (backend, update.backend_id),
+                ).fetchone()
+                if row is None:
+                    continue
+                job_id, name, old, number, site, flagged = row
+                site = update.site or site
+                if old == update.status and bool(flagged) == update.flagged:
+                    continue
+                ended = now if update.status not in ACTIVE_STATES else None
+                conn.execute(
+                    "UPDATE jobs SET status = ?, site = ?, reason = ?, flagged = ?, updated = ? WHERE id = ?",
+                    (update.status, site, update.reason, int(update.flagged), now, job_id),
+                )
+                conn.execute(
+                    "UPDATE attempts SET status = ?, site = ?, exit_code = ?, reason = ?, ended = ?"
+                    " WHERE job_id = ? AND number = ?",
+                    (update.status, site, update.exit_code, update.reason, ended, job_id, number),
+                )
+                self._event(conn, now, job_id, "status", old, update.status, update.reason)
+                changed.append((name, update.status))
+        return changed
+
+    def set_status(self, names: Sequence[str], status: JobStatus, reason: str | None = None) -> None:
+        """Set a status decided by gridpipe itself (failed for good, killed, reset to planned)."""
+        now = utcnow().isoformat()
+        with self._tx() as conn:
+            for name in names:
+                row = conn.execute("SELECT id, status FROM jobs WHERE name = ?", (name,)).fetchone()
+                if row is None or row[1] == status:
+                    continue
+                conn.execute(
+                    "UPDATE jobs SET status = ?, reason = COALESCE(?, reason), updated = ? WHERE id = ?",
+                    (status, reason, now, row[0]),
+                )
+                self._event(conn, now, row[0], "status", row[1], status, reason)
+
+    def reset_attempts(self, names: Sequence[str]) -> None:
+        """Give jobs a fresh attempt budget (user-requested resubmission)."""
+        with self._tx() as conn:
+            for name in names:
+                conn.execute("UPDATE jobs SET attempts = 0 WHERE name = ?", (name,))
+
+    # ---- files, events, stage state --------------------------------------------------------------
+    def add_files(
+        self, job: str | None, kind: str, files: Iterable[tuple[str, int | None, str | None]]
+    ) -> None:
+        """Record files (lfn, size, adler32) produced by or given to a job."""
+        now = utcnow().isoformat()
+        with self._tx() as conn:
+            row = conn.execute("SELECT id FROM jobs WHERE name = ?", (job,)).fetchone() if job else None
+            conn.executemany(
+                "INSERT OR REPLACE INTO files (lfn, job_id, kind, size, adler32, registered) VALUES (?, ?, ?, ?, ?, ?)",
+                [(lfn, row[0] if row else None, kind, size, adler, now) for lfn, size, adler in files],
+            )
+
+    def files(self, kind: str | None = None) -> list[tuple[str, int | None, str | None]]:
+        """Recorded files (lfn, size, adler32), optionally of one kind."""
+        sql = "SELECT lfn, size, adler32 FROM files" + (" WHERE kind = ?" if kind else "") + " ORDER BY lfn"
+        return list(self._conn.execute(sql, (kind,) if kind else ()))
+
+    def events(self, name: str | None = None) -> list[Event]:
+        """The event log, of one job or of everything."""
+        sql = (
+            "SELECT e.ts, j.name, e.kind, e.old, e.new, e.detail FROM events e LEFT JOIN jobs j ON j.id = e.job_id"
+            + (" WHERE j.name = ?" if name else "")
+            + " ORDER BY e.id"
+        )
+        return [Event(*row) for row in self._conn.execute(sql, (name,) if name else ())]
+
+    def log_event(self, kind: str, detail: str, job: str | None = None) -> None:
+        """Append an event that is not a job state change (stage gathered, models uploaded, ...)."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT id FROM jobs WHERE name = ?", (job,)).fetchone() if job else None
+            self._event(conn, utcnow().isoformat(), row[0] if row else None, kind, None, None, detail)
+
+    def stage_state(self, stage: str, unit: str) -> str | None:
+        """Progress marker of a unit beyond its jobs (e.g. 'gathered')."""
+        row = self._conn.execute(
+            "SELECT state FROM stage_state WHERE stage = ? AND unit = ?", (stage, unit)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_stage_state(self, stage: str, unit: str, state: str, detail: str | None = None) -> None:
+        """Record a unit's progress marker, with an event."""
+        now = utcnow().isoformat()
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO stage_state (stage, unit, state, detail, updated) VALUES (?, ?, ?, ?, ?)",
+                (stage, unit, state, detail, now),
+            )
+            self._event(
+                conn,
+                now,
+                None,
+                f"unit-{state}",
+                None,
+                state,
+                f"{stage}/{unit}" + (f": {detail}" if detail else ""),
+            )
