@@ -113,7 +113,7 @@ def _context(req: CreateRequest, path: Path, spec: WorkflowSpec) -> dict[str, An
         "upload_sites": list(req.upload_sites),
         "local_storage_root": str(Path(storage_root).resolve()),
         "inputs": dict(spec.inputs),
-        "downloads": [d.model_dump() for d in spec.downloads],
+        "downloads": [{"data_type": dt, "particles": ps} for dt, ps in spec.downloads()],
         "version": __version__,
         "python": sys.executable,
     }

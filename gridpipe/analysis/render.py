@@ -14,10 +14,12 @@ from gridpipe.core.resources import templates_dir
 
 def yaml_value(value: Any) -> str:
     """One YAML flow value that parses back to exactly `value` (strings always double-quoted)."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(yaml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_value(k)}: {yaml_value(v)}" for k, v in value.items()) + "}"
     style = '"' if isinstance(value, str) else None
-    text = yaml.safe_dump(
-        value, default_flow_style=True, default_style=style, allow_unicode=True, width=2**31, sort_keys=False
-    )
+    text = yaml.safe_dump(value, default_style=style, allow_unicode=True, width=2**31)
     return text.removesuffix("\n...\n").rstrip("\n")
 
 

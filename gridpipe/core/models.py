@@ -14,7 +14,7 @@ Where = Literal["grid", "local"]
 class JobSpec:
     """Everything a backend needs to run one job; deterministic from the analysis, stage and inputs.
 
-    `command` is an argv (never a shell string), run in the job's working directory. Grid jobs get their
+    `commands` are argvs (never shell strings) run in order in the job's working directory. Grid jobs get their
     `inputs` (LFNs) staged into that directory and their `outputs` (LFNs) registered in storage by basename
     after success; local jobs (models, performance) read and write absolute local paths.
     """
@@ -22,7 +22,7 @@ class JobSpec:
     name: str
     stage: str
     unit: str
-    command: tuple[str, ...]
+    commands: tuple[tuple[str, ...], ...]
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     sandbox: tuple[str, ...] = ()
@@ -35,7 +35,7 @@ class JobSpec:
             "name": self.name,
             "stage": self.stage,
             "unit": self.unit,
-            "command": list(self.command),
+            "commands": [list(c) for c in self.commands],
             "inputs": list(self.inputs),
             "outputs": list(self.outputs),
             "sandbox": list(self.sandbox),
@@ -50,7 +50,7 @@ class JobSpec:
             name=data["name"],
             stage=data["stage"],
             unit=data["unit"],
-            command=tuple(data["command"]),
+            commands=tuple(tuple(c) for c in data["commands"]),
             inputs=tuple(data.get("inputs", ())),
             outputs=tuple(data.get("outputs", ())),
             sandbox=tuple(data.get("sandbox", ())),

@@ -1,0 +1,1 @@
+"""Workflow logic: stages, splitters, planning, chaining and retry policy (no I/O beyond reading lists)."""

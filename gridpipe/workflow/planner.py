@@ -1,0 +1,167 @@
+"""Plan jobs of a stage's units: pure logic from lists, settings and what already exists."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from gridpipe.analysis.naming import DIRAC_JOBNAME_MAX, join_lfn
+from gridpipe.core.exceptions import UsageError
+from gridpipe.core.models import JobSpec
+from gridpipe.workflow.commands import expand_commands, fill
+from gridpipe.workflow.splitter import split_files
+from gridpipe.workflow.stage import Stage
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """Analysis-wide values every plan needs."""
+
+    analysis: str
+    analysis_path: Path
+    grid_dir: str
+    mode: str
+    payload: str
+    python: str
+    n_file_per_job: int
+    merged: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A stage for one particle (and one sweep value)."""
+
+    stage: Stage
+    name: str
+    particle: str
+    sweep_value: str | int | float | None = None
+
+
+def units_of(stage: Stage, particles: Sequence[str] | None = None) -> list[Unit]:
+    """The units of a stage, optionally only those of some particles."""
+    out: list[Unit] = []
+    for particle in stage.units:
+        if particles and particle not in particles:
+            continue
+        if stage.sweep is None:
+            out.append(Unit(stage, particle, particle))
+        else:
+            out += [Unit(stage, f"{particle}-{stage.sweep.name}{v}", particle, v) for v in stage.sweep.values]
+    return out
+
+
+def output_dir_lfn(ctx: PlanContext, stage: Stage, particle: str) -> str:
+    """Where the outputs of a grid stage's unit live on the grid."""
+    return join_lfn(ctx.grid_dir, "data", stage.data_type or stage.name, particle)
+
+
+def _values(ctx: PlanContext, unit: Unit) -> dict[str, object]:
+    values: dict[str, object] = {
+        "analysis": ctx.analysis,
+        "particle": unit.particle,
+        "unit": unit.name,
+        "mode": ctx.mode,
+        "python": ctx.python,
+        "analysis_path": str(ctx.analysis_path),
+        "configs": str(ctx.analysis_path / "configs"),
+        "merged": ctx.merged,
+    }
+    if unit.stage.sweep is not None and not unit.stage.sweep.env:
+        values[unit.stage.sweep.name] = unit.sweep_value
+    return values
+
+
+def _env(unit: Unit) -> dict[str, str]:
+    sweep = unit.stage.sweep
+    return {sweep.name: str(unit.sweep_value)} if sweep is not None and sweep.env else {}
+
+
+def _check_name(name: str, stage: Stage) -> str:
+    if len(name) > DIRAC_JOBNAME_MAX:
+        raise UsageError(
+            f"stage '{stage.name}': job name {name!r} is {len(name)} characters, over DIRAC's "
+            f"{DIRAC_JOBNAME_MAX}; shorten the analysis name or the stage's job_name template"
+        )
+    return name
+
+
+def plan_grid_unit(
+    ctx: PlanContext,
+    unit: Unit,
+    lfns: Sequence[str],
+    *,
+    covered: set[str],
+    taken: set[str],
+    model_lfns: Sequence[str] = (),
+) -> list[JobSpec]:
+    """Jobs for input files not yet covered by a job; names never collide with `taken` ones."""
+    stage = unit.stage
+    where = f"stage '{stage.name}'"
+    remaining = [lfn for lfn in lfns if lfn not in covered]
+    per_job = stage.n_file_per_job or ctx.n_file_per_job
+    values = _values(ctx, unit)
+    out_dir = output_dir_lfn(ctx, stage, unit.particle)
+    sandbox = tuple(str(ctx.analysis_path / rel) for rel in stage.sandbox)
+    templates = _templates(stage, ctx.payload)
+    specs: list[JobSpec] = []
+    for batch in split_files(remaining, per_job):
+        scope = {**values, "token": batch.token}
+        name = fill(stage.job_name, scope, where)
+        suffix = 1
+        while name in taken:
+            suffix += 1
+            name = fill(stage.job_name, {**scope, "token": f"{batch.token}-b{suffix}"}, where)
+            scope["token"] = f"{batch.token}-b{suffix}"
+        taken.add(_check_name(name, stage))
+        output = fill(stage.output or "", scope, where)
+        basenames = [PurePosixPath(lfn).name for lfn in (*batch.lfns, *model_lfns)]
+        if len(set(basenames)) != len(basenames):
+            raise UsageError(
+                f"{where}: two inputs of job {name} share a file name; inputs are staged by name"
+            )
+        inputs = [PurePosixPath(lfn).name for lfn in batch.lfns]
+        commands = expand_commands(templates, {**scope, "output": output}, inputs, where)
+        specs.append(
+            JobSpec(
+                name=name,
+                stage=stage.name,
+                unit=unit.name,
+                commands=commands,
+                inputs=(*batch.lfns, *model_lfns),
+                outputs=(join_lfn(out_dir, output),),
+                sandbox=sandbox,
+                env=_env(unit),
+                where="grid",
+            )
+        )
+    return specs
+
+
+def plan_local_unit(ctx: PlanContext, unit: Unit) -> JobSpec:
+    """The one job of a local stage's unit (model building, performance)."""
+    stage = unit.stage
+    where = f"stage '{stage.name}'"
+    outdir = ctx.analysis_path / (stage.outdir or stage.name)
+    scope = {**_values(ctx, unit), "outdir": str(outdir), "token": unit.name}
+    name = _check_name(fill(stage.job_name, scope, where), stage)
+    commands = expand_commands(_templates(stage, ctx.payload), scope, [], where)
+    return JobSpec(
+        name=name,
+        stage=stage.name,
+        unit=unit.name,
+        commands=commands,
+        outputs=(str(outdir),),
+        env=_env(unit),
+        where="local",
+    )
+
+
+def _templates(stage: Stage, payload: str) -> list[str]:
+    try:
+        return stage.commands_for(payload)
+    except KeyError:
+        raise UsageError(
+            f"stage '{stage.name}' has no command for payload '{payload}'; add one to "
+            "configs/workflow.yaml or choose another payload in configs/grid.yaml"
+        ) from None

@@ -1,0 +1,47 @@
+"""Splitters: input files into jobs (files per job) with protopipe's deterministic run tokens."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gridpipe.analysis.naming import run_number, run_token
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Input files of one job and its token (`runA-runB`)."""
+
+    token: str
+    lfns: tuple[str, ...]
+
+
+def _order(lfn: str) -> tuple[int, str]:
+    number = run_number(lfn)
+    return (number if number is not None else -1, lfn)
+
+
+def _token(lfns: Sequence[str]) -> str:
+    first, last = run_number(lfns[0]), run_number(lfns[-1])
+    if first is None or last is None:
+        digest = hashlib.sha1("\n".join(lfns).encode(), usedforsecurity=False).hexdigest()[:10]
+        return f"files{digest}"
+    return run_token(first, last)
+
+
+def split_files(lfns: Sequence[str], n_file_per_job: int) -> list[Batch]:
+    """Batches of `n_file_per_job` files in run order; tokens made unique within the split."""
+    ordered = sorted(lfns, key=_order)
+    batches: list[Batch] = []
+    seen: dict[str, int] = {}
+    for start in range(0, len(ordered), n_file_per_job):
+        chunk = tuple(ordered[start : start + n_file_per_job])
+        token = _token(chunk)
+        if token in seen:
+            seen[token] += 1
+            token = f"{token}-b{seen[token]}"
+        else:
+            seen[token] = 1
+        batches.append(Batch(token=token, lfns=chunk))
+    return batches

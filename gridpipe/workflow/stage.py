@@ -1,0 +1,84 @@
+"""A stage: one step of the workflow, declared in configs/workflow.yaml or built from Python."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from gridpipe.analysis.config import RelPath, Strict
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=40)]
+UnitName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", max_length=40)]
+CommandLines = list[str]
+
+
+class Sweep(Strict):
+    """A parameter splitter (Ganga's GenericSplitter): one unit per value."""
+
+    name: Identifier = Field(description="Placeholder name ({name} in the command) or environment variable.")
+    values: list[str | int | float] = Field(min_length=1, description="Values, one unit each.")
+    env: bool = Field(
+        False, description="Pass the value as environment variable `name` instead of a placeholder."
+    )
+
+
+class Stage(Strict):
+    """One step: its units, inputs, payload command lines, outputs and splitting."""
+
+    name: Identifier
+    kind: Literal["grid", "local"] = Field(
+        "grid", description="grid: input lists split into jobs on the backend; local: one job per unit here."
+    )
+    output_type: str | None = Field(None, description="TRAINING, DL2, MODEL, PERFORMANCE (for `submit`).")
+    estimate_energy: bool = Field(False, description="TRAINING stages: the energy model is applied.")
+    needs: list[Identifier] = Field(default_factory=list, description="Stages that must be complete first.")
+    units: list[UnitName] = Field(default_factory=lambda: ["all"], description="Particles (one unit each).")
+    sweep: Sweep | None = Field(None, description="Parameter sweep: units x values.")
+    input_list: str | None = Field(
+        None, description="grid: key of the input list in grid.yaml, e.g. '{unit}_energy'."
+    )
+    data_type: RelPath | None = Field(
+        None, description="grid: folder below data/ where outputs are gathered."
+    )
+    job_name: str = Field(description="Job name template, e.g. '{analysis}_DL2_{unit}_{token}'.")
+    output: str | None = Field(None, description="grid: output file name template of one job.")
+    merged: str | None = Field(None, description="grid: merged file name template of one unit.")
+    models: list[Identifier] = Field(
+        default_factory=list, description="Local stages whose uploaded files jobs get."
+    )
+    sandbox: list[RelPath] = Field(default_factory=list, description="Analysis files sent with every job.")
+    outdir: RelPath | None = Field(None, description="local: output folder relative to the analysis.")
+    upload: bool = Field(False, description="local: upload the outdir's files to the grid after success.")
+    n_file_per_job: int | None = Field(None, ge=1, description="Overrides grid.yaml jobs.n_file_per_job.")
+    command: CommandLines | dict[str, CommandLines] = Field(
+        description="Command lines run in order (no shell); or one list per payload name."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Stage:
+        if self.kind == "grid":
+            missing = [k for k in ("input_list", "data_type", "output") if getattr(self, k) is None]
+            if missing and not self.needs:
+                raise ValueError(
+                    f"a grid stage needs {', '.join(missing)} (or `needs` to take earlier outputs)"
+                )
+            if self.output is None:
+                raise ValueError("a grid stage needs `output`, the file name template of one job's output")
+        elif self.outdir is None:
+            raise ValueError("a local stage needs `outdir`, the folder its outputs are written to")
+        return self
+
+    def commands_for(self, payload: str) -> CommandLines:
+        """The command lines of this stage for a payload."""
+        if isinstance(self.command, list):
+            return self.command
+        if payload not in self.command:
+            raise KeyError(payload)
+        return self.command[payload]
+
+    def unit_names(self) -> list[str]:
+        """Units: particles, times sweep values when a sweep is set."""
+        if self.sweep is None:
+            return list(self.units)
+        return [f"{unit}-{self.sweep.name}{value}" for unit in self.units for value in self.sweep.values]
