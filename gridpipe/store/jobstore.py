@@ -259,6 +259,15 @@ class JobStore:
                 conn.execute("DELETE FROM attempts WHERE job_id = ? AND number = ?", (job_id, number))
                 self._event(conn, now, job_id, "not-submitted", status, JobStatus.PLANNED, reason)
 
+    def attempt_ids(self, name: str) -> set[str]:
+        """Backend ids of every attempt of a job that the backend confirmed."""
+        rows = self._conn.execute(
+            "SELECT a.backend_id FROM attempts a JOIN jobs j ON j.id = a.job_id"
+            " WHERE j.name = ? AND a.backend_id IS NOT NULL",
+            (name,),
+        )
+        return {row[0] for row in rows}
+
     # ---- status updates -------------------------------------------------------------------------
     def apply_statuses(self, backend: str, updates: Sequence[BackendStatus]) -> list[tuple[str, JobStatus]]:
         """Apply backend reports to the current attempts; returns (job name, new status) of jobs that changed."""

@@ -26,6 +26,7 @@ class PlanContext:
     python: str
     n_file_per_job: int
     merged: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    n_file_per_job_override: int | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def plan_grid_unit(
     stage = unit.stage
     where = f"stage '{stage.name}'"
     remaining = [lfn for lfn in lfns if lfn not in covered]
-    per_job = stage.n_file_per_job or ctx.n_file_per_job
+    per_job = ctx.n_file_per_job_override or stage.n_file_per_job or ctx.n_file_per_job
     values = _values(ctx, unit)
     out_dir = output_dir_lfn(ctx, stage, unit.particle)
     sandbox = tuple(str(ctx.analysis_path / rel) for rel in stage.sandbox)

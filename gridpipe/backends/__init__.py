@@ -1,0 +1,1 @@
+"""Backends: where jobs run (local processes, DIRAC, Slurm, HTCondor), behind one batch contract."""

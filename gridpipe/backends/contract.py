@@ -1,0 +1,58 @@
+"""The one backend contract. Backends answer in batches; the engine owns polling, throttling and retries.
+
+Backends are found through the `gridpipe.backends` entry-point group; each entry point names a class
+with a `from_config(grid, analysis_path)` class method.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Self
+
+from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
+
+if TYPE_CHECKING:
+    from gridpipe.analysis.config import GridConfig
+
+
+class Backend(ABC):
+    """Submit many, poll many, cancel many, find by name, fetch logs."""
+
+    name: ClassVar[str]
+    max_batch: ClassVar[int] = 1000
+    """Most jobs one `submit` call may carry (DIRAC: 20); the engine batches accordingly."""
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
+        """Build the backend from configs/grid.yaml of the analysis at `analysis_path`."""
+
+    @property
+    def capacity(self) -> int:
+        """A sensible number of jobs to keep active when the user does not say."""
+        return 100
+
+    @abstractmethod
+    def submit(self, specs: Sequence[JobSpec]) -> dict[str, str]:
+        """Submit jobs; return {job name: backend id} for those accepted (raise BackendError if none were)."""
+
+    @abstractmethod
+    def poll(self, backend_ids: Sequence[str]) -> list[BackendStatus]:
+        """Current status of the given jobs, in as few calls as the backend allows."""
+
+    @abstractmethod
+    def cancel(self, backend_ids: Sequence[str]) -> None:
+        """Kill the given jobs."""
+
+    @abstractmethod
+    def lookup(self, names: Sequence[str]) -> dict[str, list[BackendJob]]:
+        """Jobs the backend knows under these names (reconciliation after a crash)."""
+
+    @abstractmethod
+    def logs(self, backend_id: str) -> dict[str, str]:
+        """Captured output of a job: {stream or file name: text}."""
+
+    def ensure_running(self) -> None:  # noqa: B027 - optional hook
+        """Make sure queued jobs make progress (the local backend restarts its executor)."""

@@ -1,0 +1,141 @@
+"""The `local` backend (embedded default): jobs run as processes on this machine.
+
+Submission queues jobs in `<analysis>/.gridpipe/local/queue.db`; a detached executor runs them with
+bounded concurrency, so jobs keep running after `gridpipe submit` returns and any later command
+picks up their results.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Self
+
+from gridpipe.backends.contract import Backend
+from gridpipe.backends.local_executor import try_lock
+from gridpipe.backends.local_queue import LocalQueue
+from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
+from gridpipe.core.states import JobStatus
+
+if TYPE_CHECKING:
+    from gridpipe.analysis.config import GridConfig
+    from gridpipe.storage.contract import Storage
+
+
+class LocalBackend(Backend):
+    """Processes on this machine, `workers` at a time."""
+
+    name: ClassVar[str] = "local"
+
+    def __init__(
+        self, analysis_path: Path, workers: int, storage_factory: Callable[[], Storage | None]
+    ) -> None:
+        self.analysis_path = analysis_path
+        self.local_dir = analysis_path / ".gridpipe" / "local"
+        self.workers = workers
+        self.storage_factory = storage_factory
+        self.queue = LocalQueue(self.local_dir)
+
+    @classmethod
+    def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
+        """Workers from `backend.max_workers` (0: number of cores); storage as configured."""
+        from gridpipe.storage.registry import open_storage
+
+        workers = grid.backend.max_workers or os.cpu_count() or 1
+        return cls(analysis_path, workers, lambda: open_storage(grid, analysis_path))
+
+    @classmethod
+    def for_analysis(cls, analysis_path: Path) -> Self:
+        """The backend of an analysis, configured from its grid.yaml (used by the executor)."""
+        from gridpipe.analysis.config import GridConfig
+        from gridpipe.analysis.configio import load_model
+
+        return cls.from_config(load_model(GridConfig, analysis_path / "configs" / "grid.yaml"), analysis_path)
+
+    @property
+    def capacity(self) -> int:
+        """Keep the workers busy and the next jobs queued."""
+        return 2 * self.workers
+
+    def submit(self, specs: Sequence[JobSpec]) -> dict[str, str]:
+        """Queue the jobs and make sure an executor runs them."""
+        ids = self.queue.add(specs)
+        self.ensure_running()
+        return ids
+
+    def poll(self, backend_ids: Sequence[str]) -> list[BackendStatus]:
+        """One query for all given jobs."""
+        out = [
+            BackendStatus(
+                backend_id=str(r.id),
+                status=JobStatus(r.status),
+                site="localhost",
+                exit_code=r.exit_code,
+                reason=r.reason,
+            )
+            for r in self.queue.rows(backend_ids)
+        ]
+        if any(s.status == JobStatus.QUEUED for s in out):
+            self.ensure_running()
+        return out
+
+    def cancel(self, backend_ids: Sequence[str]) -> None:
+        """Queued jobs are killed at once; the executor stops running ones."""
+        self.queue.request_cancel(backend_ids)
+
+    def lookup(self, names: Sequence[str]) -> dict[str, list[BackendJob]]:
+        """Queued or past jobs under these names."""
+        found: dict[str, list[BackendJob]] = {}
+        for row in self.queue.by_names(names):
+            found.setdefault(row.name, []).append(BackendJob(str(row.id), row.name, JobStatus(row.status)))
+        return found
+
+    def logs(self, backend_id: str) -> dict[str, str]:
+        """stdout and stderr of the job's commands."""
+        job_dir = self.local_dir / "jobs" / str(int(backend_id))
+        return {
+            name: (job_dir / f"{name}.log").read_text(errors="replace")
+            if (job_dir / f"{name}.log").exists()
+            else ""
+            for name in ("stdout", "stderr")
+        }
+
+    def ensure_running(self) -> None:
+        """Start the executor unless one holds the lock."""
+        _reap()
+        fd = try_lock(self.local_dir / "executor.lock")
+        if fd is None:
+            return
+        os.close(fd)
+        log = os.open(self.local_dir / "executor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            pid = os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-m", "gridpipe.backends.local_executor", str(self.analysis_path)],
+                os.environ,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, log, 1),
+                    (os.POSIX_SPAWN_DUP2, log, 2),
+                ],
+                setsid=True,
+            )
+        finally:
+            os.close(log)
+        _spawned.add(pid)
+
+
+_spawned: set[int] = set()
+
+
+def _reap() -> None:
+    """Collect executors this process started that have exited (no zombies in long runs)."""
+    for pid in list(_spawned):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _spawned.discard(pid)

@@ -1,0 +1,185 @@
+"""The local backend's queue: a SQLite file shared by `gridpipe` commands and the detached executor."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from gridpipe.core.models import JobSpec
+from gridpipe.core.timeutil import utcnow
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    exit_code INTEGER,
+    reason TEXT,
+    submitted TEXT NOT NULL,
+    started TEXT,
+    ended TEXT,
+    cancel INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_by_name ON jobs (name);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status);
+CREATE TABLE IF NOT EXISTS ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    started TEXT NOT NULL,
+    executor_pid INTEGER NOT NULL
+);
+"""
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One job of the local queue."""
+
+    id: int
+    name: str
+    status: str
+    exit_code: int | None
+    reason: str | None
+    cancel: bool
+    pid: int | None
+
+
+class LocalQueue:
+    """Jobs of the local backend; `ledger` records every start of a payload (exactly-once evidence)."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self._conn = sqlite3.connect(
+            root / "queue.db", timeout=60, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=60000")
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def add(self, specs: Sequence[JobSpec]) -> dict[str, str]:
+        """Queue jobs in one transaction; return {name: id}."""
+        now = utcnow().isoformat()
+        ids: dict[str, str] = {}
+        with self._tx() as conn:
+            for spec in specs:
+                cur = conn.execute(
+                    "INSERT INTO jobs (name, spec, status, submitted) VALUES (?, ?, 'queued', ?)",
+                    (spec.name, json.dumps(spec.to_json()), now),
+                )
+                ids[spec.name] = str(cur.lastrowid)
+        return ids
+
+    def rows(self, ids: Sequence[str]) -> list[QueueRow]:
+        """Rows of the given ids (chunked `IN` queries)."""
+        out: list[QueueRow] = []
+        wanted = [int(i) for i in ids]
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, name, status, exit_code, reason, cancel, pid FROM jobs WHERE id IN ({marks})"  # noqa: S608
+            out += [
+                QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+                for r in self._conn.execute(sql, chunk)
+            ]
+        return out
+
+    def by_names(self, names: Sequence[str]) -> list[QueueRow]:
+        """Rows whose name is one of `names`."""
+        out: list[QueueRow] = []
+        names = list(names)
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, name, status, exit_code, reason, cancel, pid FROM jobs WHERE name IN ({marks})"  # noqa: S608
+            out += [
+                QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+                for r in self._conn.execute(sql, chunk)
+            ]
+        return out
+
+    def request_cancel(self, ids: Sequence[str]) -> None:
+        """Mark jobs for cancellation; queued ones are killed at once, running ones by the executor."""
+        now = utcnow().isoformat()
+        with self._tx() as conn:
+            for job_id in ids:
+                conn.execute("UPDATE jobs SET cancel = 1 WHERE id = ?", (int(job_id),))
+                conn.execute(
+                    "UPDATE jobs SET status = 'killed', reason = 'killed before it started', ended = ? "
+                    "WHERE id = ? AND status = 'queued'",
+                    (now, int(job_id)),
+                )
+
+    def count(self, status: str) -> int:
+        """Number of jobs in a status."""
+        return self._conn.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0]
+
+    # ---- executor side ----------------------------------------------------------------------------
+    def claim(self, limit: int, executor_pid: int) -> list[tuple[int, JobSpec]]:
+        """Move up to `limit` queued jobs to running and write their ledger lines, atomically."""
+        if limit <= 0:
+            return []
+        now = utcnow().isoformat()
+        with self._tx() as conn:
+            rows = conn.execute(
+                "UPDATE jobs SET status = 'running', started = ? WHERE id IN "
+                "(SELECT id FROM jobs WHERE status = 'queued' AND cancel = 0 ORDER BY id LIMIT ?) "
+                "RETURNING id, name, spec",
+                (now, limit),
+            ).fetchall()
+            conn.executemany(
+                "INSERT INTO ledger (job_id, name, started, executor_pid) VALUES (?, ?, ?, ?)",
+                [(r[0], r[1], now, executor_pid) for r in rows],
+            )
+        return sorted((r[0], JobSpec.from_json(json.loads(r[2]))) for r in rows)
+
+    def set_pid(self, job_id: int, pid: int) -> None:
+        """Record the process group of a running job's payload."""
+        self._conn.execute("UPDATE jobs SET pid = ? WHERE id = ?", (pid, job_id))
+
+    def finish(self, results: Sequence[tuple[int, str, int | None, str | None]]) -> None:
+        """Record (id, status, exit code, reason) of finished jobs in one transaction."""
+        now = utcnow().isoformat()
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE jobs SET status = ?, exit_code = ?, reason = ?, ended = ? WHERE id = ?",
+                [(status, code, reason, now, job_id) for job_id, status, code, reason in results],
+            )
+
+    def cancelled_running(self) -> list[int]:
+        """Running jobs someone asked to kill."""
+        return [
+            r[0] for r in self._conn.execute("SELECT id FROM jobs WHERE status = 'running' AND cancel = 1")
+        ]
+
+    def running(self) -> list[QueueRow]:
+        """Jobs marked running."""
+        sql = "SELECT id, name, status, exit_code, reason, cancel, pid FROM jobs WHERE status = 'running'"
+        return [QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in self._conn.execute(sql)]
+
+    def ledger(self) -> list[tuple[int, str]]:
+        """(job id, name) of every payload start, in order."""
+        return list(self._conn.execute("SELECT job_id, name FROM ledger ORDER BY id"))

@@ -1,0 +1,159 @@
+"""`submit`, `status`, `resubmit`, `kill` and `logs`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from gridpipe.cli.app import app
+from gridpipe.cli.options import AnalysisPath, JsonOutput, analysis_root
+
+
+class OutputType(StrEnum):
+    """Output types `submit` knows (a stage's output_type)."""
+
+    TRAINING = "TRAINING"
+    DL2 = "DL2"
+    MODEL = "MODEL"
+    PERFORMANCE = "PERFORMANCE"
+
+
+@app.command("submit")
+def submit_cmd(
+    output_type: OutputType = typer.Option(
+        None,
+        "--output_type",
+        "--output-type",
+        help="Stage output type.",
+        case_sensitive=False,
+        show_default=False,
+    ),
+    stage: str = typer.Option(
+        None, "--stage", help="Submit this stage (instead of --output_type).", show_default=False
+    ),
+    estimate_energy: bool = typer.Option(
+        False,
+        "--estimate-energy",
+        "--estimate_energy",
+        help="TRAINING for particle classification (energy model applied).",
+    ),
+    particle: list[str] = typer.Option([], "--particle", help="Only these particles (repeatable)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan; never contact a backend's submit."
+    ),
+    test: bool = typer.Option(False, "--test", help="Submit exactly one job."),
+    max_jobs: int = typer.Option(
+        None, "--max-jobs", min=1, help="Submit at most N jobs (default: n_jobs_max).", show_default=False
+    ),
+    n_file_per_job: int = typer.Option(
+        None,
+        "--n-file-per-job",
+        "-n",
+        min=1,
+        help="Input files per job (default: grid.yaml).",
+        show_default=False,
+    ),
+    analysis_path: Path = AnalysisPath,
+    json_output: bool = JsonOutput,
+) -> None:
+    """Plan jobs of a stage from its input lists and submit them (never twice)."""
+    from gridpipe.cli.render import print_plan, print_submit
+    from gridpipe.service.context import Analysis
+    from gridpipe.service.jobs import select_stage, submit_stage
+
+    an = Analysis.open(analysis_root(analysis_path))
+    try:
+        chosen = select_stage(an, stage, output_type.value if output_type else None, estimate_energy)
+        limit = 1 if test else max_jobs
+        outcome = submit_stage(
+            an, chosen, particle or None, dry_run=dry_run, limit=limit, n_file_per_job=n_file_per_job
+        )
+        if dry_run:
+            print_plan(outcome, json_output)
+        else:
+            print_submit(outcome, json_output)
+    finally:
+        an.close()
+
+
+@app.command("status")
+def status_cmd(
+    jobs: bool = typer.Option(False, "--jobs", help="One row per job."),
+    no_refresh: bool = typer.Option(False, "--no-refresh", help="Do not ask the backends first."),
+    analysis_path: Path = AnalysisPath,
+    json_output: bool = JsonOutput,
+) -> None:
+    """Refresh active jobs (one batch call per backend) and show counts per stage and particle."""
+    from gridpipe.cli.render import print_status
+    from gridpipe.service.context import Analysis
+    from gridpipe.service.refresh import refresh
+
+    an = Analysis.open(analysis_root(analysis_path))
+    try:
+        if not no_refresh:
+            refresh(an)
+        print_status(an, with_jobs=jobs, json_output=json_output)
+    finally:
+        an.close()
+
+
+@app.command("resubmit")
+def resubmit_cmd(
+    names: list[str] = typer.Argument(None, help="Jobs to resubmit.", show_default=False),
+    failed: bool = typer.Option(False, "--failed", help="Resubmit every failed or killed job."),
+    analysis_path: Path = AnalysisPath,
+) -> None:
+    """Resubmit failed or killed jobs as new attempts (with a fresh attempt budget)."""
+    from gridpipe.cli.output import console
+    from gridpipe.service.context import Analysis
+    from gridpipe.service.jobs import resubmit
+
+    an = Analysis.open(analysis_root(analysis_path))
+    try:
+        report = resubmit(an, names or [], failed=failed)
+        console().print(f"resubmitted {len(report.submitted)} job(s)")
+    finally:
+        an.close()
+
+
+@app.command("kill")
+def kill_cmd(
+    names: list[str] = typer.Argument(None, help="Jobs to kill.", show_default=False),
+    stage: str = typer.Option(
+        None, "--stage", help="Kill every active or planned job of this stage.", show_default=False
+    ),
+    all_jobs: bool = typer.Option(False, "--all", help="Kill every active or planned job."),
+    analysis_path: Path = AnalysisPath,
+) -> None:
+    """Kill jobs (one batch call per backend); planned ones are not submitted."""
+    from gridpipe.cli.output import console
+    from gridpipe.service.context import Analysis
+    from gridpipe.service.jobs import kill
+
+    an = Analysis.open(analysis_root(analysis_path))
+    try:
+        killed = kill(an, names or [], stage=stage, all_jobs=all_jobs)
+        console().print(f"killed {len(killed)} job(s)")
+    finally:
+        an.close()
+
+
+@app.command("logs")
+def logs_cmd(
+    name: str = typer.Argument(..., help="Job name."),
+    analysis_path: Path = AnalysisPath,
+) -> None:
+    """Show the captured output of a job's last attempt."""
+    from gridpipe.cli.output import console
+    from gridpipe.service.context import Analysis
+    from gridpipe.service.jobs import job_logs
+
+    an = Analysis.open(analysis_root(analysis_path))
+    try:
+        for stream, text in job_logs(an, name).items():
+            console().rule(stream)
+            console().print(text, markup=False, highlight=False, end="")
+    finally:
+        an.close()

@@ -1,0 +1,134 @@
+"""Tables and JSON for job commands (printing only; the data comes from the service layer)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from gridpipe.cli.output import console, print_json
+from gridpipe.core.states import SHOWN_STATES, JobStatus
+
+if TYPE_CHECKING:
+    from gridpipe.service.context import Analysis
+    from gridpipe.service.jobs import SubmitOutcome
+
+
+def _shown(status: str) -> str:
+    return JobStatus.QUEUED.value if status == JobStatus.SUBMITTING else status
+
+
+def print_plan(outcome: SubmitOutcome, json_output: bool) -> None:
+    """The dry-run plan: names, inputs, command lines, outputs."""
+    if json_output:
+        print_json(
+            {
+                "stage": outcome.stage,
+                "dry_run": True,
+                "skipped_existing_outputs": outcome.skipped_existing,
+                "jobs": [spec.to_json() for spec in outcome.to_submit],
+            }
+        )
+        return
+    out = console()
+    for spec in outcome.to_submit:
+        out.print(f"[bold]{spec.name}[/]  ({spec.stage}/{spec.unit}, {len(spec.inputs)} input(s))")
+        for lfn in spec.inputs:
+            out.print(f"  in   {lfn}", markup=False)
+        for argv in spec.commands:
+            out.print(f"  run  {' '.join(argv)}", markup=False)
+        for lfn in spec.outputs:
+            out.print(f"  out  {lfn}", markup=False)
+    out.print(
+        f"dry run: {len(outcome.to_submit)} job(s) would be submitted to stage {outcome.stage}"
+        + (f", {len(outcome.skipped_existing)} skipped (outputs exist)" if outcome.skipped_existing else "")
+        + "; nothing was submitted"
+    )
+
+
+def print_submit(outcome: SubmitOutcome, json_output: bool) -> None:
+    """What a submission did."""
+    report = outcome.report
+    assert report is not None
+    if json_output:
+        print_json(
+            {
+                "stage": outcome.stage,
+                "submitted": report.submitted,
+                "adopted": report.adopted,
+                "failed": report.failed,
+                "skipped_existing_outputs": outcome.skipped_existing,
+            }
+        )
+        return
+    console().print(
+        f"{outcome.stage}: submitted {len(report.submitted)} job(s)"
+        + (f", adopted {len(report.adopted)} found on the backend" if report.adopted else "")
+        + (f", {len(outcome.skipped_existing)} skipped (outputs exist)" if outcome.skipped_existing else "")
+    )
+
+
+def status_data(an: Analysis) -> dict[str, object]:
+    """The documented JSON form of `status`."""
+    stages: dict[str, dict[str, dict[str, int]]] = {}
+    for stage, units in an.store.counts().items():
+        for unit, counts in units.items():
+            merged: dict[str, int] = {}
+            for status, n in counts.items():
+                merged[_shown(status)] = merged.get(_shown(status), 0) + n
+            stages.setdefault(stage, {})[unit] = merged
+    jobs = [
+        {
+            "name": r[0],
+            "stage": r[1],
+            "particle": r[2],
+            "status": _shown(r[3]),
+            "attempts": r[4],
+            "backend_id": r[5],
+            "site": r[6],
+            "updated": r[7],
+            "reason": r[8],
+        }
+        for r in an.store.summary_rows()
+    ]
+    return {"analysis": str(an.path), "stages": stages, "jobs": jobs}
+
+
+def print_status(an: Analysis, *, with_jobs: bool, json_output: bool) -> None:
+    """Counts per stage and particle by state (and one row per job with --jobs)."""
+    if json_output:
+        print_json(status_data(an))
+        return
+    table = Table(title=f"{an.grid.analysis_name} ({an.grid.backend.name} backend)")
+    table.add_column("stage")
+    table.add_column("particle")
+    for state in SHOWN_STATES:
+        table.add_column(state.value, justify="right")
+    counts = an.store.counts()
+    order = [s.name for s in an.workflow.stages] + sorted(set(counts) - {s.name for s in an.workflow.stages})
+    for stage in order:
+        for unit, by_state in sorted(counts.get(stage, {}).items()):
+            shown = {s: 0 for s in SHOWN_STATES}
+            for status, n in by_state.items():
+                shown[JobStatus(_shown(status))] += n
+            table.add_row(stage, unit, *(str(shown[s]) if shown[s] else "·" for s in SHOWN_STATES))
+    console().print(table)
+    if with_jobs:
+        rows = Table()
+        for col in (
+            "name",
+            "stage",
+            "particle",
+            "state",
+            "attempts",
+            "backend id",
+            "site",
+            "last change",
+            "reason",
+        ):
+            rows.add_column(col)
+        for r in an.store.summary_rows():
+            rows.add_row(
+                r[0], r[1], r[2], _shown(r[3]), str(r[4]), r[5] or "", r[6] or "", r[7][:19], r[8] or ""
+            )
+        console().print(rows)

@@ -1,0 +1,91 @@
+"""`run` (the orchestrator in the foreground) and `demo` (the README's main job)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import typer
+
+from gridpipe.cli.app import app
+from gridpipe.cli.options import AnalysisPath, analysis_root
+from gridpipe.core.exceptions import EXIT_FAILED
+
+
+def _drive(path: Path, max_active: int | None, max_attempts: int | None, poll: float | None) -> bool:
+    from gridpipe.cli.output import console
+    from gridpipe.cli.render import print_status
+    from gridpipe.service.context import Analysis
+    from gridpipe.service.orchestrator import Orchestrator, RunOptions, default_max_active
+
+    an = Analysis.open(path)
+    try:
+        options = RunOptions(
+            max_active=max_active or default_max_active(an),
+            max_attempts=max_attempts or an.grid.jobs.max_attempts,
+            poll_interval=poll if poll is not None else (0.3 if an.grid.backend.name == "local" else 30.0),
+        )
+        out = console()
+        orchestrator = Orchestrator(
+            an, options, notify=lambda msg: out.print(f"[dim]·[/] {msg}", highlight=False)
+        )
+        stop = threading.Event()
+        try:
+            report = orchestrator.run(stop)
+        except KeyboardInterrupt:
+            stop.set()
+            out.print("[yellow]stopped[/]: jobs already submitted keep running; `gridpipe run` resumes")
+            raise
+        print_status(an, with_jobs=False, json_output=False)
+        style = "green" if report.complete else "red"
+        out.print(f"[{style}]{report.message}[/]")
+        for name in report.failed_for_good[:20]:
+            out.print(f"  failed: {name}  (`gridpipe logs {name}`)", markup=False)
+        return report.complete
+    finally:
+        an.close()
+
+
+@app.command("run")
+def run_cmd(
+    max_active: int = typer.Option(
+        None, "--max-active", min=1, help="Most jobs active at once.", show_default=False
+    ),
+    max_attempts: int = typer.Option(
+        None, "--max-attempts", min=1, help="Submissions of a job before it fails.", show_default=False
+    ),
+    poll_interval: float = typer.Option(
+        None, "--poll-interval", min=0.05, help="Seconds between refreshes.", show_default=False
+    ),
+    analysis_path: Path = AnalysisPath,
+) -> None:
+    """Drive the analysis to the end: submit, refresh, retry, gather and chain stages."""
+    if not _drive(analysis_root(analysis_path), max_active, max_attempts, poll_interval):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("demo")
+def demo_cmd(
+    directory: Path = typer.Argument(
+        Path("gridpipe-demo"), help="Folder for the demo analysis.", file_okay=False
+    ),
+) -> None:
+    """Create a demo analysis with synthetic data and run the whole chain on this machine."""
+    import time
+
+    from gridpipe.cli.output import console
+    from gridpipe.service.demo import prepare_demo
+
+    started = time.monotonic()
+    path, created = prepare_demo(directory)
+    out = console()
+    out.print(("Created" if created else "Resuming") + f" demo analysis [bold]{path}[/]")
+    ok = _drive(path, None, None, None)
+    plot = path / "data" / "DL3" / "performance.png"
+    out.print(f"Finished in {time.monotonic() - started:.0f} s. Results:")
+    out.print(f"  merged DL2 tables  {path / 'data' / 'DL2'}", markup=False)
+    out.print(f"  models             {path / 'estimators'}", markup=False)
+    out.print(f"  DL3 and plot       {plot}", markup=False)
+    out.print(f"  job status         gridpipe status -a '{path}'", markup=False)
+    if not ok:
+        raise typer.Exit(EXIT_FAILED)

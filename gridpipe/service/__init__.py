@@ -1,0 +1,1 @@
+"""The engine: planning, exactly-once submission, refresh, gathering and the orchestrator loop."""

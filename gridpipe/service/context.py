@@ -1,0 +1,110 @@
+"""An opened analysis: its configs, workflow, job store, backend and storage (opened when first used)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from gridpipe.analysis.config import GridConfig
+from gridpipe.analysis.configio import load_model
+from gridpipe.analysis.create import WORKFLOW_FILE
+from gridpipe.analysis.naming import join_lfn
+from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
+from gridpipe.backends.contract import Backend
+from gridpipe.storage.contract import Storage
+from gridpipe.store import JobStore
+from gridpipe.workflow.planner import PlanContext
+from gridpipe.workflow.stage import Stage
+
+
+@dataclass
+class Analysis:
+    """Everything the engine needs about one analysis."""
+
+    path: Path
+    grid: GridConfig
+    workflow: WorkflowSpec
+    _closers: list[object] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: Path) -> Analysis:
+        """Load and validate the configs of the analysis at `path`."""
+        grid = load_model(GridConfig, path / "configs" / "grid.yaml")
+        return cls(path=path, grid=grid, workflow=load_workflow(path / WORKFLOW_FILE))
+
+    @cached_property
+    def store(self) -> JobStore:
+        """The job archive."""
+        store = JobStore.for_analysis(self.path)
+        self._closers.append(store)
+        return store
+
+    @cached_property
+    def backend(self) -> Backend:
+        """The configured backend."""
+        from gridpipe.backends.registry import open_backend
+
+        return open_backend(self.grid, self.path)
+
+    @cached_property
+    def local_backend(self) -> Backend:
+        """The local backend, where local stages (models, performance) always run."""
+        if self.grid.backend.name == "local":
+            return self.backend
+        from gridpipe.backends.local import LocalBackend
+
+        return LocalBackend.from_config(self.grid, self.path)
+
+    def backend_for(self, where: str) -> Backend:
+        """The backend of grid jobs (as configured) or of local jobs (always local)."""
+        return self.local_backend if where == "local" else self.backend
+
+    def backend_named(self, name: str) -> Backend:
+        """The backend a job was submitted to."""
+        return self.local_backend if name == "local" else self.backend
+
+    @cached_property
+    def storage(self) -> Storage:
+        """The configured storage."""
+        from gridpipe.storage.registry import open_storage
+
+        return open_storage(self.grid, self.path)
+
+    @property
+    def grid_dir(self) -> str:
+        """LFN folder of the analysis on the grid."""
+        return join_lfn(self.grid.grid.home, self.grid.grid.path, self.grid.analysis_name)
+
+    def merged_path(self, stage: Stage, particle: str) -> Path:
+        """Local path of the merged output of a grid stage's unit."""
+        name = (stage.merged or f"{stage.name}_{{particle}}_merged.h5").format(
+            particle=particle, unit=particle, mode=self.grid.payload.mode, analysis=self.grid.analysis_name
+        )
+        return self.path / "data" / (stage.data_type or stage.name) / particle / name
+
+    def plan_context(self) -> PlanContext:
+        """Values every plan needs."""
+        merged = {
+            s.name: {p: str(self.merged_path(s, p)) for p in s.units}
+            for s in self.workflow.stages
+            if s.kind == "grid"
+        }
+        python = "python3" if self.grid.backend.name == "dirac" else sys.executable
+        return PlanContext(
+            analysis=self.grid.analysis_name,
+            analysis_path=self.path,
+            grid_dir=self.grid_dir,
+            mode=self.grid.payload.mode,
+            payload=self.grid.payload.name,
+            python=python,
+            n_file_per_job=self.grid.jobs.n_file_per_job,
+            merged=merged,
+        )
+
+    def close(self) -> None:
+        """Close the store (and anything else opened)."""
+        for item in self._closers:
+            item.close()  # type: ignore[attr-defined]
+        self._closers.clear()

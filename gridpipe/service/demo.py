@@ -1,0 +1,76 @@
+"""`gridpipe demo`: an analysis with the demo payload, synthetic inputs in local storage, ready to run."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from gridpipe.analysis.create import METADATA_FILE, CreateRequest, create_analysis
+from gridpipe.core.fsutil import atomic_write_text
+from gridpipe.service.context import Analysis
+
+DEMO_LFN_DIR = "/vo.cta.in2p3.fr/MC/gridpipe-demo"
+
+
+@dataclass(frozen=True)
+class DemoInputs:
+    """Sizes of the synthetic data: files per list and events per file."""
+
+    training_files: int = 12
+    perf_files: int = 6
+    events: int = 400
+    n_file_per_job: int = 4
+
+
+_LISTS = {  # list key: (particle, first run number, kind)
+    "gamma_energy": ("gamma", 1000, "training"),
+    "gamma_classification": ("gamma", 2000, "training"),
+    "proton_classification": ("proton", 3000, "training"),
+    "gamma_perf": ("gamma", 4000, "perf"),
+    "proton_perf": ("proton", 5000, "perf"),
+    "electron_perf": ("electron", 6000, "perf"),
+}
+
+
+def demo_lfn(particle: str, run: int) -> str:
+    """LFN of one synthetic simulation file."""
+    return f"{DEMO_LFN_DIR}/{particle}/{particle}_20deg_0deg_run{run}___gridpipe-demo.simtel.h5"
+
+
+def prepare_demo(
+    directory: Path, name: str = "gridpipe_demo", sizes: DemoInputs | None = None
+) -> tuple[Path, bool]:
+    """Create the demo analysis and its inputs (once); returns (analysis path, newly created)."""
+    from gridpipe.payloads.demo.simulate import simulate_file
+
+    sizes = sizes or DemoInputs()
+    path = directory.expanduser().resolve() / name
+    if (path / METADATA_FILE).is_file():
+        return path, False
+    create_analysis(
+        CreateRequest(
+            name=name,
+            analyses_dir=directory,
+            payload="demo",
+            n_file_per_job=sizes.n_file_per_job,
+            upload_sites=("DEMO-SE-1", "DEMO-SE-2"),
+        )
+    )
+    an = Analysis.open(path)
+    try:
+        with tempfile.TemporaryDirectory(dir=path / ".gridpipe") as scratch:
+            for key, (particle, first, kind) in _LISTS.items():
+                count = sizes.training_files if kind == "training" else sizes.perf_files
+                lfns = []
+                for run in range(first, first + count):
+                    local = Path(scratch) / f"{particle}_{run}.h5"
+                    simulate_file(particle, run, sizes.events, seed=run, output=local)
+                    lfns.append(demo_lfn(particle, run))
+                    an.storage.put(local, lfns[-1])
+                    local.unlink()
+                header = (path / an.grid.inputs[key]).read_text(encoding="utf-8")
+                atomic_write_text(path / an.grid.inputs[key], header + "\n".join(lfns) + "\n")
+    finally:
+        an.close()
+    return path, True

@@ -1,0 +1,136 @@
+"""User actions on jobs: submit a stage, resubmit, kill, logs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gridpipe.core.exceptions import UsageError
+from gridpipe.core.models import JobSpec
+from gridpipe.core.states import ACTIVE_STATES, FINAL_STATES, JobStatus
+from gridpipe.service.context import Analysis
+from gridpipe.service.planning import Plan, plan_units, record_plan
+from gridpipe.service.submission import SubmitReport, submit
+from gridpipe.store import JobRecord
+from gridpipe.workflow.stage import Stage
+
+
+@dataclass
+class SubmitOutcome:
+    """A stage's plan and, unless dry-run, what was submitted."""
+
+    stage: str
+    plan: Plan
+    to_submit: list[JobSpec] = field(default_factory=list)
+    skipped_existing: list[str] = field(default_factory=list)
+    report: SubmitReport | None = None
+
+
+def select_stage(an: Analysis, name: str | None, output_type: str | None, estimate_energy: bool) -> Stage:
+    """The stage named, or the one with this output type (and estimate_energy for TRAINING)."""
+    if name:
+        try:
+            return an.workflow.stage(name)
+        except KeyError:
+            known = ", ".join(s.name for s in an.workflow.stages)
+            raise UsageError(
+                f"--stage {name!r}: no such stage in configs/workflow.yaml; known: {known}"
+            ) from None
+    if not output_type:
+        raise UsageError("give --output_type TRAINING|DL2 (or --stage NAME)")
+    matches = [s for s in an.workflow.stages if (s.output_type or "").upper() == output_type.upper()]
+    if output_type.upper() == "TRAINING":
+        matches = [s for s in matches if s.estimate_energy == estimate_energy]
+    if len(matches) != 1:
+        found = ", ".join(s.name for s in matches) or "none"
+        raise UsageError(
+            f"--output_type {output_type}{' --estimate-energy' if estimate_energy else ''} matches "
+            f"{len(matches)} stage(s) ({found}); use --stage NAME"
+        )
+    return matches[0]
+
+
+def submit_stage(
+    an: Analysis,
+    stage: Stage,
+    particles: Sequence[str] | None,
+    *,
+    dry_run: bool,
+    limit: int | None,
+    n_file_per_job: int | None,
+) -> SubmitOutcome:
+    """Plan the stage's jobs, skip those whose outputs exist or that are active, submit up to `limit`."""
+    plan = plan_units(an, stage, particles, n_file_per_job=n_file_per_job)
+    present = set(plan.existing_outputs)
+    fresh = [s for s in plan.new if not (s.outputs and s.where == "grid" and set(s.outputs) <= present)]
+    skipped = [s.name for s in plan.new if s not in fresh]
+    cap = limit if limit is not None else (an.grid.jobs.n_jobs_max if an.grid.jobs.n_jobs_max > 0 else None)
+    if dry_run:
+        return SubmitOutcome(stage.name, plan, fresh[:cap] if cap else fresh, skipped)
+    record_plan(an, plan)
+    planned = [
+        j
+        for j in an.store.jobs(stage=stage.name, statuses=[JobStatus.PLANNED])
+        if particles is None or j.spec.unit in _units(stage, particles)
+    ]
+    chosen = planned[:cap] if cap else planned
+    report = submit(an, [j.name for j in chosen])
+    return SubmitOutcome(stage.name, plan, [j.spec for j in chosen], skipped, report)
+
+
+def _units(stage: Stage, particles: Sequence[str]) -> set[str]:
+    from gridpipe.workflow.planner import units_of
+
+    return {u.name for u in units_of(stage, particles)}
+
+
+def _named(an: Analysis, names: Sequence[str]) -> dict[str, JobRecord]:
+    found = an.store.get(names)
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        raise UsageError(f"unknown job(s): {', '.join(unknown[:5])}; see `gridpipe status --jobs`")
+    return found
+
+
+def resubmit(an: Analysis, names: Sequence[str], *, failed: bool) -> SubmitReport:
+    """New attempts for failed/killed jobs (named, or all with `failed`)."""
+    if not names and not failed:
+        raise UsageError("name the jobs to resubmit, or pass --failed")
+    jobs = list(_named(an, names).values()) if names else []
+    if failed:
+        jobs += an.store.jobs(statuses=[JobStatus.FAILED, JobStatus.KILLED])
+    busy = [j.name for j in jobs if j.status in ACTIVE_STATES]
+    if busy:
+        raise UsageError(f"job(s) still active: {', '.join(busy[:5])}; kill them first or wait")
+    todo = sorted({j.name for j in jobs if j.status in FINAL_STATES | {JobStatus.PLANNED}})
+    an.store.reset_attempts(todo)
+    an.store.set_status(todo, JobStatus.PLANNED, "resubmitted by the user")
+    return submit(an, todo)
+
+
+def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: bool) -> list[str]:
+    """Cancel active jobs on their backends and mark planned ones killed."""
+    if not names and not stage and not all_jobs:
+        raise UsageError("name the jobs to kill, or pass --stage NAME or --all")
+    wanted = {JobStatus.PLANNED, *ACTIVE_STATES}
+    jobs = list(_named(an, names).values()) if names else an.store.jobs(stage=stage, statuses=wanted)
+    jobs = [j for j in jobs if j.status in wanted]
+    by_backend: dict[str, list[str]] = {}
+    for job in jobs:
+        if job.status in ACTIVE_STATES and job.backend_id:
+            by_backend.setdefault(job.backend or "", []).append(job.backend_id)
+    for backend_name, ids in by_backend.items():
+        an.backend_named(backend_name).cancel(ids)
+    killed = [j.name for j in jobs]
+    an.store.set_status(killed, JobStatus.KILLED, "killed by the user")
+    return killed
+
+
+def job_logs(an: Analysis, name: str) -> dict[str, str]:
+    """Captured output of the job's last attempt."""
+    job = an.store.get([name]).get(name)
+    if job is None:
+        raise UsageError(f"unknown job {name!r}; see `gridpipe status --jobs`")
+    if not job.backend_id or not job.backend:
+        raise UsageError(f"job {name} has not been submitted yet (status {job.status})")
+    return an.backend_named(job.backend).logs(job.backend_id)

@@ -1,0 +1,191 @@
+"""The orchestrator: keeps a whole analysis moving (Ganga Tasks style) until it is complete or stuck.
+
+Each cycle: refresh active jobs (one poll per backend), retry failures up to `max_attempts`, plan the
+units of stages whose needs are complete, gather finished grid units (download + merge), upload the
+models of finished local stages, and submit planned jobs while fewer than `max_active` are active.
+All state lives in the job store, so a stopped run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gridpipe.core.exceptions import UsageError
+from gridpipe.core.states import ACTIVE_STATES, JobStatus
+from gridpipe.service.context import Analysis
+from gridpipe.service.gather import gather_unit
+from gridpipe.service.models import upload_stage_outputs
+from gridpipe.service.planning import input_list_path, plan_units, record_plan
+from gridpipe.service.refresh import refresh
+from gridpipe.service.submission import reconcile, submit
+from gridpipe.workflow.planner import Unit, units_of
+from gridpipe.workflow.policy import free_slots, split_failures
+from gridpipe.workflow.stage import Stage
+
+Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How hard to drive the analysis."""
+
+    max_active: int
+    max_attempts: int
+    poll_interval: float = 0.5
+    gather_jobs: int = 4
+
+
+@dataclass
+class RunReport:
+    """How a run ended."""
+
+    complete: bool
+    failed_for_good: list[str] = field(default_factory=list)
+    killed: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+class Orchestrator:
+    """Drives one analysis; `step()` is one cycle, `run()` loops until complete, stuck or stopped."""
+
+    def __init__(self, an: Analysis, options: RunOptions, notify: Notify = lambda _msg: None) -> None:
+        self.an = an
+        self.options = options
+        self.notify = notify
+        self._given_up: set[str] = set()
+
+    # ---- unit and stage progress ---------------------------------------------------------------
+    def unit_complete(self, unit: Unit) -> bool:
+        """A grid unit is complete once gathered; a local one once done (and uploaded if it uploads)."""
+        state = self.an.store.stage_state(unit.stage.name, unit.name)
+        if unit.stage.kind == "grid":
+            return state == "gathered"
+        if unit.stage.upload:
+            return state == "uploaded"
+        jobs = self.an.store.jobs(stage=unit.stage.name, unit=unit.name)
+        return bool(jobs) and all(j.status == JobStatus.DONE for j in jobs)
+
+    def stage_complete(self, stage: Stage) -> bool:
+        """Every unit of the stage is complete."""
+        return all(self.unit_complete(u) for u in units_of(stage))
+
+    def ready_stages(self) -> list[Stage]:
+        """Incomplete stages whose needs are all complete, in workflow order."""
+        complete = {s.name for s in self.an.workflow.stages if self.stage_complete(s)}
+        return [
+            s
+            for s in self.an.workflow.stages
+            if s.name not in complete and all(n in complete for n in s.needs)
+        ]
+
+    # ---- one cycle --------------------------------------------------------------------------------
+    def _retry_failures(self) -> None:
+        failed = self.an.store.jobs(statuses=[JobStatus.FAILED])
+        retry, final = split_failures(failed, self.options.max_attempts)
+        if retry:
+            self.an.store.set_status(retry, JobStatus.PLANNED)
+            self.notify(f"retrying {len(retry)} failed job(s)")
+        for name in final:
+            if name not in self._given_up:
+                self._given_up.add(name)
+                self.an.store.log_event(
+                    "gave-up", f"failed after {self.options.max_attempts} attempt(s)", name
+                )
+                self.notify(f"{name} failed for good after {self.options.max_attempts} attempt(s)")
+
+    def _advance_unit(self, unit: Unit) -> None:
+        store, stage = self.an.store, unit.stage
+        state = store.stage_state(stage.name, unit.name)
+        if state is None:
+            plan = plan_units(self.an, stage, [unit.particle])
+            added = record_plan(self.an, plan)
+            if stage.kind == "grid" and not store.jobs(stage=stage.name, unit=unit.name):
+                raise_empty(self.an, stage, unit)
+            store.set_stage_state(stage.name, unit.name, "planned", f"{len(added)} job(s)")
+            self.notify(f"{stage.name}/{unit.name}: planned {len(added)} job(s)")
+            return
+        jobs = store.jobs(stage=stage.name, unit=unit.name)
+        if not jobs or any(j.status != JobStatus.DONE for j in jobs):
+            return
+        if stage.kind == "grid" and state != "gathered":
+            result = gather_unit(self.an, stage, unit.particle, jobs=self.options.gather_jobs)
+            rows = sum(result.rows.values())
+            store.set_stage_state(stage.name, unit.name, "gathered", f"{result.merged} ({rows} rows)")
+            self.notify(f"{stage.name}/{unit.name}: merged {len(jobs)} output(s) into {result.merged}")
+        elif stage.kind == "local" and stage.upload and state != "uploaded":
+            uploaded = upload_stage_outputs(self.an, stage)
+            store.set_stage_state(stage.name, unit.name, "uploaded", f"{len(uploaded)} file(s)")
+            self.notify(f"{stage.name}: uploaded {len(uploaded)} model file(s)")
+
+    def _submit(self, stages: list[Stage]) -> None:
+        active = sum(1 for _ in self.an.store.jobs(statuses=ACTIVE_STATES))
+        slots = free_slots(active, self.options.max_active)
+        if not slots:
+            return
+        names: list[str] = []
+        for stage in stages:
+            names += [j.name for j in self.an.store.jobs(stage=stage.name, statuses=[JobStatus.PLANNED])]
+        if names[:slots]:
+            report = submit(self.an, names[:slots])
+            self.notify(f"submitted {len(report.submitted)} job(s)")
+
+    def step(self) -> RunReport | None:
+        """One cycle; a report when the analysis is complete or cannot progress, else None."""
+        for name, status in refresh(self.an):
+            if status in (JobStatus.FAILED, JobStatus.KILLED, JobStatus.DONE):
+                self.notify(f"{name}: {status}")
+        self._retry_failures()
+        stages = self.ready_stages()
+        if not stages:
+            return RunReport(True, message="the analysis is complete")
+        for stage in stages:
+            for unit in units_of(stage):
+                self._advance_unit(unit)
+        stages = self.ready_stages()
+        self._submit(stages)
+        if not stages:
+            return RunReport(True, message="the analysis is complete")
+        return self._stuck(stages)
+
+    def _stuck(self, stages: list[Stage]) -> RunReport | None:
+        jobs = [j for s in stages for j in self.an.store.jobs(stage=s.name)]
+        if any(j.status in ACTIVE_STATES or j.status == JobStatus.PLANNED for j in jobs):
+            return None
+        failed = [j.name for j in jobs if j.status == JobStatus.FAILED]
+        killed = [j.name for j in jobs if j.status == JobStatus.KILLED]
+        if failed or killed:
+            return RunReport(
+                False,
+                failed,
+                killed,
+                f"stopped: {len(failed)} job(s) failed for good, {len(killed)} "
+                "killed; fix the cause, then `gridpipe resubmit --failed` and `gridpipe run`",
+            )
+        return None
+
+    def run(self, stop: threading.Event | None = None) -> RunReport:
+        """Loop until complete, stuck, or `stop` is set (then resumable)."""
+        stop = stop or threading.Event()
+        reconcile(self.an)
+        while not stop.is_set():
+            report = self.step()
+            if report is not None:
+                return report
+            stop.wait(self.options.poll_interval)
+        return RunReport(False, message="stopped; run `gridpipe run` again to resume")
+
+
+def raise_empty(an: Analysis, stage: Stage, unit: Unit) -> None:
+    """A grid unit with no input files cannot progress: say which list to fill."""
+    key, rel = input_list_path(an, stage, unit)
+    raise UsageError(
+        f"{an.path / rel}: input list '{key}' of stage '{stage.name}' is empty; "
+        "add one LFN per line, then run again"
+    )
+
+
+def default_max_active(an: Analysis) -> int:
+    """grid.yaml jobs.max_active, or what the backend suggests."""
+    return an.grid.jobs.max_active or an.backend.capacity

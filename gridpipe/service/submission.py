@@ -1,0 +1,89 @@
+"""Exactly-once submission: record the intent, call the backend, confirm; reconcile by name after a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from gridpipe.core.exceptions import BackendError
+from gridpipe.core.states import JobStatus
+from gridpipe.service.context import Analysis
+from gridpipe.store import JobRecord
+
+
+@dataclass
+class SubmitReport:
+    """What a submission round did."""
+
+    submitted: dict[str, str] = field(default_factory=dict)
+    adopted: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def reconcile(an: Analysis) -> SubmitReport:
+    """Jobs left `submitting` by an interrupted run: adopt what the backend has, return the rest to planned."""
+    report = SubmitReport()
+    pending = an.store.jobs(statuses=[JobStatus.SUBMITTING])
+    by_backend: dict[str, list[JobRecord]] = {}
+    for job in pending:
+        by_backend.setdefault(job.backend or an.grid.backend.name, []).append(job)
+    for backend_name, jobs in by_backend.items():
+        backend = an.backend_named(backend_name)
+        found = backend.lookup([job.name for job in jobs])
+        adopt: dict[str, str] = {}
+        extra: list[str] = []
+        for job in jobs:
+            earlier = an.store.attempt_ids(job.name)
+            fresh = sorted(
+                (b for b in found.get(job.name, []) if b.backend_id not in earlier),
+                key=lambda b: (len(b.backend_id), b.backend_id),
+            )
+            if fresh:
+                adopt[job.name] = fresh[0].backend_id
+                extra += [b.backend_id for b in fresh[1:]]
+        if extra:
+            backend.cancel(extra)
+            an.store.log_event("duplicates-cancelled", f"{backend_name}: {', '.join(extra)}")
+        if adopt:
+            an.store.confirm_submitted(adopt, adopted=True)
+            report.adopted.update(adopt)
+        lost = [job.name for job in jobs if job.name not in adopt]
+        if lost:
+            an.store.revert_unsubmitted(lost, "submission interrupted before the backend took the job")
+    return report
+
+
+def submit(
+    an: Analysis, names: Sequence[str], *, progress: Callable[[int], None] | None = None
+) -> SubmitReport:
+    """Submit planned jobs, in backend-sized batches, exactly once."""
+    report = reconcile(an)
+    records = an.store.get(names)
+    todo = [records[n] for n in names if n in records and records[n].status == JobStatus.PLANNED]
+    groups: dict[str, list[JobRecord]] = {}
+    for job in todo:
+        groups.setdefault(job.spec.where, []).append(job)
+    for where, jobs in groups.items():
+        backend = an.backend_for(where)
+        for start in range(0, len(jobs), backend.max_batch):
+            batch = jobs[start : start + backend.max_batch]
+            batch_names = [job.name for job in batch]
+            an.store.begin_attempts(batch_names, backend.name)
+            try:
+                accepted = backend.submit([job.spec for job in batch])
+            except BackendError as exc:
+                again = reconcile(an)
+                report.adopted.update(again.adopted)
+                for name in batch_names:
+                    if name not in again.adopted:
+                        report.failed[name] = exc.detail
+                raise
+            an.store.confirm_submitted(accepted)
+            rejected = [name for name in batch_names if name not in accepted]
+            if rejected:
+                an.store.revert_unsubmitted(rejected, "the backend did not accept the job")
+                report.failed.update({name: "not accepted by the backend" for name in rejected})
+            report.submitted.update(accepted)
+            if progress:
+                progress(len(accepted))
+    return report
