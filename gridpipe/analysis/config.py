@@ -57,6 +57,7 @@ class BackendSection(Strict):
 
     name: Literal["local", "dirac", "slurm", "htcondor"] = Field(description="Backend name.")
     max_workers: int = Field(0, ge=0, description="local backend: processes at once (0 = number of cores).")
+    submit_batch: int = Field(0, ge=0, description="Most jobs per submit call (0: the backend's own limit).")
 
 
 class StorageSection(Strict):

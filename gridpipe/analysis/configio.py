@@ -18,8 +18,16 @@ M = TypeVar("M", bound=BaseModel)
 KeyPath = tuple[str | int, ...]
 
 
+class _DuplicateKeyError(Exception):
+    """A mapping holds the same key twice (YAML would silently keep the last value)."""
+
+    def __init__(self, path: KeyPath, first: int, again: int) -> None:
+        super().__init__(path)
+        self.path, self.first, self.again = path, first, again
+
+
 def _line_map(text: str) -> dict[KeyPath, int]:
-    """Map every key path of a YAML document to its 1-based line."""
+    """Map every key path of a YAML document to its 1-based line; refuse duplicate keys."""
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     lines: dict[KeyPath, int] = {}
 
@@ -28,6 +36,8 @@ def _line_map(text: str) -> dict[KeyPath, int]:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 key = key_node.value
+                if (*path, key) in lines:
+                    raise _DuplicateKeyError((*path, key), lines[(*path, key)], key_node.start_mark.line + 1)
                 lines[(*path, key)] = key_node.start_mark.line + 1
                 walk(value_node, (*path, key))
                 lines[(*path, key)] = key_node.start_mark.line + 1
@@ -58,6 +68,13 @@ def read_yaml(path: Path) -> tuple[Any, dict[KeyPath, int]]:
         problem = getattr(exc, "problem", None) or str(exc)
         line = mark.line + 1 if mark is not None else None
         raise ConfigError(path, f"invalid YAML: {problem}; fix the syntax", line=line) from None
+    except _DuplicateKeyError as exc:
+        raise ConfigError(
+            path,
+            f"duplicate key (first on line {exc.first}); keep only one",
+            key=_key_text(exc.path),
+            line=exc.again,
+        ) from None
     return data, lines
 
 

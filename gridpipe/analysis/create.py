@@ -24,9 +24,9 @@ from gridpipe import __version__
 from gridpipe.analysis.config import BACKENDS, CONFIG_MODELS, MODES, PAYLOADS, STORAGES
 from gridpipe.analysis.configio import load_model
 from gridpipe.analysis.naming import join_lfn, lfn_problem, relative_path_problem, validate_analysis_name
-from gridpipe.analysis.render import environment, render
+from gridpipe.analysis.render import environment, render, yaml_document
 from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
-from gridpipe.core.exceptions import AnalysisExistsError, UsageError
+from gridpipe.core.exceptions import AnalysisExistsError, ConfigError, ConfigErrors, UsageError
 from gridpipe.core.resources import skeleton_dir
 from gridpipe.core.timeutil import utcnow
 
@@ -137,7 +137,7 @@ def _metadata(req: CreateRequest, path: Path, previous: dict[str, Any] | None) -
         "updated": now,
         "parameters": params,
     }
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return yaml_document(data)
 
 
 @contextmanager
@@ -183,16 +183,27 @@ def _build(
     (stage / WORKFLOW_FILE).write_text(spec_text, encoding="utf-8")
     (stage / METADATA_FILE).write_text(_metadata(req, path, previous), encoding="utf-8")
     (stage / STATE_DIR).mkdir(exist_ok=True)
-    _self_check(stage)
+    _self_check(stage, path)
     return replace, keep
 
 
-def _self_check(stage: Path) -> None:
+def _self_check(stage: Path, path: Path) -> None:
     """Every rendered config must load with its model (a template bug must never reach a user)."""
     for name, model in CONFIG_MODELS.items():
         config = stage / "configs" / name
-        if config.exists():
+        if not config.exists():
+            continue
+        try:
             load_model(model, config)
+        except (ConfigError, ConfigErrors) as exc:
+            errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
+            shown = path / "configs" / name  # name the file the user knows, not the staging copy
+            raise ConfigErrors(
+                [
+                    ConfigError(shown, f"as rendered from its template: {e.message}", line=e.line)
+                    for e in errors
+                ]
+            ) from None
 
 
 def _install_over(
@@ -215,8 +226,9 @@ def _install_over(
     return written, kept
 
 
-def _log(path: Path, written: list[str], kept: list[str], created: bool) -> None:
-    log = path / CREATE_LOG
+def _log(root: Path, path: Path, written: list[str], kept: list[str], created: bool) -> None:
+    """Append what was written and kept to the log below `root` (the stage or the analysis `path`)."""
+    log = root / CREATE_LOG
     log.parent.mkdir(parents=True, exist_ok=True)
     stamp = utcnow().isoformat()
     lines = [f"{stamp} {'created' if created else 'overwrote'} analysis {path} (gridpipe {__version__})"]
@@ -253,12 +265,12 @@ def create_analysis(req: CreateRequest) -> CreateResult:
         replace, keep = _build(stage, req, path, spec, spec_text, previous)
         if previous is None:
             written = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
-            _log(stage, written, [], created=True)
+            _log(stage, path, written, [], created=True)
             try:
                 stage.rename(path)
             except OSError as exc:
                 raise AnalysisExistsError(f"{path} could not be created ({exc.strerror})") from None
             return CreateResult(path=path, created=True, written=written)
         written, kept = _install_over(stage, path, replace, keep)
-    _log(path, written, kept, created=False)
+    _log(path, path, written, kept, created=False)
     return CreateResult(path=path, created=False, written=written, kept=kept)

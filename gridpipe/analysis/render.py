@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import shlex
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jinja2
 import yaml
 
+from gridpipe.core.exceptions import ConfigError
 from gridpipe.core.resources import templates_dir
 
 
@@ -21,6 +22,34 @@ def yaml_value(value: Any) -> str:
     style = '"' if isinstance(value, str) else None
     text = yaml.safe_dump(value, default_style=style, allow_unicode=True, width=2**31)
     return text.removesuffix("\n...\n").rstrip("\n")
+
+
+class _ExactDumper(yaml.SafeDumper):
+    """Double-quotes strings holding characters YAML 1.1 would fold or drop (NEL, LS, PS, controls)."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = None if value.isprintable() else '"'
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ExactDumper.add_representer(str, _represent_str)
+
+
+def yaml_document(data: Any) -> str:
+    """A block YAML document (plain keys, key order kept) that parses back to exactly `data`."""
+    return yaml.dump(data, Dumper=_ExactDumper, sort_keys=False, allow_unicode=True)
+
+
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+
+
+def shell_quote(value: Any) -> str:
+    """One shell word that expands to exactly `str(value)`; double quotes, so shellcheck stays quiet."""
+    text = str(value)
+    if _SHELL_SAFE.fullmatch(text):
+        return text
+    return '"' + re.sub(r'([\\"$`])', r"\\\1", text) + '"'
 
 
 def yaml_path(base: str, relative: str) -> str:
@@ -39,10 +68,24 @@ def environment(extra_dirs: list[Path] | None = None) -> jinja2.Environment:
     )
     env.filters["yaml"] = yaml_value
     env.filters["yaml_path"] = yaml_path
-    env.filters["shquote"] = lambda value: shlex.quote(str(value))
+    env.filters["shquote"] = shell_quote
     return env
 
 
 def render(env: jinja2.Environment, template: str, context: dict[str, Any]) -> str:
-    """Render one template by its name below the search path."""
-    return env.get_template(template).render(**context)
+    """Render one template by its name below the search path; template problems become ConfigErrors."""
+    try:
+        return env.get_template(template).render(**context)
+    except jinja2.TemplateNotFound as exc:
+        searched = ", ".join(getattr(env.loader, "searchpath", []))
+        raise ConfigError(
+            template, f"template {exc.name!r} not found (searched {searched}); fix the name or add the file"
+        ) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(
+            exc.filename or template, f"template syntax error: {exc.message}", line=exc.lineno
+        ) from None
+    except jinja2.TemplateError as exc:
+        raise ConfigError(
+            template, f"template error: {exc.message}; use only the documented variables"
+        ) from None

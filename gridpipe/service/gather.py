@@ -66,7 +66,7 @@ def gather_unit(
             f"verified, first: {failed[0]}; rerun `gridpipe download` to retry"
         )
     merged_path = an.merged_path(stage, particle)
-    if not merge:
+    if not merge or stage.merged is None:
         return GatherResult(local_dir, len(report.download.downloaded), failed, extra, None, {}, [])
     from gridpipe.merge import merge_files
 

@@ -65,8 +65,9 @@ def submit(
         groups.setdefault(job.spec.where, []).append(job)
     for where, jobs in groups.items():
         backend = an.backend_for(where)
-        for start in range(0, len(jobs), backend.max_batch):
-            batch = jobs[start : start + backend.max_batch]
+        size = min(backend.max_batch, an.grid.backend.submit_batch or backend.max_batch)
+        for start in range(0, len(jobs), size):
+            batch = jobs[start : start + size]
             batch_names = [job.name for job in batch]
             an.store.begin_attempts(batch_names, backend.name)
             try:

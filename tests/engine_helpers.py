@@ -1,0 +1,75 @@
+"""Build small real analyses for engine tests: a custom workflow and input files in the local storage."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gridpipe.analysis.create import CreateRequest, create_analysis
+from gridpipe.backends.local_queue import LocalQueue
+from gridpipe.service.context import Analysis
+
+DATA = Path(__file__).parent / "data"
+LFN_DIR = "/vo.test/MC/engine"
+
+
+def make_analysis(
+    tmp: Path,
+    n_files: dict[str, int],
+    *,
+    name: str = "eng",
+    n_file_per_job: int = 2,
+    workflow: Path = DATA / "touch_workflow.yaml",
+    max_workers: int = 2,
+) -> Path:
+    """An analysis whose lists hold `n_files[particle]` real input files (in the local storage)."""
+    path = create_analysis(
+        CreateRequest(name=name, analyses_dir=tmp, workflow=workflow, n_file_per_job=n_file_per_job)
+    ).path
+    grid = path / "configs" / "grid.yaml"
+    grid.write_text(grid.read_text().replace("max_workers: 0", f"max_workers: {max_workers}"))
+    an = Analysis.open(path)
+    try:
+        scratch = path / ".gridpipe" / "scratch"
+        scratch.mkdir()
+        for particle, count in n_files.items():
+            lfns = []
+            for run in range(1, count + 1):
+                src = scratch / f"{particle}{run}"
+                src.write_text(f"{particle} run {run}\n")
+                lfn = f"{LFN_DIR}/{particle}/{particle}_run{run}.txt"
+                an.storage.put(src, lfn)
+                lfns.append(lfn)
+            (path / an.grid.inputs[f"{particle}_in"]).write_text("\n".join(lfns) + "\n")
+    finally:
+        an.close()
+    return path
+
+
+def gridpipe(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "gridpipe", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def wait_idle(path: Path, timeout: float = 60) -> LocalQueue:
+    """Wait until the local backend has no queued or running job."""
+    queue = LocalQueue(path / ".gridpipe" / "local")
+    deadline = time.monotonic() + timeout
+    while queue.count("queued") or queue.count("running"):
+        if time.monotonic() > deadline:
+            raise TimeoutError("local jobs did not finish")
+        time.sleep(0.1)
+    return queue

@@ -1,0 +1,159 @@
+"""The job engine on the real local backend: planning, submit, status, run, retries, kill, logs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from engine_helpers import LFN_DIR, gridpipe, make_analysis, wait_idle
+from gridpipe.backends.local_queue import LocalQueue
+from gridpipe.service.context import Analysis
+
+
+def _status(path):
+    result = gridpipe("status", "--json", "-a", str(path))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_dry_run_plans_but_creates_no_job(tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 5, "proton": 2})
+    result = gridpipe("submit", "--output_type", "TRAINING", "--dry-run", "--json", "-a", str(path))
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    names = [job["name"] for job in plan["jobs"]]
+    assert names == [
+        "eng_OUT_gamma_run1-run2",
+        "eng_OUT_gamma_run3-run4",
+        "eng_OUT_gamma_run5",
+        "eng_OUT_proton_run1-run2",
+    ]
+    first = plan["jobs"][0]
+    assert first["inputs"] == [f"{LFN_DIR}/gamma/gamma_run1.txt", f"{LFN_DIR}/gamma/gamma_run2.txt"]
+    assert first["outputs"] == ["/vo.cta.in2p3.fr/user/" + first["outputs"][0].split("/user/")[1]]
+    assert first["outputs"][0].endswith("/eng/data/OUT/gamma/OUT_gamma_tail_run1-run2.txt")
+    assert first["commands"][0][-3:] == ["OUT_gamma_tail_run1-run2.txt", "gamma_run1.txt", "gamma_run2.txt"]
+    # nothing reached the backend, nothing was recorded
+    queue = LocalQueue(path / ".gridpipe" / "local")
+    assert queue.by_names(names) == []
+    queue.close()
+    assert _status(path)["jobs"] == []
+
+
+def test_submit_test_submits_exactly_one_and_never_twice(tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 6, "proton": 1})
+    result = gridpipe("submit", "--output-type", "TRAINING", "--test", "--particle", "gamma", "-a", str(path))
+    assert result.returncode == 0, result.stderr
+    queue = wait_idle(path)
+    assert [name for _, name in queue.ledger()] == ["eng_OUT_gamma_run1-run2"]
+    # a second submit takes the rest but never the job already submitted
+    assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
+    assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
+    wait_idle(path)
+    started = [name for _, name in queue.ledger()]
+    queue.close()
+    assert sorted(started) == sorted(set(started))
+    assert len(started) == 4
+    status = _status(path)
+    assert status["stages"]["produce"] == {"gamma": {"done": 3}, "proton": {"done": 1}}
+    assert {job["status"] for job in status["jobs"]} == {"done"}
+
+
+def test_max_jobs_caps_and_existing_outputs_are_skipped(tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 6})
+    an = Analysis.open(path)
+    existing = f"{an.grid_dir}/data/OUT/gamma/OUT_gamma_tail_run3-run4.txt"
+    src = tmp_path / "already.txt"
+    src.write_text("made earlier")
+    an.storage.put(src, existing)
+    an.close()
+    result = gridpipe("submit", "--output_type", "TRAINING", "--max-jobs", "1", "--json", "-a", str(path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert list(report["submitted"]) == ["eng_OUT_gamma_run1-run2"]
+    assert report["skipped_existing_outputs"] == ["eng_OUT_gamma_run3-run4"]
+    wait_idle(path)
+    jobs = {job["name"]: job["status"] for job in _status(path)["jobs"]}
+    assert jobs == {
+        "eng_OUT_gamma_run1-run2": "done",
+        "eng_OUT_gamma_run3-run4": "done",
+        "eng_OUT_gamma_run5-run6": "planned",
+    }
+
+
+def test_run_drives_every_stage_to_the_end(tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 5, "proton": 3})
+    result = gridpipe("run", "-a", str(path), "--poll-interval", "0.1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the analysis is complete" in result.stdout
+    gathered = sorted(p.name for p in (path / "data" / "OUT" / "gamma").iterdir())
+    assert gathered == [
+        "OUT_gamma_tail_run1-run2.txt",
+        "OUT_gamma_tail_run3-run4.txt",
+        "OUT_gamma_tail_run5.txt",
+    ]
+    assert (path / "data" / "OUT" / "gamma" / "OUT_gamma_tail_run5.txt").read_text() == "gamma run 5\n"
+    assert (path / "results" / "summary.txt").read_text() == "ok"
+    status = _status(path)
+    assert status["stages"]["summarise"] == {"all": {"done": 1}}
+    # running again changes nothing and submits nothing
+    again = gridpipe("run", "-a", str(path), "--poll-interval", "0.1")
+    assert again.returncode == 0
+    queue = LocalQueue(path / ".gridpipe" / "local")
+    assert len(queue.ledger()) == 6
+    queue.close()
+
+
+def test_failures_are_retried_up_to_max_attempts_then_reported(tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 2, "proton": 2})
+    result = gridpipe(
+        "run", "-a", str(path), "--max-attempts", "2", "--poll-interval", "0.1", env={"FAIL_proton": "3"}
+    )
+    assert result.returncode == 1
+    assert "failed for good" in result.stdout
+    jobs = {job["name"]: job for job in _status(path)["jobs"]}
+    assert jobs["eng_OUT_proton_run1-run2"]["status"] == "failed"
+    assert jobs["eng_OUT_proton_run1-run2"]["attempts"] == 2
+    assert jobs["eng_OUT_gamma_run1-run2"]["status"] == "done"
+    assert "exited with code 3" in jobs["eng_OUT_proton_run1-run2"]["reason"]
+    logs = gridpipe("logs", "eng_OUT_proton_run1-run2", "-a", str(path))
+    assert logs.returncode == 0 and "OUT_proton_tail_run1-run2.txt" in logs.stdout
+    # the dependent local stage never started
+    assert "summarise" not in _status(path)["stages"]
+
+
+def test_kill_stops_a_running_job(tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 1}, workflow=make_sleep_workflow(tmp_path))
+    assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
+    deadline = time.monotonic() + 20
+    while _status(path)["jobs"][0]["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    result = gridpipe("kill", "--all", "-a", str(path))
+    assert result.returncode == 0 and "killed 1" in result.stdout
+    queue = wait_idle(path, timeout=20)
+    assert queue.rows(["1"])[0].status == "killed"
+    queue.close()
+    assert _status(path)["jobs"][0]["status"] == "killed"
+
+
+def make_sleep_workflow(tmp_path):
+    source = (make_analysis.__globals__["DATA"] / "touch_workflow.yaml").read_text()
+    sleepy = source.replace(
+        "{python} -c 'import sys,os;", "{python} -c 'import sys,os,time; time.sleep(60);", 1
+    )
+    target = tmp_path / "sleep_workflow.yaml"
+    target.write_text(sleepy)
+    return target
+
+
+@pytest.mark.parametrize("bad", ["relative/path.txt", "/a/../b.txt", "/with space.txt"])
+def test_bad_list_lines_are_refused_with_file_and_line(tmp_path, bad):
+    path = make_analysis(tmp_path, {"gamma": 1})
+    lst = path / "data" / "simtel" / "gamma_in.list"
+    lst.write_text(lst.read_text() + bad + "\n")
+    result = gridpipe("submit", "--output_type", "TRAINING", "--dry-run", "-a", str(path))
+    assert result.returncode == 2
+    assert f"{lst}:2" in result.stderr and "Traceback" not in result.stderr
