@@ -6,8 +6,8 @@ import json
 import time
 
 import pytest
-
 from engine_helpers import LFN_DIR, gridpipe, make_analysis, wait_idle
+
 from gridpipe.backends.local_queue import LocalQueue
 from gridpipe.service.context import Analysis
 

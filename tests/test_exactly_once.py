@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-
 from engine_helpers import gridpipe, make_analysis, wait_idle
 
 N_JOBS = 200

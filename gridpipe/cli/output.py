@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 
 @cache
@@ -25,12 +26,12 @@ def err_console() -> Console:
 def error(message: str) -> None:
     """Print `gridpipe: error: ...`, one line per line of `message`, on stderr."""
     for line in message.splitlines() or [""]:
-        err_console().print(f"[bold red]gridpipe: error:[/] {line}", markup=True, highlight=False)
+        err_console().print(f"[bold red]gridpipe: error:[/] {escape(line)}", markup=True, highlight=False)
 
 
 def warn(message: str) -> None:
     """Print a warning line on stderr."""
-    err_console().print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+    err_console().print(f"[yellow]warning:[/] {escape(message)}", markup=True, highlight=False)
 
 
 def print_json(data: Any) -> None:
