@@ -4,6 +4,17 @@ Heavy parts (workflow engine, backends, HDF5) are imported lazily so that the
 command line starts fast.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Stage", "Workflow", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """`gridpipe.Workflow` and `gridpipe.Stage`, imported on first use."""
+    if name in ("Workflow", "Stage"):
+        from gridpipe import api
+
+        return getattr(api, name)
+    raise AttributeError(name)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import glob
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from gridpipe.core.exceptions import GridpipeError
 from gridpipe.service.context import Analysis
-from gridpipe.workflow.planner import output_dir_lfn
-from gridpipe.workflow.stage import Stage
+from gridpipe.workflow.commands import fill
+from gridpipe.workflow.planner import Unit, output_dir_lfn, unit_values
 
 
 @dataclass(frozen=True)
@@ -25,19 +26,16 @@ class GatherResult:
     skipped: list[str]
 
 
-def output_pattern(an: Analysis, stage: Stage, particle: str) -> str:
+def output_pattern(an: Analysis, unit: Unit) -> str:
     """Glob matching the outputs of every job of a unit (the token replaced by `*`)."""
-    template = re.sub(r"\{token[^}]*\}", "\0", stage.output or "*")
-    text = template.format(
-        particle=particle, unit=particle, mode=an.grid.payload.mode, analysis=an.grid.analysis_name
-    )
-    return text.replace("\0", "*")
+    template = re.sub(r"\{token[^}]*\}", "\0", unit.stage.output or "*")
+    text = fill(template, unit_values(an.plan_context(), unit), f"stage '{unit.stage.name}'")
+    return glob.escape(text).replace("\0", "*")
 
 
 def gather_unit(
     an: Analysis,
-    stage: Stage,
-    particle: str,
+    unit: Unit,
     *,
     jobs: int = 4,
     merge: bool = True,
@@ -47,9 +45,10 @@ def gather_unit(
     """Download (sync-recover) and merge one unit's outputs; raises if files are missing after retries."""
     from gridpipe.storage.sync import sync
 
+    stage, particle = unit.stage, unit.particle
     local_dir = an.path / "data" / (stage.data_type or stage.name) / particle
     local_dir.mkdir(parents=True, exist_ok=True)
-    pattern = output_pattern(an, stage, particle)
+    pattern = output_pattern(an, unit)
     report = sync(
         an.storage,
         output_dir_lfn(an.plan_context(), stage, particle),

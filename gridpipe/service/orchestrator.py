@@ -99,7 +99,7 @@ class Orchestrator:
         store, stage = self.an.store, unit.stage
         state = store.stage_state(stage.name, unit.name)
         if state is None:
-            plan = plan_units(self.an, stage, [unit.particle])
+            plan = plan_units(self.an, stage, [unit.name])
             added = record_plan(self.an, plan)
             if stage.kind == "grid" and not store.jobs(stage=stage.name, unit=unit.name):
                 raise_empty(self.an, stage, unit)
@@ -110,10 +110,11 @@ class Orchestrator:
         if not jobs or any(j.status != JobStatus.DONE for j in jobs):
             return
         if stage.kind == "grid" and state != "gathered":
-            result = gather_unit(self.an, stage, unit.particle, jobs=self.options.gather_jobs)
-            rows = sum(result.rows.values())
-            store.set_stage_state(stage.name, unit.name, "gathered", f"{result.merged} ({rows} rows)")
-            self.notify(f"{stage.name}/{unit.name}: merged {len(jobs)} output(s) into {result.merged}")
+            result = gather_unit(self.an, unit, jobs=self.options.gather_jobs)
+            where = f"{result.merged} ({sum(result.rows.values())} rows)" if result.merged else str(result.local_dir)
+            store.set_stage_state(stage.name, unit.name, "gathered", where)
+            verb = "downloaded and merged" if result.merged else "downloaded"
+            self.notify(f"{stage.name}/{unit.name}: {verb} {len(jobs)} output(s) into {where}")
         elif stage.kind == "local" and stage.upload and state != "uploaded":
             uploaded = upload_stage_outputs(self.an, stage)
             store.set_stage_state(stage.name, unit.name, "uploaded", f"{len(uploaded)} file(s)")

@@ -40,15 +40,15 @@ class Unit:
 
 
 def units_of(stage: Stage, particles: Sequence[str] | None = None) -> list[Unit]:
-    """The units of a stage, optionally only those of some particles."""
+    """The units of a stage, optionally only those of some particles (or with those unit names)."""
     out: list[Unit] = []
     for particle in stage.units:
-        if particles and particle not in particles:
-            continue
         if stage.sweep is None:
             out.append(Unit(stage, particle, particle))
         else:
             out += [Unit(stage, f"{particle}-{stage.sweep.name}{v}", particle, v) for v in stage.sweep.values]
+    if particles:
+        out = [u for u in out if u.particle in particles or u.name in particles]
     return out
 
 
@@ -57,7 +57,7 @@ def output_dir_lfn(ctx: PlanContext, stage: Stage, particle: str) -> str:
     return join_lfn(ctx.grid_dir, "data", stage.data_type or stage.name, particle)
 
 
-def _values(ctx: PlanContext, unit: Unit) -> dict[str, object]:
+def unit_values(ctx: PlanContext, unit: Unit) -> dict[str, object]:
     values: dict[str, object] = {
         "analysis": ctx.analysis,
         "particle": unit.particle,
@@ -101,7 +101,7 @@ def plan_grid_unit(
     where = f"stage '{stage.name}'"
     remaining = [lfn for lfn in lfns if lfn not in covered]
     per_job = ctx.n_file_per_job_override or stage.n_file_per_job or ctx.n_file_per_job
-    values = _values(ctx, unit)
+    values = unit_values(ctx, unit)
     out_dir = output_dir_lfn(ctx, stage, unit.particle)
     sandbox = tuple(str(ctx.analysis_path / rel) for rel in stage.sandbox)
     templates = _templates(stage, ctx.payload)
@@ -144,7 +144,7 @@ def plan_local_unit(ctx: PlanContext, unit: Unit) -> JobSpec:
     stage = unit.stage
     where = f"stage '{stage.name}'"
     outdir = ctx.analysis_path / (stage.outdir or stage.name)
-    scope = {**_values(ctx, unit), "outdir": str(outdir), "token": unit.name}
+    scope = {**unit_values(ctx, unit), "outdir": str(outdir), "token": unit.name}
     name = _check_name(fill(stage.job_name, scope, where), stage)
     commands = expand_commands(_templates(stage, ctx.payload), scope, [], where)
     return JobSpec(
