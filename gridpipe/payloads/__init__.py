@@ -1,0 +1,1 @@
+"""Payloads gridpipe jobs can execute; `demo` is the built-in one that runs anywhere."""
