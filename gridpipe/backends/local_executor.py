@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gridpipe.backends.local_job import JOB_ENV_MARK, JobResult, run_job
 from gridpipe.backends.local_queue import LocalQueue
+from gridpipe.core.models import JobSpec
 from gridpipe.core.states import JobStatus
 from gridpipe.storage.contract import Storage
 
@@ -71,22 +72,28 @@ class Executor:
         self.wake = threading.Event()
         self.cancels: dict[int, threading.Event] = {}
         self.running: dict[int, Future[JobResult]] = {}
+        self._storage: Storage | None = None
+        self._storage_lock = threading.Lock()
 
-    def _job(self, job_id: int, spec: object) -> JobResult:
-        storage = self.storage_factory()
+    def _shared_storage(self) -> Storage | None:
+        """One storage for every job thread (storages open a connection per operation)."""
+        with self._storage_lock:
+            if self._storage is None:
+                self._storage = self.storage_factory()
+            return self._storage
+
+    def _job(self, job_id: int, spec: JobSpec) -> JobResult:
         try:
+            storage = self._shared_storage() if spec.where == "grid" else None
             return run_job(
                 job_id,
                 spec,
                 self.local_dir / "jobs" / str(job_id),
-                storage,  # type: ignore[arg-type]
+                storage,
                 self.cancels[job_id],
                 lambda pid: self.queue.set_pid(job_id, pid),
             )
         finally:
-            close = getattr(storage, "close", None)
-            if close:
-                close()
             self.wake.set()
 
     def _collect(self) -> None:

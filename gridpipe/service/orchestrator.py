@@ -64,8 +64,8 @@ class Orchestrator:
             return state == "gathered"
         if unit.stage.upload:
             return state == "uploaded"
-        jobs = self.an.store.jobs(stage=unit.stage.name, unit=unit.name)
-        return bool(jobs) and all(j.status == JobStatus.DONE for j in jobs)
+        counts = self.an.store.status_counts(unit.stage.name, unit.name)
+        return bool(counts) and set(counts) == {JobStatus.DONE}
 
     def stage_complete(self, stage: Stage) -> bool:
         """Every unit of the stage is complete."""
@@ -101,27 +101,32 @@ class Orchestrator:
         if state is None:
             plan = plan_units(self.an, stage, [unit.name])
             added = record_plan(self.an, plan)
-            if stage.kind == "grid" and not store.jobs(stage=stage.name, unit=unit.name):
+            if stage.kind == "grid" and not store.count(stage=stage.name, unit=unit.name):
                 raise_empty(self.an, stage, unit)
             store.set_stage_state(stage.name, unit.name, "planned", f"{len(added)} job(s)")
             self.notify(f"{stage.name}/{unit.name}: planned {len(added)} job(s)")
             return
-        jobs = store.jobs(stage=stage.name, unit=unit.name)
-        if not jobs or any(j.status != JobStatus.DONE for j in jobs):
+        counts = store.status_counts(stage.name, unit.name)
+        if not counts or set(counts) != {JobStatus.DONE}:
             return
+        n_jobs = counts[JobStatus.DONE]
         if stage.kind == "grid" and state != "gathered":
             result = gather_unit(self.an, unit, jobs=self.options.gather_jobs)
-            where = f"{result.merged} ({sum(result.rows.values())} rows)" if result.merged else str(result.local_dir)
+            where = (
+                f"{result.merged} ({sum(result.rows.values())} rows)"
+                if result.merged
+                else str(result.local_dir)
+            )
             store.set_stage_state(stage.name, unit.name, "gathered", where)
             verb = "downloaded and merged" if result.merged else "downloaded"
-            self.notify(f"{stage.name}/{unit.name}: {verb} {len(jobs)} output(s) into {where}")
+            self.notify(f"{stage.name}/{unit.name}: {verb} {n_jobs} output(s) into {where}")
         elif stage.kind == "local" and stage.upload and state != "uploaded":
             uploaded = upload_stage_outputs(self.an, stage)
             store.set_stage_state(stage.name, unit.name, "uploaded", f"{len(uploaded)} file(s)")
             self.notify(f"{stage.name}: uploaded {len(uploaded)} model file(s)")
 
     def _submit(self, stages: list[Stage]) -> None:
-        active = sum(1 for _ in self.an.store.jobs(statuses=ACTIVE_STATES))
+        active = self.an.store.count(statuses=ACTIVE_STATES)
         slots = free_slots(active, self.options.max_active)
         if not slots:
             return
@@ -151,11 +156,16 @@ class Orchestrator:
         return self._stuck(stages)
 
     def _stuck(self, stages: list[Stage]) -> RunReport | None:
-        jobs = [j for s in stages for j in self.an.store.jobs(stage=s.name)]
-        if any(j.status in ACTIVE_STATES or j.status == JobStatus.PLANNED for j in jobs):
+        busy = {*ACTIVE_STATES, JobStatus.PLANNED}
+        if any(self.an.store.count(stage=s.name, statuses=busy) for s in stages):
             return None
-        failed = [j.name for j in jobs if j.status == JobStatus.FAILED]
-        killed = [j.name for j in jobs if j.status == JobStatus.KILLED]
+        stopped = [
+            j
+            for s in stages
+            for j in self.an.store.jobs(stage=s.name, statuses=[JobStatus.FAILED, JobStatus.KILLED])
+        ]
+        failed = [j.name for j in stopped if j.status == JobStatus.FAILED]
+        killed = [j.name for j in stopped if j.status == JobStatus.KILLED]
         if failed or killed:
             return RunReport(
                 False,

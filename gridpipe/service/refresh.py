@@ -9,7 +9,7 @@ from gridpipe.service.submission import reconcile
 
 def refresh(an: Analysis) -> list[tuple[str, JobStatus]]:
     """Poll every active job; returns (name, new status) of the jobs that changed."""
-    if an.store.jobs(statuses=[JobStatus.SUBMITTING]):
+    if an.store.count(statuses=[JobStatus.SUBMITTING]):
         reconcile(an)
     active = [j for j in an.store.active() if j.backend_id]
     changed: list[tuple[str, JobStatus]] = []
@@ -27,15 +27,18 @@ def refresh(an: Analysis) -> list[tuple[str, JobStatus]]:
 
 def _record_outputs(an: Analysis, names: list[str]) -> None:
     """Check that done grid jobs' outputs are in storage; a job whose outputs are missing has failed."""
-    jobs = [j for j in an.store.get(names).values() if j.spec.where == "grid" and j.spec.outputs]
+    specs = [j.spec for j in an.store.get(names).values()]
+    jobs = [s for s in specs if s.where == "grid" and s.outputs]
     if not jobs:
         return
-    found = an.storage.stat([lfn for j in jobs for lfn in j.spec.outputs])
+    found = an.storage.stat([lfn for j in jobs for lfn in j.outputs])
     missing = []
+    rows = []
     for job in jobs:
-        infos = [found[lfn] for lfn in job.spec.outputs if lfn in found]
-        if len(infos) != len(job.spec.outputs):
+        infos = [found[lfn] for lfn in job.outputs if lfn in found]
+        if len(infos) != len(job.outputs):
             missing.append(job.name)
-        an.store.add_files(job.name, "output", [(i.lfn, i.size, i.adler32) for i in infos])
+        rows += [(job.name, i.lfn, i.size, i.adler32) for i in infos]
+    an.store.add_files_many("output", rows)
     if missing:
         an.store.set_status(missing, JobStatus.FAILED, "the job ended but its outputs are not in storage")

@@ -23,7 +23,7 @@ _CHUNK = 500  # rows per `IN (...)` query, well below SQLite's variable limit
 
 @dataclass(frozen=True)
 class JobRecord:
-    """One job as the archive knows it."""
+    """One job as the archive knows it (its spec is parsed only when asked for)."""
 
     name: str
     stage: str
@@ -36,7 +36,12 @@ class JobRecord:
     reason: str | None
     flagged: bool
     updated: str
-    spec: JobSpec
+    spec_json: str
+
+    @property
+    def spec(self) -> JobSpec:
+        """The job's spec."""
+        return JobSpec.from_json(json.loads(self.spec_json))
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,25 @@ def _record(row: sqlite3.Row) -> JobRecord:
         reason=row[8],
         flagged=bool(row[9]),
         updated=row[10],
-        spec=JobSpec.from_json(json.loads(row[11])),
+        spec_json=row[11],
     )
+
+
+def _filters(
+    stage: str | None, unit: str | None, statuses: Iterable[JobStatus] | None
+) -> tuple[str, list[str]]:
+    where, args = [], []
+    if stage is not None:
+        where.append("stage = ?")
+        args.append(stage)
+    if unit is not None:
+        where.append("unit = ?")
+        args.append(unit)
+    if statuses is not None:
+        wanted = [str(s) for s in statuses]
+        where.append(f"status IN ({','.join('?' * len(wanted))})")
+        args += wanted
+    return (f"WHERE {' AND '.join(where)}" if where else ""), args
 
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -164,22 +186,29 @@ class JobStore:
         statuses: Iterable[JobStatus] | None = None,
     ) -> list[JobRecord]:
         """Jobs filtered by stage, unit and status, in insertion order."""
-        where, args = [], []
-        if stage is not None:
-            where.append("stage = ?")
-            args.append(stage)
-        if unit is not None:
-            where.append("unit = ?")
-            args.append(unit)
-        if statuses is not None:
-            wanted = [str(s) for s in statuses]
-            where.append(f"status IN ({','.join('?' * len(wanted))})")
-            args += wanted
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause, args = _filters(stage, unit, statuses)
         return [
             _record(r)
             for r in self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY id", args)
         ]
+
+    def count(
+        self,
+        *,
+        stage: str | None = None,
+        unit: str | None = None,
+        statuses: Iterable[JobStatus] | None = None,
+    ) -> int:
+        """Number of jobs matching the filters (no rows are read)."""
+        clause, args = _filters(stage, unit, statuses)
+        return self._conn.execute(f"SELECT COUNT(*) FROM jobs {clause}", args).fetchone()[0]
+
+    def status_counts(self, stage: str, unit: str) -> dict[str, int]:
+        """{status: n} of one unit."""
+        rows = self._conn.execute(
+            "SELECT status, COUNT(*) FROM jobs WHERE stage = ? AND unit = ? GROUP BY status", (stage, unit)
+        )
+        return dict(rows.fetchall())
 
     def active(self) -> list[JobRecord]:
         """Jobs a backend is (or may be) running."""
@@ -324,12 +353,22 @@ class JobStore:
         self, job: str | None, kind: str, files: Iterable[tuple[str, int | None, str | None]]
     ) -> None:
         """Record files (lfn, size, adler32) produced by or given to a job."""
+        self.add_files_many(kind, [(job, lfn, size, adler) for lfn, size, adler in files])
+
+    def add_files_many(
+        self, kind: str, files: Sequence[tuple[str | None, str, int | None, str | None]]
+    ) -> None:
+        """Record files (job name or None, lfn, size, adler32) in one transaction."""
         now = utcnow().isoformat()
         with self._tx() as conn:
-            row = conn.execute("SELECT id FROM jobs WHERE name = ?", (job,)).fetchone() if job else None
+            ids: dict[str, int] = {}
+            for job in {f[0] for f in files if f[0]}:
+                row = conn.execute("SELECT id FROM jobs WHERE name = ?", (job,)).fetchone()
+                if row:
+                    ids[job] = row[0]
             conn.executemany(
                 "INSERT OR REPLACE INTO files (lfn, job_id, kind, size, adler32, registered) VALUES (?, ?, ?, ?, ?, ?)",
-                [(lfn, row[0] if row else None, kind, size, adler, now) for lfn, size, adler in files],
+                [(lfn, ids.get(job or ""), kind, size, adler, now) for job, lfn, size, adler in files],
             )
 
     def files(self, kind: str | None = None) -> list[tuple[str, int | None, str | None]]:
