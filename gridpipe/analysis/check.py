@@ -8,7 +8,7 @@ from typing import Literal
 
 from gridpipe.analysis.config import CONFIG_MODELS, GridConfig
 from gridpipe.analysis.configio import load_model
-from gridpipe.analysis.create import METADATA_FILE, WORKFLOW_FILE
+from gridpipe.analysis.create import METADATA_FILE, WORKFLOW_FILE, read_metadata
 from gridpipe.analysis.lists import scan_list
 from gridpipe.analysis.skeleton import load_workflow
 from gridpipe.core.exceptions import ConfigError, ConfigErrors
@@ -39,6 +39,11 @@ def check_analysis(path: Path) -> list[Finding]:
     findings: list[Finding] = []
     if not (path / METADATA_FILE).is_file():
         findings.append(Finding("error", str(path / METADATA_FILE), "missing; recreate the analysis"))
+    else:
+        try:
+            read_metadata(path)
+        except ConfigError as exc:
+            findings += _config_findings(exc)
     grid: GridConfig | None = None
     for name, model in CONFIG_MODELS.items():
         try:

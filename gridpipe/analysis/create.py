@@ -18,11 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gridpipe import __version__
 from gridpipe.analysis.config import BACKENDS, CONFIG_MODELS, MODES, PAYLOADS, STORAGES
-from gridpipe.analysis.configio import load_model
+from gridpipe.analysis.configio import load_model, read_yaml
 from gridpipe.analysis.naming import join_lfn, lfn_problem, relative_path_problem, validate_analysis_name
 from gridpipe.analysis.render import environment, render, yaml_document
 from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
@@ -40,6 +38,14 @@ def default_grid_home() -> str:
     """`/vo.cta.in2p3.fr/user/<initial>/<login>` for the current login."""
     login = re.sub(r"[^a-z0-9._-]", "", getpass.getuser().lower()) or "user"
     return f"/vo.cta.in2p3.fr/user/{login[0]}/{login}"
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The analysis_metadata.yaml of the analysis at `path`, or a ConfigError naming the problem."""
+    data, _ = read_yaml(path / METADATA_FILE)
+    if not isinstance(data, dict):
+        raise ConfigError(path / METADATA_FILE, "must hold a mapping of keys to values; fix it", line=1)
+    return data
 
 
 @dataclass(frozen=True)
@@ -256,7 +262,7 @@ def create_analysis(req: CreateRequest) -> CreateResult:
                 f"{path} exists but is not a gridpipe analysis (no {METADATA_FILE}); "
                 "choose another name or directory"
             )
-        previous = yaml.safe_load((path / METADATA_FILE).read_text(encoding="utf-8")) or {}
+        previous = read_metadata(path)
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

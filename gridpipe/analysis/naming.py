@@ -51,7 +51,7 @@ def validate_analysis_name(name: str) -> str:
 
 def run_number(lfn: str) -> int | None:
     """The run number in a simulation file name (`..._run1234___...simtel.zst`), if any."""
-    found = _RUN_RE.findall(PurePosixPath(lfn).name)
+    found = _RUN_RE.findall(lfn.rsplit("/", 1)[-1])
     return int(found[-1]) if found else None
 
 
@@ -69,7 +69,8 @@ def lfn_problem(lfn: str) -> str | None:
         return "an LFN must be absolute (start with '/')"
     if _LFN_BAD.search(lfn):
         return "an LFN may not contain spaces or control characters"
-    if ".." in PurePosixPath(lfn).parts or "." in lfn.split("/"):
+    parts = lfn.split("/")
+    if ".." in parts or "." in parts:
         return "an LFN may not contain '.' or '..' components"
     if "//" in lfn:
         return "an LFN may not contain empty components ('//')"

@@ -77,7 +77,9 @@ def main() -> None:
         _fail("interrupted", 130)
     except Exception as exc:
         _fail(
-            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", EXIT_FAILED
+            f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+            "(rerun with --debug for the traceback)",
+            EXIT_FAILED,
         )
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from gridpipe.analysis.naming import DIRAC_JOBNAME_MAX, join_lfn
 from gridpipe.core.exceptions import UsageError
 from gridpipe.core.models import JobSpec
-from gridpipe.workflow.commands import expand_commands, fill
+from gridpipe.workflow.commands import compile_commands, expand_commands, fill
 from gridpipe.workflow.splitter import split_files
 from gridpipe.workflow.stage import Stage
 
@@ -104,7 +104,8 @@ def plan_grid_unit(
     values = unit_values(ctx, unit)
     out_dir = output_dir_lfn(ctx, stage, unit.particle)
     sandbox = tuple(str(ctx.analysis_path / rel) for rel in stage.sandbox)
-    templates = _templates(stage, ctx.payload)
+    templates = compile_commands(_templates(stage, ctx.payload), where)
+    model_names = [lfn.rsplit("/", 1)[-1] for lfn in model_lfns]
     specs: list[JobSpec] = []
     for batch in split_files(remaining, per_job):
         scope = {**values, "token": batch.token}
@@ -116,12 +117,11 @@ def plan_grid_unit(
             scope["token"] = f"{batch.token}-b{suffix}"
         taken.add(_check_name(name, stage))
         output = fill(stage.output or "", scope, where)
-        basenames = [PurePosixPath(lfn).name for lfn in (*batch.lfns, *model_lfns)]
-        if len(set(basenames)) != len(basenames):
+        inputs = [lfn.rsplit("/", 1)[-1] for lfn in batch.lfns]
+        if len({*inputs, *model_names}) != len(inputs) + len(model_names):
             raise UsageError(
                 f"{where}: two inputs of job {name} share a file name; inputs are staged by name"
             )
-        inputs = [PurePosixPath(lfn).name for lfn in batch.lfns]
         commands = expand_commands(templates, {**scope, "output": output}, inputs, where)
         specs.append(
             JobSpec(
@@ -146,7 +146,7 @@ def plan_local_unit(ctx: PlanContext, unit: Unit) -> JobSpec:
     outdir = ctx.analysis_path / (stage.outdir or stage.name)
     scope = {**unit_values(ctx, unit), "outdir": str(outdir), "token": unit.name}
     name = _check_name(fill(stage.job_name, scope, where), stage)
-    commands = expand_commands(_templates(stage, ctx.payload), scope, [], where)
+    commands = expand_commands(compile_commands(_templates(stage, ctx.payload), where), scope, [], where)
     return JobSpec(
         name=name,
         stage=stage.name,

@@ -17,13 +17,7 @@ class Batch:
     lfns: tuple[str, ...]
 
 
-def _order(lfn: str) -> tuple[int, str]:
-    number = run_number(lfn)
-    return (number if number is not None else -1, lfn)
-
-
-def _token(lfns: Sequence[str]) -> str:
-    first, last = run_number(lfns[0]), run_number(lfns[-1])
+def _token(lfns: Sequence[str], first: int | None, last: int | None) -> str:
     if first is None or last is None:
         digest = hashlib.sha1("\n".join(lfns).encode(), usedforsecurity=False).hexdigest()[:10]
         return f"files{digest}"
@@ -32,12 +26,15 @@ def _token(lfns: Sequence[str]) -> str:
 
 def split_files(lfns: Sequence[str], n_file_per_job: int) -> list[Batch]:
     """Batches of `n_file_per_job` files in run order; tokens made unique within the split."""
-    ordered = sorted(lfns, key=_order)
+    keyed = sorted(
+        ((run_number(lfn), lfn) for lfn in lfns), key=lambda p: (-1 if p[0] is None else p[0], p[1])
+    )
     batches: list[Batch] = []
     seen: dict[str, int] = {}
-    for start in range(0, len(ordered), n_file_per_job):
-        chunk = tuple(ordered[start : start + n_file_per_job])
-        token = _token(chunk)
+    for start in range(0, len(keyed), n_file_per_job):
+        part = keyed[start : start + n_file_per_job]
+        chunk = tuple(lfn for _, lfn in part)
+        token = _token(chunk, part[0][0], part[-1][0])
         if token in seen:
             seen[token] += 1
             token = f"{token}-b{seen[token]}"

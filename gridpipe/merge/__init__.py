@@ -1,0 +1,19 @@
+"""HDF5 table merging: many small PyTables files of one layout into one file.
+
+`merge_files` walks the whole tree of the first readable input and requires every input to have the
+same nodes with the same table columns (names, types, shapes) before anything is written. Tables,
+EArrays and VLArrays are concatenated; fixed-size arrays, attributes and links come from the first
+input. Empty, corrupt or unreadable inputs are skipped and listed in the report (`strict` makes them
+an error). The output is written to a temp file beside it, reopened to check that every row count is
+the sum of the inputs', and only then renamed into place.
+
+Copy mode moves compressed chunks without decompressing them where chunk shape, filters and byte order
+agree, and re-encodes only the partial last chunk of each input (or whole inputs whose storage
+differs); see `gridpipe.merge.appender` for the row-order consequence and `keep_order`. VDS mode writes
+a virtual-dataset index over the inputs instead (see `gridpipe.merge.vds`).
+"""
+
+from gridpipe.merge.merge import merge_files
+from gridpipe.merge.report import MergeMode, MergeReport, SkippedInput
+
+__all__ = ["MergeMode", "MergeReport", "SkippedInput", "merge_files"]
