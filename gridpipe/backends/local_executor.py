@@ -24,6 +24,14 @@ from gridpipe.core.states import JobStatus
 from gridpipe.storage.contract import Storage
 
 IDLE_EXIT_SECONDS = 2.0
+KILL_GRACE_SECONDS = 5.0
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def try_lock(path: Path) -> int | None:
@@ -68,12 +76,45 @@ class Executor:
         self.local_dir = local_dir
         self.queue = LocalQueue(local_dir)
         self.workers = workers
+        self.prefetch = 2 * workers  # jobs staged and registered while `workers` payloads run
         self.storage_factory = storage_factory
         self.wake = threading.Event()
         self.cancels: dict[int, threading.Event] = {}
         self.running: dict[int, Future[JobResult]] = {}
         self._storage: Storage | None = None
         self._storage_lock = threading.Lock()
+        self.slots = threading.Semaphore(workers)
+        self._pids: dict[int, int] = {}
+        self._new_pids: list[tuple[int, int]] = []
+        self._killing: dict[int, float] = {}
+
+    def _started(self, job_id: int, pid: int) -> None:
+        with self._storage_lock:
+            self._pids[job_id] = pid
+            self._new_pids.append((job_id, pid))
+        if self.cancels[job_id].is_set():
+            _signal_group(pid, signal.SIGTERM)
+
+    def _flush_pids(self) -> None:
+        with self._storage_lock:
+            fresh, self._new_pids = self._new_pids, []
+        if fresh:
+            self.queue.set_pids(fresh)
+
+    def _cancel(self) -> None:
+        """Ask cancelled jobs' payloads to stop (SIGTERM), then force them (SIGKILL) after a grace time."""
+        now = time.monotonic()
+        for job_id in self.queue.cancelled_running():
+            if job_id in self.cancels and job_id not in self._killing:
+                self.cancels[job_id].set()
+                self._killing[job_id] = now
+                if job_id in self._pids:
+                    _signal_group(self._pids[job_id], signal.SIGTERM)
+        for job_id, since in list(self._killing.items()):
+            if job_id not in self.running:
+                del self._killing[job_id]
+            elif now - since > KILL_GRACE_SECONDS and job_id in self._pids:
+                _signal_group(self._pids[job_id], signal.SIGKILL)
 
     def _shared_storage(self) -> Storage | None:
         """One storage for every job thread (storages open a connection per operation)."""
@@ -91,7 +132,8 @@ class Executor:
                 self.local_dir / "jobs" / str(job_id),
                 storage,
                 self.cancels[job_id],
-                lambda pid: self.queue.set_pid(job_id, pid),
+                lambda pid: self._started(job_id, pid),
+                self.slots,
             )
         finally:
             self.wake.set()
@@ -107,6 +149,7 @@ class Executor:
             results.append((job_id, str(result.status), result.exit_code, result.reason))
             del self.running[job_id]
             self.cancels.pop(job_id, None)
+            self._pids.pop(job_id, None)
         if results:
             self.queue.finish(results)
 
@@ -115,10 +158,9 @@ class Executor:
         idle_since: float | None = None
         while True:
             self._collect()
-            for job_id in self.queue.cancelled_running():
-                if job_id in self.cancels:
-                    self.cancels[job_id].set()
-            for job_id, spec in self.queue.claim(self.workers - len(self.running), os.getpid()):
+            self._flush_pids()
+            self._cancel()
+            for job_id, spec in self.queue.claim(self.prefetch - len(self.running), os.getpid()):
                 self.cancels[job_id] = threading.Event()
                 self.running[job_id] = pool.submit(self._job, job_id, spec)
             if self.running:
@@ -144,7 +186,7 @@ def main(analysis_path: Path) -> int:
         executor = Executor(backend.local_dir, backend.workers, backend.storage_factory)
         try:
             recover_lost(executor.queue)
-            with ThreadPoolExecutor(max_workers=backend.workers, thread_name_prefix="job") as pool:
+            with ThreadPoolExecutor(max_workers=executor.prefetch, thread_name_prefix="job") as pool:
                 executor.serve(pool)
         finally:
             os.close(fd)

@@ -69,30 +69,12 @@ def _execute(
         except OSError as exc:
             return JobResult(JobStatus.FAILED, None, f"cannot start {argv[0]!r}: {exc.strerror}")
         on_start(proc.pid)
-        while True:
-            try:
-                code = proc.wait(timeout=0.25)
-                break
-            except subprocess.TimeoutExpired:
-                if cancel.is_set():
-                    _terminate(proc)
-                    return JobResult(JobStatus.KILLED, None, "killed by the user")
+        code = proc.wait()  # the executor kills the process group when the job is cancelled
+    if cancel.is_set():
+        return JobResult(JobStatus.KILLED, None, "killed by the user")
     if code != 0:
         return JobResult(JobStatus.FAILED, code, f"{PurePosixPath(argv[0]).name} exited with code {code}")
     return None
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((15, 5.0), (9, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def run_job(
@@ -102,6 +84,7 @@ def run_job(
     storage: Storage | None,
     cancel: threading.Event,
     on_start: Callable[[int], None],
+    slots: threading.Semaphore,
 ) -> JobResult:
     """Run `spec` in `job_dir/work`; stdout/stderr go to job_dir. Never raises for a job's own failure."""
     work = job_dir / "work"
@@ -116,12 +99,13 @@ def run_job(
         else:
             for folder in spec.outputs:
                 Path(folder).mkdir(parents=True, exist_ok=True)
-        for argv in spec.commands:
-            if cancel.is_set():
-                return JobResult(JobStatus.KILLED, None, "killed by the user")
-            failed = _execute(argv, work, env, logs, cancel, on_start)
-            if failed is not None:
-                return failed
+        with slots:  # at most `workers` payloads run at once; staging and registration overlap them
+            for argv in spec.commands:
+                if cancel.is_set():
+                    return JobResult(JobStatus.KILLED, None, "killed by the user")
+                failed = _execute(argv, work, env, logs, cancel, on_start)
+                if failed is not None:
+                    return failed
         if spec.where == "grid":
             assert storage is not None
             missing = _register(spec, work, storage)

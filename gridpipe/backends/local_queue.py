@@ -156,9 +156,10 @@ class LocalQueue:
             )
         return sorted((r[0], JobSpec.from_json(json.loads(r[2]))) for r in rows)
 
-    def set_pid(self, job_id: int, pid: int) -> None:
-        """Record the process group of a running job's payload."""
-        self._conn.execute("UPDATE jobs SET pid = ? WHERE id = ?", (pid, job_id))
+    def set_pids(self, pids: Sequence[tuple[int, int]]) -> None:
+        """Record (job id, process group) of running payloads, in one transaction."""
+        with self._tx() as conn:
+            conn.executemany("UPDATE jobs SET pid = ? WHERE id = ?", [(pid, job_id) for job_id, pid in pids])
 
     def finish(self, results: Sequence[tuple[int, str, int | None, str | None]]) -> None:
         """Record (id, status, exit code, reason) of finished jobs in one transaction."""
