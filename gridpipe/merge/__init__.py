@@ -7,10 +7,14 @@ input. Empty, corrupt or unreadable inputs are skipped and listed in the report 
 an error). The output is written to a temp file beside it, reopened to check that every row count is
 the sum of the inputs', and only then renamed into place.
 
-Copy mode moves compressed chunks without decompressing them where chunk shape, filters and byte order
-agree, and re-encodes only the partial last chunk of each input (or whole inputs whose storage
-differs); see `gridpipe.merge.appender` for the row-order consequence and `keep_order`. VDS mode writes
-a virtual-dataset index over the inputs instead (see `gridpipe.merge.vds`).
+Copy mode moves compressed chunks without decompressing them where chunk shape, filter pipeline and
+on-disk type are identical, and re-encodes only the partial last chunk of each input (or whole inputs
+whose storage differs); see `gridpipe.merge.appender` for the row-order consequence and `keep_order`.
+Inputs are read with h5py (hdf5plugin, when installed, gives it PyTables' blosc/bzip2 filters; rows it
+cannot decode go through PyTables); the output is created and written with PyTables so that PyTables
+and pandas read it as they read the inputs. Raw copy cannot notice damaged compressed bytes inside an
+otherwise valid input: downloads are checksummed before they reach the merge. VDS mode writes a
+virtual-dataset index over the inputs instead (see `gridpipe.merge.vds`).
 """
 
 from gridpipe.merge.merge import merge_files

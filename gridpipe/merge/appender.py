@@ -2,7 +2,7 @@
 
 The output only ever grows by whole chunks until `finish`, so every input's run of full chunks lands on
 a chunk boundary and can be copied without decompressing. Rows that cannot go raw (the partial last
-chunk of each input, or every row of an input whose chunk shape, filters or byte order differ) are
+chunk of each input, or every row of an input whose chunk shape, filters or on-disk type differ) are
 decoded and queued; whenever the queue holds at least one chunk of rows, whole chunks of it are
 re-encoded. Memory stays within about one read block plus one chunk whatever the input size.
 

@@ -29,7 +29,8 @@ def _error_reason(exc: Exception) -> str:
         return "unreadable: permission denied"
     text = " ".join(str(exc).split()) or type(exc).__name__
     inner = re.search(r"\(([^()]*)\)$", text)  # h5py: "Unable to open file (truncated file: ...)"
-    return f"corrupt: {inner.group(1) if inner else text}"
+    detail = inner.group(1) if inner else text
+    return f"unreadable: {detail}" if "lock" in detail else f"corrupt: {detail}"
 
 
 def inspect_input(path: Path) -> InputFile | SkippedInput:

@@ -36,7 +36,7 @@ class MergeReport:
         """One line for logs and the CLI."""
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
         return (
-            f"{self.output.name}: {len(self.inputs)} inputs{skipped}, {len(self.rows)} tables, "
+            f"{self.output.name}: {len(self.inputs)} inputs{skipped}, {len(self.rows)} datasets, "
             f"{sum(self.rows.values())} rows, {self.bytes_in / 1e6:.1f} MB -> {self.bytes_out / 1e6:.1f} MB "
             f"({self.mode})"
         )

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import glob
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridpipe.core.exceptions import GridpipeError
+from gridpipe.core.exceptions import GridpipeError, UsageError
 from gridpipe.service.context import Analysis
+from gridpipe.storage.contract import FileInfo
 from gridpipe.workflow.commands import fill
-from gridpipe.workflow.planner import Unit, output_dir_lfn, unit_values
+from gridpipe.workflow.planner import Unit, output_dir_lfn, unit_values, units_of
+
+
+@dataclass(frozen=True)
+class GatherOptions:
+    """How to gather: parallel downloads, sync or not, merge or not, and merge settings."""
+
+    jobs: int = 4
+    sync: bool = True
+    merge: bool = True
+    delete_extra: bool = False
+    strict: bool = False
+    mode: str = "copy"
+    remove_inputs: bool = False
+    progress: Callable[[FileInfo, bool], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -19,7 +35,6 @@ class GatherResult:
 
     local_dir: Path
     fetched: int
-    failed: list[str]
     extra: list[str]
     merged: Path | None
     rows: dict[str, int]
@@ -33,47 +48,69 @@ def output_pattern(an: Analysis, unit: Unit) -> str:
     return glob.escape(text).replace("\0", "*")
 
 
-def gather_unit(
-    an: Analysis,
-    unit: Unit,
-    *,
-    jobs: int = 4,
-    merge: bool = True,
-    delete_extra: bool = False,
-    strict: bool = False,
-) -> GatherResult:
+def gather_unit(an: Analysis, unit: Unit, options: GatherOptions | None = None) -> GatherResult:
     """Download (sync-recover) and merge one unit's outputs; raises if files are missing after retries."""
-    from gridpipe.storage.sync import sync
-
+    options = options or GatherOptions()
     stage, particle = unit.stage, unit.particle
     local_dir = an.path / "data" / (stage.data_type or stage.name) / particle
     local_dir.mkdir(parents=True, exist_ok=True)
     pattern = output_pattern(an, unit)
-    report = sync(
-        an.storage,
-        output_dir_lfn(an.plan_context(), stage, particle),
-        local_dir,
-        jobs=jobs,
-        delete_extra=delete_extra,
-        pattern=pattern,
-    )
-    failed = [f"{f.file.lfn}: {f.reason}" for f in report.download.failures]
-    extra = [p.name for p in report.plan.extra]
-    if failed:
-        raise GridpipeError(
-            f"{stage.name}/{particle}: {len(failed)} file(s) could not be downloaded and "
-            f"verified, first: {failed[0]}; rerun `gridpipe download` to retry"
+    fetched, extra = 0, []
+    if options.sync:
+        from gridpipe.storage.sync import sync
+
+        report = sync(
+            an.storage,
+            output_dir_lfn(an.plan_context(), stage, particle),
+            local_dir,
+            jobs=options.jobs,
+            delete_extra=options.delete_extra,
+            pattern=pattern,
+            progress=options.progress,
         )
-    merged_path = an.merged_path(stage, particle)
-    if not merge or stage.merged is None:
-        return GatherResult(local_dir, len(report.download.downloaded), failed, extra, None, {}, [])
+        failed = [f"{f.file.lfn}: {f.reason}" for f in report.download.failures]
+        if failed:
+            raise GridpipeError(
+                f"{stage.name}/{particle}: {len(failed)} file(s) could not be downloaded and "
+                f"verified, first: {failed[0]}; rerun `gridpipe download` to retry"
+            )
+        fetched, extra = len(report.download.downloaded), [p.name for p in report.plan.extra]
+    if not options.merge or stage.merged is None:
+        return GatherResult(local_dir, fetched, extra, None, {}, [])
     from gridpipe.merge import merge_files
 
+    merged_path = an.merged_path(stage, particle)
     inputs = sorted(p for p in local_dir.glob(pattern) if p.is_file() and p != merged_path)
     if not inputs:
-        raise GridpipeError(f"{stage.name}/{particle}: no outputs matching {pattern} in {local_dir} to merge")
-    merged = merge_files(inputs, merged_path, strict=strict, overwrite=True)
-    skipped = [f"{s.path.name}: {s.reason}" for s in merged.skipped]
-    return GatherResult(
-        local_dir, len(report.download.downloaded), failed, extra, merged_path, dict(merged.rows), skipped
+        raise GridpipeError(
+            f"{stage.name}/{particle}: no outputs matching {pattern} in {local_dir} to merge; "
+            "download them first"
+        )
+    merged = merge_files(
+        inputs,
+        merged_path,
+        strict=options.strict,
+        overwrite=True,
+        mode=options.mode,  # type: ignore[arg-type]
+        remove_inputs=options.remove_inputs,
     )
+    skipped = [f"{s.path.name}: {s.reason}" for s in merged.skipped]
+    return GatherResult(local_dir, fetched, extra, merged_path, dict(merged.rows), skipped)
+
+
+def units_for_data_type(an: Analysis, data_type: str, particles: list[str] | None) -> list[Unit]:
+    """Units of the grid stages whose outputs are gathered into data/<data_type>/."""
+    stages = [
+        s for s in an.workflow.stages if s.kind == "grid" and (s.data_type or s.name) == data_type.strip("/")
+    ]
+    if not stages:
+        known = sorted({s.data_type or s.name for s in an.workflow.stages if s.kind == "grid"})
+        raise UsageError(f"--data-type {data_type!r}: no stage writes it; known: {', '.join(known)}")
+    units = [u for s in stages for u in units_of(s, particles)]
+    if not units:
+        known = sorted({u.particle for s in stages for u in units_of(s)})
+        raise UsageError(
+            f"--particle {', '.join(particles or [])}: not a particle of {data_type}; known: "
+            f"{', '.join(known)}"
+        )
+    return units

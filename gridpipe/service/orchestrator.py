@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from gridpipe.core.exceptions import UsageError
 from gridpipe.core.states import ACTIVE_STATES, JobStatus
 from gridpipe.service.context import Analysis
-from gridpipe.service.gather import gather_unit
+from gridpipe.service.gather import GatherOptions, gather_unit
 from gridpipe.service.models import upload_stage_outputs
 from gridpipe.service.planning import input_list_path, plan_units, record_plan
 from gridpipe.service.refresh import refresh
@@ -111,7 +111,7 @@ class Orchestrator:
             return
         n_jobs = counts[JobStatus.DONE]
         if stage.kind == "grid" and state != "gathered":
-            result = gather_unit(self.an, unit, jobs=self.options.gather_jobs)
+            result = gather_unit(self.an, unit, GatherOptions(jobs=self.options.gather_jobs))
             where = (
                 f"{result.merged} ({sum(result.rows.values())} rows)"
                 if result.merged

