@@ -1,0 +1,60 @@
+"""Shared fixtures: run the real `gridpipe` command line as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+
+class CliResult(NamedTuple):
+    """Exit code and output of one `gridpipe` run (unpacks as `rc, out, err`)."""
+
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def gridpipe_command() -> list[str]:
+    """The `gridpipe` console script of this interpreter, else `python -m gridpipe`."""
+    script = Path(sys.executable).with_name("gridpipe")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "gridpipe"]
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CLI run: plain, wide, uncoloured output."""
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
+    env.pop("GRIDPIPE", None)
+    return {**env, **(extra or {})}
+
+
+RunCli = Callable[..., CliResult]
+
+
+@pytest.fixture(scope="session")
+def run_cli() -> RunCli:
+    """Run `gridpipe ARGS...` in the directory `cwd`; return (rc, stdout, stderr)."""
+
+    def run(
+        *args: str | os.PathLike[str],
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> CliResult:
+        done = subprocess.run(
+            [*gridpipe_command(), *(str(a) for a in args)],
+            cwd=cwd,
+            env=cli_env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return CliResult(done.returncode, done.stdout, done.stderr)
+
+    return run
