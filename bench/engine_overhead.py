@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from engine_helpers import make_analysis  # noqa: E402
+from engine_helpers import make_analysis
 
 WORKFLOW = """version: 1
 tree:
@@ -48,8 +48,9 @@ def main() -> None:
         root = Path(tmp)
         workflow = root / "noop.yaml"
         workflow.write_text(WORKFLOW)
-        path = make_analysis(root, {"gamma": args.jobs}, n_file_per_job=1, workflow=workflow,
-                             max_workers=args.workers)
+        path = make_analysis(
+            root, {"gamma": args.jobs}, n_file_per_job=1, workflow=workflow, max_workers=args.workers
+        )
         outdir = root / "pool"
         outdir.mkdir()
         started = time.perf_counter()
@@ -58,8 +59,22 @@ def main() -> None:
         pool_s = time.perf_counter() - started
 
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--max-active",
-                                 str(args.jobs), "--poll-interval", "0.05"], capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gridpipe",
+                "run",
+                "-a",
+                str(path),
+                "--max-active",
+                str(args.jobs),
+                "--poll-interval",
+                "0.05",
+            ],
+            capture_output=True,
+            text=True,
+        )
         engine_s = time.perf_counter() - started
         if result.returncode != 0:
             sys.exit(result.stdout[-2000:] + result.stderr[-2000:])

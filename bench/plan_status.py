@@ -39,8 +39,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = create_analysis(CreateRequest(name="bench", analyses_dir=Path(tmp), n_file_per_job=1)).path
         lst = path / "data" / "simtel" / "gamma_energy.list"
-        lst.write_text("".join(f"/vo.cta.in2p3.fr/MC/PROD/gamma/gamma_20deg_0deg_run{i}___cta.simtel.zst\n"
-                               for i in range(1, args.lfns + 1)))
+        lst.write_text(
+            "".join(
+                f"/vo.cta.in2p3.fr/MC/PROD/gamma/gamma_20deg_0deg_run{i}___cta.simtel.zst\n"
+                for i in range(1, args.lfns + 1)
+            )
+        )
         before = _peak_mb()
         started = time.perf_counter()
         baseline = lst.read_text().split()

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import pytest
-
 from engine_helpers import make_analysis
+
 from gridpipe import Stage, Workflow
 from gridpipe.core.exceptions import UsageError
 
 
 def _scan_stage() -> Stage:
     return Stage(
-        name="scan", needs=["produce"], units=["gamma"], input_list="{particle}_in", data_type="SCAN",
-        job_name="{analysis}_SCAN_{particle}_{cut}_{token}", output="SCAN_{particle}_{cut}_{token}.txt",
-        sweep={"name": "cut", "values": [1, 2]}, n_file_per_job=3,
+        name="scan",
+        needs=["produce"],
+        units=["gamma"],
+        input_list="{particle}_in",
+        data_type="SCAN",
+        job_name="{analysis}_SCAN_{particle}_{cut}_{token}",
+        output="SCAN_{particle}_{cut}_{token}.txt",
+        sweep={"name": "cut", "values": [1, 2]},
+        n_file_per_job=3,
         command=["{python} -c 'import sys; open(sys.argv[1], \"w\").write(sys.argv[2])' {output} {cut}"],
     )
 
