@@ -34,7 +34,7 @@ def write_copy(
     totals = {p: sum(i.nodes[p].nrows for i in inputs) for p, s in first.items() if s.kind in CONCAT_KINDS}
     indexes = create_tree(inputs, dest, totals)
     written = read_layout(dest, check=False)  # the storage PyTables really gave each output leaf
-    with tables.open_file(str(dest), "a") as out:
+    with tables.open_file(str(dest), "a", chunk_cache_size=0) as out:
         appenders: dict[str, ChunkAppender | RowAppender] = {
             path: RowAppender(out.get_node(path))
             if first[path].kind == "vlarray"

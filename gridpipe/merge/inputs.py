@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gridpipe.core.exceptions import GridpipeError
-from gridpipe.merge.layout import NodeSpec, read_layout
+from gridpipe.merge.layout import Interner, NodeSpec, read_layout
 from gridpipe.merge.report import SkippedInput
 
 
@@ -30,16 +30,16 @@ def _error_reason(exc: Exception) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     inner = re.search(r"\(([^()]*)\)$", text)  # h5py: "Unable to open file (truncated file: ...)"
     detail = inner.group(1) if inner else text
-    return f"unreadable: {detail}" if "lock" in detail else f"corrupt: {detail}"
+    return f"unreadable: {detail}" if "unable to lock" in detail else f"corrupt: {detail}"
 
 
-def inspect_input(path: Path) -> InputFile | SkippedInput:
+def inspect_input(path: Path, share: Interner | None = None) -> InputFile | SkippedInput:
     """Read the layout of one input, or say why it cannot be merged."""
     try:
         size = os.stat(path).st_size
         if size == 0:
             return SkippedInput(path, "empty (0 bytes)")
-        nodes = read_layout(path)
+        nodes = read_layout(path, share=share)
     # A damaged file can fail inside HDF5, PyTables or numpy in many ways; each becomes a reason.
     except Exception as exc:
         return SkippedInput(path, _error_reason(exc))
@@ -52,8 +52,9 @@ def screen_inputs(paths: Sequence[Path], *, strict: bool) -> tuple[list[InputFil
     """Split `paths` into good inputs and skipped ones; with `strict` the first bad input is an error."""
     good: list[InputFile] = []
     skipped: list[SkippedInput] = []
+    share = Interner()
     for path in paths:
-        result = inspect_input(path)
+        result = inspect_input(path, share)
         if isinstance(result, InputFile):
             good.append(result)
             continue

@@ -18,6 +18,8 @@ import numpy as np
 import tables
 from tables.path import isvisiblename
 
+from gridpipe.merge.dtypes import Interner, column_types, type_text
+
 try:  # registers blosc, blosc2, bzip2, zstd... in h5py's HDF5, so PyTables' filters decode here too
     import hdf5plugin  # noqa: F401
 except ImportError:  # pragma: no cover - then rows with those filters are decoded through PyTables
@@ -34,7 +36,7 @@ _CLASSES: dict[str, NodeKind] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeSpec:
     """One node: what must match across inputs (`schema`) and what allows raw chunk copy (`storage`)."""
 
@@ -72,27 +74,6 @@ class NodeSpec:
         return tuple(self.chunkshape[1:]) == self.inner_shape
 
 
-def type_text(dtype: np.dtype) -> str:
-    """Byte-order free short text of a column type: 'f4', 'S8', 'i8[3]', 'vlen:i2'."""
-    vlen = h5py.check_vlen_dtype(dtype)
-    if vlen is not None:
-        return f"vlen:{type_text(np.dtype(vlen))}"
-    base = dtype.base.str[1:]
-    return f"{base}{list(dtype.shape)}" if dtype.shape else base
-
-
-def column_types(dtype: np.dtype, prefix: str = "") -> tuple[tuple[str, str], ...]:
-    """Flattened (column path, type) pairs of a (possibly nested) compound dtype, in stored order."""
-    if dtype.names is None:
-        return ((prefix, type_text(dtype)),)
-    out: list[tuple[str, str]] = []
-    for name in dtype.names:
-        sub = dtype.fields[name][0]
-        path = f"{prefix}/{name}" if prefix else name
-        out.extend(column_types(sub, path) if sub.names else ((path, type_text(sub)),))
-    return tuple(out)
-
-
 def _kind(dset: h5py.Dataset) -> NodeKind:
     cls = dset.attrs.get("CLASS")
     if isinstance(cls, bytes | np.bytes_) and cls.decode() in _CLASSES:
@@ -113,7 +94,9 @@ def _pipeline(dset: h5py.Dataset) -> tuple[tuple[int, int, tuple[int, ...]], ...
     )
 
 
-def dataset_spec(path: str, dset: h5py.Dataset, tables_dtype: Callable[[str], np.dtype]) -> NodeSpec:
+def dataset_spec(
+    path: str, dset: h5py.Dataset, tables_dtype: Callable[[str], np.dtype], share: Interner
+) -> NodeSpec:
     """The spec of one dataset; `tables_dtype` gives PyTables' dtype for types h5py cannot map."""
     kind = _kind(dset)
     shape = tuple(int(s) for s in dset.shape or ())
@@ -129,13 +112,13 @@ def dataset_spec(path: str, dset: h5py.Dataset, tables_dtype: Callable[[str], np
     return NodeSpec(
         path=path,
         kind=kind,
-        columns=column_types(dtype) if kind == "table" else (("", type_text(dtype)),),
+        columns=share(column_types(dtype) if kind == "table" else (("", type_text(dtype)),)),
         inner_shape=shape[:maindim] + shape[maindim + 1 :] if concat else shape,
         maindim=maindim,
         nrows=shape[maindim] if concat and shape else 0,
         chunkshape=None if dset.chunks is None else tuple(int(c) for c in dset.chunks),
-        pipeline=_pipeline(dset),
-        disk_type=dset.id.get_type().encode(),
+        pipeline=share(_pipeline(dset)),
+        disk_type=share(dset.id.get_type().encode()),
         h5py_types=h5py_types,
     )
 
@@ -159,8 +142,8 @@ def probe(dset: h5py.Dataset, spec: NodeSpec) -> None:
 class _Walker:
     """Collects the specs of one open file; opens it with PyTables only for types h5py cannot map."""
 
-    def __init__(self, path: Path, check: bool, stack: ExitStack) -> None:
-        self.path, self.check, self.stack = path, check, stack
+    def __init__(self, path: Path, check: bool, stack: ExitStack, share: Interner) -> None:
+        self.path, self.check, self.stack, self.share = path, check, stack, share
         self.specs: dict[str, NodeSpec] = {}
         self._tables: tables.File | None = None
 
@@ -184,14 +167,17 @@ class _Walker:
                 self.specs[path] = NodeSpec(path, "group")
                 self.walk(node)
             else:
-                self.specs[path] = dataset_spec(path, node, self.tables_dtype)
+                self.specs[path] = dataset_spec(path, node, self.tables_dtype, self.share)
                 if self.check:
                     probe(node, self.specs[path])
 
 
-def read_layout(path: Path, *, check: bool = True) -> dict[str, NodeSpec]:
-    """Every visible node of `path` (parents first, names sorted) with its spec; `check` reads a little."""
+def read_layout(path: Path, *, check: bool = True, share: Interner | None = None) -> dict[str, NodeSpec]:
+    """Every visible node of `path` (parents first, names sorted) with its spec; `check` reads a little.
+
+    Pass one `Interner` for many files of one layout so that they share their column lists.
+    """
     with ExitStack() as stack:
-        walker = _Walker(path, check, stack)
+        walker = _Walker(path, check, stack, share or Interner())
         walker.walk(stack.enter_context(h5py.File(path, "r")))
     return walker.specs

@@ -1,0 +1,216 @@
+"""Benchmark of `gridpipe.merge.merge_files` against `cat` of the same bytes and row-append merges.
+
+Run by hand (not part of the test suite):
+
+    /work/venv/bin/python bench/merge_bench.py --total-mb 200
+    /work/venv/bin/python bench/merge_bench.py --total-mb 1000 --methods cat,gridpipe,vds
+
+It writes protopipe-like TRAINING files (one table per camera type, ~30 float columns, ctapipe's
+default filters blosc:zstd level 5 + fletcher32, 2-5 MB each) into a scratch folder, then runs each
+method in its own child process and prints seconds, MB/s of input, the ratio to `cat`, the output
+size and the child's peak RSS (ru_maxrss) with and without the import baseline. Input files are in
+the page cache for every method (they were just written or read); outputs are fsynced by every
+method. The scratch folder is deleted at the end unless --keep is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tables
+
+FILTERS = tables.Filters(complevel=5, complib="blosc:zstd", shuffle=True, fletcher32=True)
+CAMERAS = {"LSTCam": 0.35, "NectarCam": 0.65}
+METHODS = ["cat", "gridpipe", "gridpipe-keep-order", "vds", "naive", "ctapipe-style"]
+DEFAULT_METHODS = "cat,gridpipe,vds,naive,ctapipe-style"
+
+
+def image_dtype() -> np.dtype:
+    floats = [
+        "hillas_intensity", "hillas_x", "hillas_y", "hillas_r", "hillas_phi", "hillas_length",
+        "hillas_width", "hillas_psi", "hillas_skewness", "hillas_kurtosis", "leakage_pixels_width_1",
+        "leakage_intensity_width_1", "concentration_cog", "concentration_core", "timing_slope",
+        "timing_intercept", "morphology_n_islands", "impact_dist", "h_max", "az", "alt", "core_x",
+        "core_y", "reco_energy_lst", "sum_signal_evt", "max_signal_cam", "miss", "disp", "width_reco",
+        "length_reco",
+    ]  # fmt: skip
+    fields = [("obs_id", "i4"), ("event_id", "i8"), ("tel_id", "i2"), ("n_pixel", "i2")]
+    return np.dtype(fields + [(name, "f4") for name in floats] + [("true_energy", "f8")])
+
+
+def make_rows(rng: np.random.Generator, n: int, obs_id: int, first_event: int) -> np.ndarray:
+    """Rows whose columns compress like real image parameters: some smooth, some noisy, some sparse."""
+    data = np.zeros(n, dtype=image_dtype())
+    data["obs_id"] = obs_id
+    data["event_id"] = first_event + np.sort(rng.integers(0, 4 * n, n))
+    data["tel_id"] = rng.integers(1, 20, n)
+    data["n_pixel"] = rng.integers(5, 400, n)
+    for i, name in enumerate(data.dtype.names[4:-1]):
+        values = rng.lognormal(3.0, 1.0, n) if i % 3 == 0 else rng.normal(0.0, 1.0, n)
+        if i % 3 == 1:
+            values = np.round(values, 3)  # stored with limited precision
+        if i % 5 == 4:
+            values[rng.random(n) < 0.8] = 0.0  # mostly empty (leakage-like)
+        data[name] = values
+    data["true_energy"] = rng.lognormal(-1.0, 1.2, n)
+    return data
+
+
+def generate(folder: Path, total_mb: float, seed: int = 1) -> list[Path]:
+    """Write compressed TRAINING-like files totalling about `total_mb` MB into `folder` (reused if there)."""
+    manifest = folder / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("total_mb") == total_mb:
+        return [folder / name for name in json.loads(manifest.read_text())["files"]]
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    files: list[Path] = []
+    bytes_per_row, written, start = 120.0, 0, time.perf_counter()
+    while written < total_mb * 1e6:
+        path = folder / f"TRAINING_energy_gamma_tail_run{len(files) + 1:05d}.h5"
+        rows = int(rng.uniform(2e6, 5e6) / bytes_per_row)
+        with tables.open_file(str(path), "w") as h5:
+            for camera, share in CAMERAS.items():
+                table = h5.create_table("/", camera, image_dtype(), filters=FILTERS)
+                table.append(make_rows(rng, int(rows * share), len(files), 0))
+        size = path.stat().st_size
+        bytes_per_row = size / rows
+        written += size
+        files.append(path)
+    manifest.write_text(json.dumps({"total_mb": total_mb, "files": [p.name for p in files]}))
+    print(f"generated {len(files)} files, {written / 1e6:.0f} MB in {time.perf_counter() - start:.0f} s")
+    return files
+
+
+def fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+
+
+def merge_cat(files: list[Path], out: Path) -> None:
+    with out.open("wb") as fh:
+        subprocess.run(["cat", *map(str, files)], stdout=fh, check=True)
+
+
+def merge_gridpipe(files: list[Path], out: Path, **kwargs: object) -> None:
+    from gridpipe.merge import merge_files
+
+    report = merge_files(files, out, **kwargs)
+    print(f"  [{report.summary()}; {report.chunks_copied} chunks raw, {report.rows_recoded} rows recoded]")
+
+
+def merge_naive(files: list[Path], out: Path) -> None:
+    """Read each table whole and append its rows (what a hand-written merge script does)."""
+    with tables.open_file(str(out), "w") as dst:
+        for path in files:
+            with tables.open_file(str(path)) as src:
+                for table in src.walk_nodes("/", "Table"):
+                    if table._v_pathname not in dst:
+                        dst.create_table("/", table.name, table.description, filters=table.filters)
+                    dst.get_node(table._v_pathname).append(table.read())
+
+
+def merge_ctapipe_style(files: list[Path], out: Path) -> None:
+    """Like ctapipe's HDF5Merger: copy the first file's nodes, then append `table[:].astype(dtype)`."""
+    with tables.open_file(str(out), "w") as dst:
+        with tables.open_file(str(files[0])) as src:
+            for table in src.walk_nodes("/", "Table"):
+                src.copy_node(table, newparent=dst.root, filters=table.filters)
+        for path in files[1:]:
+            with tables.open_file(str(path)) as src:
+                for table in src.walk_nodes("/", "Table"):
+                    target = dst.get_node(table._v_pathname)
+                    target.append(table[:].astype(target.dtype))
+
+
+def child(method: str, folder: Path, out: Path) -> None:
+    """Run one method in this (fresh) process and print a JSON line with time and peak RSS."""
+    names = json.loads((folder / "manifest.json").read_text())["files"]
+    files = [folder / name for name in names]
+    import gridpipe.merge  # noqa: F401  (imports count in the baseline, not in the merge)
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    if method == "cat":
+        merge_cat(files, out)
+    elif method == "gridpipe":
+        merge_gridpipe(files, out)
+    elif method == "gridpipe-keep-order":
+        merge_gridpipe(files, out, keep_order=True)
+    elif method == "vds":
+        merge_gridpipe(files, out, mode="vds")
+    elif method == "naive":
+        merge_naive(files, out)
+    else:
+        merge_ctapipe_style(files, out)
+    if method not in ("gridpipe", "gridpipe-keep-order", "vds"):  # merge_files fsyncs by itself
+        fsync(out)
+    seconds = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "rss_kb": rss, "rss_before_kb": rss_before}))
+
+
+def rows_in(path: Path) -> int:
+    with tables.open_file(str(path)) as h5:
+        return sum(t.nrows for t in h5.walk_nodes("/", "Table"))
+
+
+def run(method: str, folder: Path) -> dict[str, float]:
+    out = folder / f"merged_{method}.h5"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, __file__, "--child", method, "--scratch", str(folder), "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    lines = proc.stdout.strip().splitlines()
+    print("\n".join(lines[:-1]))
+    result = json.loads(lines[-1]) | {"out_mb": out.stat().st_size / 1e6}
+    if method != "cat":
+        result["rows"] = rows_in(out)
+    out.unlink()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--total-mb", type=float, default=200.0, help="size of the generated input set")
+    parser.add_argument("--scratch", type=Path, default=None, help="scratch folder (default under /tmp)")
+    parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma list out of {','.join(METHODS)}")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    folder = args.scratch or Path(f"/tmp/gridpipe-merge-bench-{int(args.total_mb)}mb")
+    if args.child:
+        child(args.child, folder, args.out)
+        return
+    files = generate(folder, args.total_mb)
+    total_mb = sum(p.stat().st_size for p in files) / 1e6
+    print(f"{len(files)} input files, {total_mb:.1f} MB, {sum(rows_in(p) for p in files)} rows")
+    results = {m: run(m, folder) for m in args.methods.split(",")}
+    base = results.get("cat", {}).get("seconds")
+    print(
+        f"\n{'method':<22}{'seconds':>9}{'MB/s':>9}{'x cat':>8}{'out MB':>9}{'peak RSS MB':>13}{'- imports':>11}"
+    )
+    for method, r in results.items():
+        ratio = f"{r['seconds'] / base:8.1f}" if base else f"{'-':>8}"
+        print(
+            f"{method:<22}{r['seconds']:9.2f}{total_mb / r['seconds']:9.0f}{ratio}{r['out_mb']:9.1f}"
+            f"{r['rss_kb'] / 1024:13.0f}{(r['rss_kb'] - r['rss_before_kb']) / 1024:11.0f}"
+        )
+    rows = {r["rows"] for r in results.values() if "rows" in r}
+    print(f"row totals of the merged files: {sorted(rows)} (must be one value)")
+    if not args.keep:
+        shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Column types as the schema check compares them, and sharing of equal values across many inputs."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import h5py
+import numpy as np
+
+T = TypeVar("T")
+
+
+class Interner:
+    """Hands back one shared copy of equal values, so that thousands of input layouts cost little."""
+
+    def __init__(self) -> None:
+        self._seen: dict[object, object] = {}
+
+    def __call__(self, value: T) -> T:
+        """The first value seen equal to `value`."""
+        return self._seen.setdefault(value, value)  # type: ignore[return-value]
+
+
+def type_text(dtype: np.dtype) -> str:
+    """Byte-order free short text of a column type: 'f4', 'S8', 'i8[3]', 'vlen:i2'."""
+    vlen = h5py.check_vlen_dtype(dtype)
+    if vlen is not None:
+        return f"vlen:{type_text(np.dtype(vlen))}"
+    base = dtype.base.str[1:]
+    return f"{base}{list(dtype.shape)}" if dtype.shape else base
+
+
+def column_types(dtype: np.dtype, prefix: str = "") -> tuple[tuple[str, str], ...]:
+    """Flattened (column path, type) pairs of a (possibly nested) compound dtype, in stored order."""
+    if dtype.names is None:
+        return ((prefix, type_text(dtype)),)
+    out: list[tuple[str, str]] = []
+    for name in dtype.names:
+        sub = dtype.fields[name][0]
+        path = f"{prefix}/{name}" if prefix else name
+        out.extend(column_types(sub, path) if sub.names else ((path, type_text(sub)),))
+    return tuple(out)
