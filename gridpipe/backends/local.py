@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
@@ -36,7 +37,11 @@ class LocalBackend(Backend):
         self.local_dir = analysis_path / ".gridpipe" / "local"
         self.workers = workers
         self.storage_factory = storage_factory
-        self.queue = LocalQueue(self.local_dir)
+
+    @cached_property
+    def queue(self) -> LocalQueue:
+        """The queue, opened on first use (the executor forks before it opens its own)."""
+        return LocalQueue(self.local_dir)
 
     @classmethod
     def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
@@ -105,6 +110,7 @@ class LocalBackend(Backend):
     def ensure_running(self) -> None:
         """Start the executor unless one holds the lock."""
         _reap()
+        self.local_dir.mkdir(parents=True, exist_ok=True)
         fd = try_lock(self.local_dir / "executor.lock")
         if fd is None:
             return

@@ -84,7 +84,6 @@ def run_job(
     storage: Storage | None,
     cancel: threading.Event,
     on_start: Callable[[int], None],
-    slots: threading.Semaphore,
 ) -> JobResult:
     """Run `spec` in `job_dir/work`; stdout/stderr go to job_dir. Never raises for a job's own failure."""
     work = job_dir / "work"
@@ -99,13 +98,12 @@ def run_job(
         else:
             for folder in spec.outputs:
                 Path(folder).mkdir(parents=True, exist_ok=True)
-        with slots:  # at most `workers` payloads run at once; staging and registration overlap them
-            for argv in spec.commands:
-                if cancel.is_set():
-                    return JobResult(JobStatus.KILLED, None, "killed by the user")
-                failed = _execute(argv, work, env, logs, cancel, on_start)
-                if failed is not None:
-                    return failed
+        for argv in spec.commands:
+            if cancel.is_set():
+                return JobResult(JobStatus.KILLED, None, "killed by the user")
+            failed = _execute(argv, work, env, logs, cancel, on_start)
+            if failed is not None:
+                return failed
         if spec.where == "grid":
             assert storage is not None
             missing = _register(spec, work, storage)

@@ -156,10 +156,10 @@ class LocalQueue:
             )
         return sorted((r[0], JobSpec.from_json(json.loads(r[2]))) for r in rows)
 
-    def set_pids(self, pids: Sequence[tuple[int, int]]) -> None:
-        """Record (job id, process group) of running payloads, in one transaction."""
-        with self._tx() as conn:
-            conn.executemany("UPDATE jobs SET pid = ? WHERE id = ?", [(pid, job_id) for job_id, pid in pids])
+    def cancel_requested(self, job_id: int) -> bool:
+        """Whether someone asked to kill this job."""
+        row = self._conn.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return bool(row and row[0])
 
     def finish(self, results: Sequence[tuple[int, str, int | None, str | None]]) -> None:
         """Record (id, status, exit code, reason) of finished jobs in one transaction."""
@@ -169,12 +169,6 @@ class LocalQueue:
                 "UPDATE jobs SET status = ?, exit_code = ?, reason = ?, ended = ? WHERE id = ?",
                 [(status, code, reason, now, job_id) for job_id, status, code, reason in results],
             )
-
-    def cancelled_running(self) -> list[int]:
-        """Running jobs someone asked to kill."""
-        return [
-            r[0] for r in self._conn.execute("SELECT id FROM jobs WHERE status = 'running' AND cancel = 1")
-        ]
 
     def running(self) -> list[QueueRow]:
         """Jobs marked running."""
