@@ -56,3 +56,6 @@ class Backend(ABC):
 
     def ensure_running(self) -> None:  # noqa: B027 - optional hook
         """Make sure queued jobs make progress (the local backend restarts its executor)."""
+
+    def preflight(self) -> None:  # noqa: B027 - optional hook
+        """Raise BackendError if submitting cannot work (DIRAC: expired token); called before planning is recorded."""

@@ -60,6 +60,8 @@ def submit_stage(
     n_file_per_job: int | None,
 ) -> SubmitOutcome:
     """Plan the stage's jobs, skip those whose outputs exist or that are active, submit up to `limit`."""
+    if not dry_run:
+        an.backend_for(stage.kind).preflight()  # e.g. the DIRAC token, before anything is recorded
     plan = plan_units(an, stage, particles, n_file_per_job=n_file_per_job)
     present = set(plan.existing_outputs)
     fresh = [s for s in plan.new if not (s.outputs and s.where == "grid" and set(s.outputs) <= present)]

@@ -95,16 +95,24 @@ class Orchestrator:
                 )
                 self.notify(f"{name} failed for good after {self.options.max_attempts} attempt(s)")
 
+    def _plan_new_units(self, stage: Stage) -> None:
+        """Plan every unit of a ready stage that has not been planned yet, in one planning round."""
+        store = self.an.store
+        fresh = [u for u in units_of(stage) if store.stage_state(stage.name, u.name) is None]
+        if not fresh:
+            return
+        added = record_plan(self.an, plan_units(self.an, stage, [u.name for u in fresh]))
+        for unit in fresh:
+            count = store.count(stage=stage.name, unit=unit.name)
+            if stage.kind == "grid" and not count:
+                raise_empty(self.an, stage, unit)
+            store.set_stage_state(stage.name, unit.name, "planned", f"{count} job(s)")
+        self.notify(f"{stage.name}: planned {len(added)} job(s) in {len(fresh)} unit(s)")
+
     def _advance_unit(self, unit: Unit) -> None:
         store, stage = self.an.store, unit.stage
         state = store.stage_state(stage.name, unit.name)
         if state is None:
-            plan = plan_units(self.an, stage, [unit.name])
-            added = record_plan(self.an, plan)
-            if stage.kind == "grid" and not store.count(stage=stage.name, unit=unit.name):
-                raise_empty(self.an, stage, unit)
-            store.set_stage_state(stage.name, unit.name, "planned", f"{len(added)} job(s)")
-            self.notify(f"{stage.name}/{unit.name}: planned {len(added)} job(s)")
             return
         counts = store.status_counts(stage.name, unit.name)
         if not counts or set(counts) != {JobStatus.DONE}:
@@ -147,6 +155,7 @@ class Orchestrator:
         if not stages:
             return RunReport(True, message="the analysis is complete")
         for stage in stages:
+            self._plan_new_units(stage)
             for unit in units_of(stage):
                 self._advance_unit(unit)
         stages = self.ready_stages()
@@ -179,6 +188,7 @@ class Orchestrator:
     def run(self, stop: threading.Event | None = None) -> RunReport:
         """Loop until complete, stuck, or `stop` is set (then resumable)."""
         stop = stop or threading.Event()
+        self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
         reconcile(self.an)
         while not stop.is_set():
             report = self.step()
