@@ -73,3 +73,16 @@ def wait_idle(path: Path, timeout: float = 60) -> LocalQueue:
             raise TimeoutError("local jobs did not finish")
         time.sleep(0.1)
     return queue
+
+
+def wait_executor_gone(path: Path, timeout: float = 30) -> None:
+    """Wait until the analysis's local executor has exited (it keeps the environment it was started with)."""
+    from gridpipe.backends.local_executor import try_lock
+
+    lock = path / ".gridpipe" / "local" / "executor.lock"
+    deadline = time.monotonic() + timeout
+    while (fd := try_lock(lock)) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the local executor did not exit")
+        time.sleep(0.1)
+    os.close(fd)

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from engine_helpers import LFN_DIR, gridpipe, make_analysis, wait_idle
+from engine_helpers import LFN_DIR, gridpipe, make_analysis, wait_executor_gone, wait_idle
 
 from gridpipe.backends.local_queue import LocalQueue
 from gridpipe.service.context import Analysis
@@ -157,3 +157,84 @@ def test_bad_list_lines_are_refused_with_file_and_line(tmp_path, bad):
     result = gridpipe("submit", "--output_type", "TRAINING", "--dry-run", "-a", str(path))
     assert result.returncode == 2
     assert f"{lst}:2" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_while_a_run_is_going(tmp_path):
+    """Several gridpipe processes at once: `status` (which also refreshes) during `run`."""
+    import subprocess
+    import sys
+
+    workflow = tmp_path / "slow.yaml"
+    source = (make_analysis.__globals__["DATA"] / "touch_workflow.yaml").read_text()
+    workflow.write_text(
+        source.replace("{python} -c 'import sys,os;", "{python} -c 'import sys,os,time; time.sleep(0.3);", 1)
+    )
+    path = make_analysis(tmp_path, {"gamma": 8, "proton": 4}, workflow=workflow, n_file_per_job=1)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = set()
+    while run.poll() is None:
+        status = _status(path)
+        seen |= {job["status"] for job in status["jobs"]}
+    out, err = run.communicate()
+    assert run.returncode == 0, out + err
+    assert "running" in seen or "queued" in seen
+    final = _status(path)
+    assert final["stages"]["produce"] == {"gamma": {"done": 8}, "proton": {"done": 4}}
+    queue = LocalQueue(path / ".gridpipe" / "local")
+    assert len(queue.ledger()) == 13
+    queue.close()
+
+
+def test_resubmit_failed_jobs_after_fixing_the_cause(tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 2, "proton": 2})
+    failing = gridpipe(
+        "run", "-a", str(path), "--max-attempts", "1", "--poll-interval", "0.1", env={"FAIL_proton": "1"}
+    )
+    assert failing.returncode == 1
+    wait_executor_gone(path)  # the next executor starts without FAIL_proton
+    again = gridpipe("resubmit", "--failed", "-a", str(path))
+    assert again.returncode == 0 and "resubmitted 1 job(s)" in again.stdout
+    done = gridpipe("run", "-a", str(path), "--poll-interval", "0.1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    jobs = {job["name"]: job for job in _status(path)["jobs"]}
+    assert jobs["eng_OUT_proton_run1-run2"]["status"] == "done"
+    assert jobs["eng_OUT_proton_run1-run2"]["attempts"] == 1  # a fresh attempt budget
+    assert gridpipe("resubmit", "-a", str(path)).returncode == 2  # names or --failed are required
+
+
+def test_ctrl_c_stops_cleanly_and_run_resumes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    workflow = tmp_path / "slow.yaml"
+    source = (make_analysis.__globals__["DATA"] / "touch_workflow.yaml").read_text()
+    workflow.write_text(
+        source.replace("{python} -c 'import sys,os;", "{python} -c 'import sys,os,time; time.sleep(0.5);", 1)
+    )
+    path = make_analysis(tmp_path, {"gamma": 6, "proton": 2}, workflow=workflow, n_file_per_job=1)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not any(job["status"] == "running" for job in _status(path)["jobs"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=30)
+    assert run.returncode == 130
+    assert "gridpipe run" in out + err and "Traceback" not in err
+    resumed = gridpipe("run", "-a", str(path), "--poll-interval", "0.05")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    queue = LocalQueue(path / ".gridpipe" / "local")
+    names = [name for _, name in queue.ledger()]
+    queue.close()
+    assert len(names) == len(set(names)) == 9

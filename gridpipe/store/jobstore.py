@@ -18,6 +18,7 @@ from gridpipe.core.states import ACTIVE_STATES, JobStatus
 from gridpipe.core.timeutil import utcnow
 from gridpipe.store.schema import migrate
 
+_CURRENT = "(SELECT MAX(number) FROM attempts WHERE job_id = ?)"  # the job's latest attempt
 _CHUNK = 500  # rows per `IN (...)` query, well below SQLite's variable limit
 
 
@@ -246,12 +247,15 @@ class JobStore:
                     " reason = NULL, flagged = 0, updated = ? WHERE id = ?",
                     (JobStatus.SUBMITTING, attempts + 1, backend, now, job_id),
                 )
+                number = conn.execute(
+                    "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = ?", (job_id,)
+                ).fetchone()[0]
                 conn.execute(
                     "INSERT INTO attempts (job_id, number, backend, status, submitted) VALUES (?, ?, ?, ?, ?)",
-                    (job_id, attempts + 1, backend, JobStatus.SUBMITTING, now),
+                    (job_id, number, backend, JobStatus.SUBMITTING, now),
                 )
                 self._event(
-                    conn, now, job_id, "submitting", status, JobStatus.SUBMITTING, f"attempt {attempts + 1}"
+                    conn, now, job_id, "submitting", status, JobStatus.SUBMITTING, f"attempt {number}"
                 )
 
     def confirm_submitted(self, submitted: dict[str, str], *, adopted: bool = False) -> None:
@@ -260,16 +264,14 @@ class JobStore:
         kind = "adopted" if adopted else "submitted"
         with self._tx() as conn:
             for name, backend_id in submitted.items():
-                job_id, number = conn.execute(
-                    "SELECT id, attempts FROM jobs WHERE name = ?", (name,)
-                ).fetchone()
+                (job_id,) = conn.execute("SELECT id FROM jobs WHERE name = ?", (name,)).fetchone()
                 conn.execute(
                     "UPDATE jobs SET status = ?, backend_id = ?, updated = ? WHERE id = ?",
                     (JobStatus.QUEUED, backend_id, now, job_id),
                 )
                 conn.execute(
-                    "UPDATE attempts SET status = ?, backend_id = ? WHERE job_id = ? AND number = ?",
-                    (JobStatus.QUEUED, backend_id, job_id, number),
+                    f"UPDATE attempts SET status = ?, backend_id = ? WHERE job_id = ? AND number = {_CURRENT}",
+                    (JobStatus.QUEUED, backend_id, job_id, job_id),
                 )
                 self._event(conn, now, job_id, kind, JobStatus.SUBMITTING, JobStatus.QUEUED, backend_id)
 
@@ -285,7 +287,9 @@ class JobStore:
                     "UPDATE jobs SET status = ?, attempts = ?, reason = ?, updated = ? WHERE id = ?",
                     (JobStatus.PLANNED, number - 1, reason, now, job_id),
                 )
-                conn.execute("DELETE FROM attempts WHERE job_id = ? AND number = ?", (job_id, number))
+                conn.execute(
+                    f"DELETE FROM attempts WHERE job_id = ? AND number = {_CURRENT}", (job_id, job_id)
+                )
                 self._event(conn, now, job_id, "not-submitted", status, JobStatus.PLANNED, reason)
 
     def attempt_ids(self, name: str) -> set[str]:
@@ -310,7 +314,7 @@ class JobStore:
                 ).fetchone()
                 if row is None:
                     continue
-                job_id, name, old, number, site, flagged = row
+                job_id, name, old, _budget, site, flagged = row
                 site = update.site or site
                 if old == update.status and bool(flagged) == update.flagged:
                     continue
@@ -321,8 +325,8 @@ class JobStore:
                 )
                 conn.execute(
                     "UPDATE attempts SET status = ?, site = ?, exit_code = ?, reason = ?, ended = ?"
-                    " WHERE job_id = ? AND number = ?",
-                    (update.status, site, update.exit_code, update.reason, ended, job_id, number),
+                    f" WHERE job_id = ? AND number = {_CURRENT}",
+                    (update.status, site, update.exit_code, update.reason, ended, job_id, job_id),
                 )
                 self._event(conn, now, job_id, "status", old, update.status, update.reason)
                 changed.append((name, update.status))
@@ -343,7 +347,7 @@ class JobStore:
                 self._event(conn, now, row[0], "status", row[1], status, reason)
 
     def reset_attempts(self, names: Sequence[str]) -> None:
-        """Give jobs a fresh attempt budget (user-requested resubmission)."""
+        """Give jobs a fresh attempt budget (user-requested resubmission); attempt rows keep their numbers."""
         with self._tx() as conn:
             for name in names:
                 conn.execute("UPDATE jobs SET attempts = 0 WHERE name = ?", (name,))
