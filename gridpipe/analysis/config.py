@@ -65,6 +65,15 @@ class StorageSection(Strict):
 
     name: Literal["local", "dirac"] = Field(description="Storage name.")
     local_root: str = Field(description="local storage: absolute directory playing the storage element.")
+    dirac_se: str = Field(
+        "", description="dirac storage: storage element files are put to ('' = first upload site)."
+    )
+    dirac_command_timeout: float = Field(
+        900.0, gt=0, description="dirac storage: seconds one DIRAC data-management command may run."
+    )
+    dirac_bin_dir: str = Field(
+        "", description="dirac storage: folder holding DIRAC's dirac-dms-* commands ('' = found on PATH)."
+    )
 
 
 class PayloadSection(Strict):
