@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
-import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,33 +45,48 @@ def _register(spec: JobSpec, work: Path, storage: Storage) -> str | None:
     return None
 
 
+def _program(argv0: str, work: Path, env: dict[str, str]) -> str | None:
+    if "/" in argv0:
+        return str(work / argv0) if not argv0.startswith("/") else argv0
+    return shutil.which(argv0, path=env.get("PATH", os.defpath))
+
+
 def _execute(
     argv: tuple[str, ...],
     work: Path,
     env: dict[str, str],
-    logs: tuple[Path, Path],
+    logs: tuple[int, int],
     cancel: threading.Event,
     on_start: Callable[[int], None],
 ) -> JobResult | None:
-    with logs[0].open("ab") as out, logs[1].open("ab") as err:
-        out.write(f"$ {' '.join(argv)}\n".encode())
-        out.flush()
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=work,
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return JobResult(JobStatus.FAILED, None, f"cannot start {argv[0]!r}: {exc.strerror}")
-        on_start(proc.pid)
-        code = proc.wait()  # the executor kills the process group when the job is cancelled
+    """Run one command in `work` as its own process group; None when it succeeded."""
+    os.write(logs[0], f"$ {shlex.join(argv)}\n".encode())
+    program = _program(argv[0], work, env)
+    if program is None:
+        return JobResult(JobStatus.FAILED, None, f"command not found: {argv[0]!r}")
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_DUP2, logs[0], 1),
+        (os.POSIX_SPAWN_DUP2, logs[1], 2),
+    ]
+    # posix_spawn (much cheaper than fork from a large process) has no working-directory argument before
+    # Python 3.13; a runner process runs one job at a time, so changing its own directory is safe.
+    os.chdir(work)
+    try:
+        pid = os.posix_spawn(program, list(argv), env, file_actions=actions, setsid=True)
+    except OSError as exc:
+        return JobResult(JobStatus.FAILED, None, f"cannot start {argv[0]!r}: {exc.strerror}")
+    finally:
+        os.chdir("/")
+    on_start(pid)
+    _, status = os.waitpid(pid, 0)  # the runner's watcher kills the process group when the job is cancelled
+    code = os.waitstatus_to_exitcode(status)
     if cancel.is_set():
         return JobResult(JobStatus.KILLED, None, "killed by the user")
+    if code < 0:
+        return JobResult(
+            JobStatus.FAILED, code, f"{PurePosixPath(argv[0]).name} was killed by signal {-code}"
+        )
     if code != 0:
         return JobResult(JobStatus.FAILED, code, f"{PurePosixPath(argv[0]).name} exited with code {code}")
     return None
@@ -88,8 +103,25 @@ def run_job(
     """Run `spec` in `job_dir/work`; stdout/stderr go to job_dir. Never raises for a job's own failure."""
     work = job_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
-    logs = (job_dir / "stdout.log", job_dir / "stderr.log")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    logs = (os.open(job_dir / "stdout.log", flags, 0o644), os.open(job_dir / "stderr.log", flags, 0o644))
     env = {**os.environ, **spec.env, JOB_ENV_MARK: str(job_id)}
+    try:
+        return _run(spec, work, storage, env, logs, cancel, on_start)
+    finally:
+        os.close(logs[0])
+        os.close(logs[1])
+
+
+def _run(
+    spec: JobSpec,
+    work: Path,
+    storage: Storage | None,
+    env: dict[str, str],
+    logs: tuple[int, int],
+    cancel: threading.Event,
+    on_start: Callable[[int], None],
+) -> JobResult:
     try:
         if spec.where == "grid":
             if storage is None:
