@@ -19,7 +19,7 @@ from gridpipe.service.gather import GatherOptions, gather_unit
 from gridpipe.service.models import upload_stage_outputs
 from gridpipe.service.planning import input_list_path, plan_units, record_plan
 from gridpipe.service.refresh import refresh
-from gridpipe.service.submission import reconcile, submit
+from gridpipe.service.submission import reconcile_if_idle, submit
 from gridpipe.workflow.planner import Unit, units_of
 from gridpipe.workflow.policy import free_slots, split_failures
 from gridpipe.workflow.stage import Stage
@@ -189,7 +189,7 @@ class Orchestrator:
         """Loop until complete, stuck, or `stop` is set (then resumable)."""
         stop = stop or threading.Event()
         self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
-        reconcile(self.an)
+        reconcile_if_idle(self.an)
         while not stop.is_set():
             report = self.step()
             if report is not None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
-from gridpipe.service.submission import reconcile
+from gridpipe.service.submission import reconcile_if_idle
 
 
 def refresh(an: Analysis) -> list[tuple[str, JobStatus]]:
     """Poll every active job; returns (name, new status) of the jobs that changed."""
     if an.store.count(statuses=[JobStatus.SUBMITTING]):
-        reconcile(an)
+        reconcile_if_idle(an)
     active = [j for j in an.store.active() if j.backend_id]
     changed: list[tuple[str, JobStatus]] = []
     by_backend: dict[str, list[str]] = {}

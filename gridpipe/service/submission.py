@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import fcntl
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from gridpipe.core.exceptions import BackendError
@@ -20,8 +23,39 @@ class SubmitReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+@contextmanager
+def submission_lock(an: Analysis, *, wait: bool = True) -> Iterator[bool]:
+    """Exclusive right to submit or reconcile in this analysis; yields False when `wait` is off and it is taken.
+
+    A job in `submitting` may be in the hands of another live process; only the holder of this lock may
+    decide that such a job was lost. The kernel releases the lock when its holder dies, even by kill -9.
+    """
+    path = an.path / ".gridpipe" / "submit.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def reconcile_if_idle(an: Analysis) -> None:
+    """Reconcile unless another process is submitting right now (then its jobs are not lost)."""
+    with submission_lock(an, wait=False) as mine:
+        if mine:
+            reconcile(an)
+
+
 def reconcile(an: Analysis) -> SubmitReport:
-    """Jobs left `submitting` by an interrupted run: adopt what the backend has, return the rest to planned."""
+    """Jobs left `submitting` by an interrupted run: adopt what the backend has, return the rest to planned.
+
+    Call it only while holding `submission_lock`.
+    """
     report = SubmitReport()
     pending = an.store.jobs(statuses=[JobStatus.SUBMITTING])
     by_backend: dict[str, list[JobRecord]] = {}
@@ -57,6 +91,13 @@ def submit(
     an: Analysis, names: Sequence[str], *, progress: Callable[[int], None] | None = None
 ) -> SubmitReport:
     """Submit planned jobs, in backend-sized batches, exactly once."""
+    with submission_lock(an):
+        return _submit_locked(an, names, progress)
+
+
+def _submit_locked(
+    an: Analysis, names: Sequence[str], progress: Callable[[int], None] | None
+) -> SubmitReport:
     report = reconcile(an)
     records = an.store.get(names)
     todo = [records[n] for n in names if n in records and records[n].status == JobStatus.PLANNED]

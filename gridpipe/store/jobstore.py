@@ -264,7 +264,10 @@ class JobStore:
         kind = "adopted" if adopted else "submitted"
         with self._tx() as conn:
             for name, backend_id in submitted.items():
-                (job_id,) = conn.execute("SELECT id FROM jobs WHERE name = ?", (name,)).fetchone()
+                row = conn.execute("SELECT id, status FROM jobs WHERE name = ?", (name,)).fetchone()
+                if row is None or row[1] != JobStatus.SUBMITTING:
+                    continue  # only the intent recorded before the backend call is confirmed
+                job_id = row[0]
                 conn.execute(
                     "UPDATE jobs SET status = ?, backend_id = ?, updated = ? WHERE id = ?",
                     (JobStatus.QUEUED, backend_id, now, job_id),
@@ -283,6 +286,8 @@ class JobStore:
                 job_id, number, status = conn.execute(
                     "SELECT id, attempts, status FROM jobs WHERE name = ?", (name,)
                 ).fetchone()
+                if status != JobStatus.SUBMITTING:
+                    continue  # someone else settled this job meanwhile: never undo a confirmed submission
                 conn.execute(
                     "UPDATE jobs SET status = ?, attempts = ?, reason = ?, updated = ? WHERE id = ?",
                     (JobStatus.PLANNED, number - 1, reason, now, job_id),
