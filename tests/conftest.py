@@ -58,3 +58,15 @@ def run_cli() -> RunCli:
         return CliResult(done.returncode, done.stdout, done.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def diracx(tmp_path_factory: pytest.TempPathFactory):
+    """A real DiracX 0.7.0 server on 127.0.0.1 (SQLite + moto S3) for the whole session; see diracx_server.py."""
+    pytest.importorskip("diracx.testing")
+    pytest.importorskip("diracx.api")
+    pytest.importorskip("moto")
+    from diracx_server import running_server
+
+    with running_server(tmp_path_factory.mktemp("diracx")) as server:
+        yield server

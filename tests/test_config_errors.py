@@ -61,7 +61,9 @@ def test_misspelt_top_level_key_is_an_error_with_a_suggestion(analysis: Path) ->
     error = the_error(GridConfig, grid)
     assert (error.key, error.line) == ("job", line)
     assert "unknown key (did you mean 'jobs'?)" in error.message
-    assert "allowed here: analysis_name, grid, backend, storage, payload, jobs, inputs" in error.message
+    assert (
+        "allowed here: analysis_name, grid, backend, storage, payload, jobs, dirac, inputs" in error.message
+    )
 
 
 def test_misspelt_nested_key_names_its_full_path_and_line(analysis: Path) -> None:

@@ -92,6 +92,41 @@ class JobsSection(Strict):
     max_attempts: int = Field(3, ge=1, le=100, description="Submissions of a job before it fails for good.")
 
 
+class DiracSection(Strict):
+    """The `dirac` backend (DIRAC through diracx-client): connection, job description, submission."""
+
+    url: str = Field("", description="DiracX server URL ('' = diracx's DIRACX_URL).")
+    credentials_path: str = Field(
+        "",
+        description="diracx credentials file ('' = DIRACX_CREDENTIALS_PATH or ~/.cache/diracx/credentials.json); "
+        "relative paths are relative to the analysis directory.",
+    )
+    output_se: str = Field("", description="Storage element for job outputs ('' = DIRAC's default).")
+    cpu_time: int = Field(86400, ge=1, description="CPUTime of every job, in seconds.")
+    priority: int | None = Field(None, ge=0, le=10, description="Job priority 0-10 (null = DIRAC's default).")
+    tags: list[str] = Field(
+        default_factory=list, description="Tags jobs require (e.g. a number of processors)."
+    )
+    job_group: str = Field(
+        "",
+        max_length=32,
+        description="JobGroup of the analysis's jobs ('' = derived from name and grid folder).",
+    )
+    min_token_validity: int = Field(
+        10, ge=0, description="Minutes a token must still be valid for a submission to start (at least 5)."
+    )
+    submit_parallel: int = Field(4, ge=1, le=32, description="Submission calls of 20 jobs in flight at once.")
+    monitor_url: str = Field(
+        "", description="DIRAC web monitor URL for job links; '{job_id}' marks where the id goes ('' = none)."
+    )
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for the server on each call.")
+    retries: int = Field(
+        4, ge=0, le=20, description="Retries of status, lookup and kill calls after network faults."
+    )
+    backoff: float = Field(1.0, ge=0, description="Seconds before the first retry (doubled each time).")
+    backoff_max: float = Field(30.0, ge=0, description="Longest wait between two retries, in seconds.")
+
+
 class GridConfig(Strict):
     """configs/grid.yaml."""
 
@@ -101,6 +136,7 @@ class GridConfig(Strict):
     storage: StorageSection
     payload: PayloadSection
     jobs: JobsSection = Field(default_factory=JobsSection)
+    dirac: DiracSection = Field(default_factory=DiracSection)
     inputs: dict[str, RelPath] = Field(
         default_factory=dict, description="Input file lists by key, relative to the analysis directory."
     )

@@ -50,7 +50,7 @@ def _root(
 
 
 def _register() -> None:
-    from gridpipe.cli import analysis_cmds, data_cmds, job_cmds, run_cmds  # noqa: F401  (commands register on import)
+    from gridpipe.cli import analysis_cmds, data_cmds, dirac_cmds, job_cmds, run_cmds  # noqa: F401  (commands register on import)
 
 
 def _usage_line(exc: ClickException) -> str:

@@ -10,7 +10,7 @@ from gridpipe.core.models import JobSpec
 from gridpipe.core.states import ACTIVE_STATES, FINAL_STATES, JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.service.planning import Plan, plan_units, record_plan
-from gridpipe.service.submission import SubmitReport, submit
+from gridpipe.service.submission import SubmitReport, reconcile, submission_lock, submit
 from gridpipe.store import JobRecord
 from gridpipe.workflow.stage import Stage
 
@@ -70,6 +70,8 @@ def submit_stage(
     if dry_run:
         return SubmitOutcome(stage.name, plan, fresh[:cap] if cap else fresh, skipped)
     record_plan(an, plan)
+    with submission_lock(an):
+        recovered = reconcile(an)  # a crashed submit's jobs: adopted, or planned again (and chosen below)
     planned = [
         j
         for j in an.store.jobs(stage=stage.name, statuses=[JobStatus.PLANNED])
@@ -77,6 +79,7 @@ def submit_stage(
     ]
     chosen = planned[:cap] if cap else planned
     report = submit(an, [j.name for j in chosen])
+    report.adopted.update(recovered.adopted)
     return SubmitOutcome(stage.name, plan, [j.spec for j in chosen], skipped, report)
 
 
