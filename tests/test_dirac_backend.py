@@ -628,6 +628,49 @@ def test_server_killed_during_a_run_loses_and_duplicates_nothing(diracx, tmp_pat
     assert len(on_server(diracx, path)) == n_jobs
 
 
+def test_run_loop_waits_out_a_server_restart_and_finishes(diracx, tmp_path):
+    """`Orchestrator.run` (what `gridpipe run` drives) survives the server going away mid-run."""
+    n_jobs = 40
+    path = dirac_analysis(tmp_path, diracx, "dxrunloop", n_jobs, submit_parallel=1)
+    an = Analysis.open(path)
+    messages: list[str] = []
+    orchestrator = Orchestrator(
+        an, RunOptions(max_active=n_jobs, max_attempts=1, poll_interval=0.2), notify=messages.append
+    )
+    stop = threading.Event()
+    result: dict[str, object] = {}
+    since = diracx.server_log.stat().st_size
+    runner = threading.Thread(target=lambda: result.update(report=orchestrator.run(stop)))
+    try:
+        runner.start()
+        assert wait_for_posts(diracx, 1, since=since)
+        diracx.kill_server()
+        deadline = time.monotonic() + 60
+        while not any("backend unavailable" in m for m in messages):
+            assert time.monotonic() < deadline and runner.is_alive(), messages
+            time.sleep(0.1)
+        diracx.start_server()  # same databases
+        deadline = time.monotonic() + 120
+        while len(on_server(diracx, path)) < n_jobs or an.store.count(statuses=[JobStatus.SUBMITTING]):
+            assert time.monotonic() < deadline and runner.is_alive(), messages[-5:]
+            time.sleep(0.3)
+        rows = on_server(diracx, path)
+        assert len(rows) == n_jobs and len({row["JobName"] for row in rows}) == n_jobs
+        put_outputs(path, [row["JobName"] for row in rows])
+        diracx.walk([row["JobID"] for row in rows], "Done")
+        runner.join(timeout=120)
+        assert not runner.is_alive()
+        report = result["report"]
+        assert report.complete, report  # type: ignore[attr-defined]
+        assert len(on_server(diracx, path)) == n_jobs
+    finally:
+        stop.set()
+        runner.join(timeout=30)
+        if not _server_up(diracx):
+            diracx.start_server()
+        an.close()
+
+
 def _server_up(server) -> bool:
     import urllib.request
 

@@ -9,17 +9,18 @@ All state lives in the job store, so a stopped run resumes where it stopped.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gridpipe.core.exceptions import UsageError
+from gridpipe.core.exceptions import BackendError, UsageError
 from gridpipe.core.states import ACTIVE_STATES, JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.service.gather import GatherOptions, gather_unit
 from gridpipe.service.models import upload_stage_outputs
 from gridpipe.service.planning import input_list_path, plan_units, record_plan
 from gridpipe.service.refresh import refresh
-from gridpipe.service.submission import reconcile_if_idle, submit
+from gridpipe.service.submission import submit
 from gridpipe.workflow.planner import Unit, units_of
 from gridpipe.workflow.policy import free_slots, split_failures
 from gridpipe.workflow.stage import Stage
@@ -35,6 +36,8 @@ class RunOptions:
     max_attempts: int
     poll_interval: float = 0.5
     gather_jobs: int = 4
+    outage_tolerance: float = 3600.0
+    """Seconds a backend may stay unreachable before the run gives up (it waits and retries until then)."""
 
 
 @dataclass
@@ -189,9 +192,23 @@ class Orchestrator:
         """Loop until complete, stuck, or `stop` is set (then resumable)."""
         stop = stop or threading.Event()
         self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
-        reconcile_if_idle(self.an)
+        down_since: float | None = None
+        failures = 0
         while not stop.is_set():
-            report = self.step()
+            try:
+                report = self.step()  # its refresh reconciles submissions a crash left half-done
+            except BackendError as exc:
+                # A backend outage (server restart, network): every decision is in the store, so wait and
+                # carry on where the last cycle stopped; reconciliation settles half-done submissions.
+                down_since = down_since or time.monotonic()
+                if time.monotonic() - down_since > self.options.outage_tolerance:
+                    raise
+                delay = min(2.0**failures, 60.0)
+                failures += 1
+                self.notify(f"backend unavailable: {exc.detail}; retrying in {delay:.0f} s")
+                stop.wait(delay)
+                continue
+            down_since, failures = None, 0
             if report is not None:
                 return report
             stop.wait(self.options.poll_interval)
