@@ -415,7 +415,11 @@ def test_dry_run_creates_nothing_test_one_and_active_jobs_are_never_resubmitted(
     posts = jdl_posts(diracx)
     dry = gridpipe("submit", "--output_type", "TRAINING", "--dry-run", "--json", "-a", str(path), env=env)
     assert dry.returncode == 0, dry.stderr
-    assert len(json.loads(dry.stdout)["jobs"]) == 5
+    planned = json.loads(dry.stdout)["jobs"]
+    assert len(planned) == 5
+    assert f'JobName = "{planned[0]["name"]}";' in planned[0]["backend_description"]  # the JDL it would send
+    text = gridpipe("submit", "--output_type", "TRAINING", "--dry-run", "-a", str(path), env=env)
+    assert "  jdl  " in text.stdout and "InputData" in text.stdout
     assert on_server(diracx, path) == [] and jdl_posts(diracx) == posts
     test = gridpipe("submit", "--output_type", "TRAINING", "--test", "-a", str(path), env=env)
     assert test.returncode == 0, test.stderr
@@ -425,6 +429,14 @@ def test_dry_run_creates_nothing_test_one_and_active_jobs_are_never_resubmitted(
     assert again.returncode == 0 and json.loads(again.stdout)["submitted"] == {}
     names = [row["JobName"] for row in on_server(diracx, path)]
     assert len(names) == 5 and len(set(names)) == 5
+    grid_file = path / "configs" / "grid.yaml"
+    data = yaml.safe_load(grid_file.read_text())
+    data["dirac"]["monitor_url"] = "https://dirac.example.org/DIRAC/?JobID={job_id}"
+    grid_file.write_text(yaml.safe_dump(data))
+    rows = status_json(path, diracx)["jobs"]
+    assert all(row["link"] == f"https://dirac.example.org/DIRAC/?JobID={row['backend_id']}" for row in rows)
+    table = gridpipe("status", "--jobs", "-a", str(path), env=env)
+    assert table.returncode == 0 and "https://dirac.example.org" in table.stdout
 
 
 def test_an_expired_or_short_token_is_refused_before_anything_is_submitted(diracx, tmp_path):

@@ -57,5 +57,13 @@ class Backend(ABC):
     def ensure_running(self) -> None:  # noqa: B027 - optional hook
         """Make sure queued jobs make progress (the local backend restarts its executor)."""
 
+    def describe(self, spec: JobSpec) -> str | None:
+        """What the backend would be given for `spec` (DIRAC: the JDL), for dry runs; None if nothing special."""
+        return None
+
+    def link(self, backend_id: str) -> str | None:
+        """A web page about the job (DIRAC: the web monitor, when configured)."""
+        return None
+
     def preflight(self) -> None:  # noqa: B027 - optional hook
         """Raise BackendError if submitting cannot work (DIRAC: expired token); called before planning is recorded."""

@@ -200,6 +200,14 @@ class DiracBackend(Backend):
         """The job's page in the DIRAC web monitor (None when grid.yaml sets no dirac.monitor_url)."""
         return monitor_link(self.settings.monitor_url, backend_id)
 
+    def describe(self, spec: JobSpec) -> str | None:
+        """The JDL the job would be submitted with (dry runs)."""
+        return self.render_jdl(spec)
+
+    def link(self, backend_id: str) -> str | None:
+        """The job's page in the DIRAC web monitor, when configured."""
+        return self.monitor_link(backend_id)
+
     def close(self) -> None:
         """Close the HTTP clients."""
         self.connection.close()

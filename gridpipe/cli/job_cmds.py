@@ -71,7 +71,7 @@ def submit_cmd(
             an, chosen, particle or None, dry_run=dry_run, limit=limit, n_file_per_job=n_file_per_job
         )
         if dry_run:
-            print_plan(outcome, json_output)
+            print_plan(outcome, json_output, an.backend_for(chosen.kind))
         else:
             print_submit(outcome, json_output)
     finally:

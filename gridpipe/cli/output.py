@@ -13,8 +13,11 @@ from rich.markup import escape
 
 @cache
 def console() -> Console:
-    """Console for normal output (stdout)."""
-    return Console(highlight=False, soft_wrap=True)
+    """Console for normal output (stdout); piped output is never cut to a terminal's width."""
+    out = Console(highlight=False, soft_wrap=True)
+    if not out.is_terminal:
+        out = Console(highlight=False, soft_wrap=True, width=1000)
+    return out
 
 
 @cache

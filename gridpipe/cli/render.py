@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.table import Table
 
 from gridpipe.cli.output import console, print_json
 from gridpipe.core.states import SHOWN_STATES, JobStatus
 
 if TYPE_CHECKING:
+    from gridpipe.backends.contract import Backend
     from gridpipe.service.context import Analysis
     from gridpipe.service.jobs import SubmitOutcome
 
@@ -18,27 +20,40 @@ def _shown(status: str) -> str:
     return JobStatus.QUEUED.value if status == JobStatus.SUBMITTING else status
 
 
-def print_plan(outcome: SubmitOutcome, json_output: bool) -> None:
-    """The dry-run plan: names, inputs, command lines, outputs."""
+def print_plan(outcome: SubmitOutcome, json_output: bool, backend: Backend | None = None) -> None:
+    """The dry-run plan: names, inputs, command lines, outputs (and what the backend would get, e.g. JDL)."""
+    described = {spec.name: backend.describe(spec) if backend else None for spec in outcome.to_submit}
     if json_output:
+        jobs = [
+            {
+                **spec.to_json(),
+                **({"backend_description": described[spec.name]} if described[spec.name] else {}),
+            }
+            for spec in outcome.to_submit
+        ]
         print_json(
             {
                 "stage": outcome.stage,
                 "dry_run": True,
                 "skipped_existing_outputs": outcome.skipped_existing,
-                "jobs": [spec.to_json() for spec in outcome.to_submit],
+                "jobs": jobs,
             }
         )
         return
     out = console()
     for spec in outcome.to_submit:
-        out.print(f"[bold]{spec.name}[/]  ({spec.stage}/{spec.unit}, {len(spec.inputs)} input(s))")
+        out.print(
+            f"[bold]{escape(spec.name)}[/]  ({escape(spec.stage)}/{escape(spec.unit)}, {len(spec.inputs)} input(s))"
+        )
         for lfn in spec.inputs:
             out.print(f"  in   {lfn}", markup=False)
         for argv in spec.commands:
             out.print(f"  run  {' '.join(argv)}", markup=False)
         for lfn in spec.outputs:
             out.print(f"  out  {lfn}", markup=False)
+        if described[spec.name]:
+            for line in (described[spec.name] or "").splitlines():
+                out.print(f"  jdl  {line}", markup=False)
     out.print(
         f"dry run: {len(outcome.to_submit)} job(s) would be submitted to stage {outcome.stage}"
         + (f", {len(outcome.skipped_existing)} skipped (outputs exist)" if outcome.skipped_existing else "")
@@ -68,6 +83,12 @@ def print_submit(outcome: SubmitOutcome, json_output: bool) -> None:
     )
 
 
+def _link(an: Analysis, backend: str | None, backend_id: str | None) -> str | None:
+    if not backend_id or backend != an.grid.backend.name or backend == "local":
+        return None
+    return an.backend.link(backend_id)
+
+
 def status_data(an: Analysis) -> dict[str, object]:
     """The documented JSON form of `status`."""
     stages: dict[str, dict[str, dict[str, int]]] = {}
@@ -88,6 +109,7 @@ def status_data(an: Analysis) -> dict[str, object]:
             "site": r[6],
             "updated": r[7],
             "reason": r[8],
+            "link": _link(an, r[9], r[5]),
         }
         for r in an.store.summary_rows()
     ]
@@ -114,21 +136,25 @@ def print_status(an: Analysis, *, with_jobs: bool, json_output: bool) -> None:
             table.add_row(stage, unit, *(str(shown[s]) if shown[s] else "·" for s in SHOWN_STATES))
     console().print(table)
     if with_jobs:
-        rows = Table()
-        for col in (
+        data = status_data(an)["jobs"]
+        assert isinstance(data, list)
+        columns = [
             "name",
             "stage",
             "particle",
-            "state",
+            "status",
             "attempts",
-            "backend id",
+            "backend_id",
             "site",
-            "last change",
+            "updated",
             "reason",
-        ):
-            rows.add_column(col)
-        for r in an.store.summary_rows():
-            rows.add_row(
-                r[0], r[1], r[2], _shown(r[3]), str(r[4]), r[5] or "", r[6] or "", r[7][:19], r[8] or ""
-            )
+        ]
+        if any(job["link"] for job in data):
+            columns.append("link")
+        rows = Table()
+        for col in columns:
+            rows.add_column(col.replace("_", " ").replace("updated", "last change"))
+        for job in data:
+            values = {**job, "updated": str(job["updated"])[:19]}
+            rows.add_row(*(escape(str(values[c])) if values[c] is not None else "" for c in columns))
         console().print(rows)

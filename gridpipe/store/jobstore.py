@@ -225,11 +225,14 @@ class JobStore:
             out.setdefault(stage, {}).setdefault(unit, {})[status] = n
         return out
 
-    def summary_rows(self) -> list[tuple[str, str, str, int, int, str | None, str | None, str]]:
-        """(name, stage, unit, status, attempts, backend_id, site, updated) of every job, cheap to list."""
+    def summary_rows(
+        self,
+    ) -> list[tuple[str, str, str, str, int, str | None, str | None, str, str | None, str | None]]:
+        """(name, stage, unit, status, attempts, backend_id, site, updated, reason, backend) of every job."""
         return list(
             self._conn.execute(
-                "SELECT name, stage, unit, status, attempts, backend_id, site, updated, reason FROM jobs ORDER BY id"
+                "SELECT name, stage, unit, status, attempts, backend_id, site, updated, reason, backend"
+                " FROM jobs ORDER BY id"
             )
         )
 
