@@ -86,3 +86,12 @@ def wait_executor_gone(path: Path, timeout: float = 30) -> None:
             raise TimeoutError("the local executor did not exit")
         time.sleep(0.1)
     os.close(fd)
+
+
+def slow_workflow(tmp: Path, seconds: float) -> Path:
+    """The engine-test workflow with grid jobs that first sleep `seconds`."""
+    source = (DATA / "touch_workflow.yaml").read_text()
+    marker = "{python} -c 'import sys,os;"
+    target = tmp / f"slow_{seconds}.yaml"
+    target.write_text(source.replace(marker, f"{{python}} -c 'import sys,os,time; time.sleep({seconds});", 1))
+    return target

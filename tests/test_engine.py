@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from engine_helpers import LFN_DIR, gridpipe, make_analysis, wait_executor_gone, wait_idle
+from engine_helpers import LFN_DIR, gridpipe, make_analysis, slow_workflow, wait_executor_gone, wait_idle
 
 from gridpipe.backends.local_queue import LocalQueue
 from gridpipe.service.context import Analysis
@@ -125,7 +125,7 @@ def test_failures_are_retried_up_to_max_attempts_then_reported(tmp_path):
 
 
 def test_kill_stops_a_running_job(tmp_path):
-    path = make_analysis(tmp_path, {"gamma": 1}, workflow=make_sleep_workflow(tmp_path))
+    path = make_analysis(tmp_path, {"gamma": 1}, workflow=slow_workflow(tmp_path, 60))
     assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
     deadline = time.monotonic() + 20
     while _status(path)["jobs"][0]["status"] != "running":
@@ -137,16 +137,6 @@ def test_kill_stops_a_running_job(tmp_path):
     assert queue.rows(["1"])[0].status == "killed"
     queue.close()
     assert _status(path)["jobs"][0]["status"] == "killed"
-
-
-def make_sleep_workflow(tmp_path):
-    source = (make_analysis.__globals__["DATA"] / "touch_workflow.yaml").read_text()
-    sleepy = source.replace(
-        "{python} -c 'import sys,os;", "{python} -c 'import sys,os,time; time.sleep(60);", 1
-    )
-    target = tmp_path / "sleep_workflow.yaml"
-    target.write_text(sleepy)
-    return target
 
 
 @pytest.mark.parametrize("bad", ["relative/path.txt", "/a/../b.txt", "/with space.txt"])
@@ -164,11 +154,7 @@ def test_status_while_a_run_is_going(tmp_path):
     import subprocess
     import sys
 
-    workflow = tmp_path / "slow.yaml"
-    source = (make_analysis.__globals__["DATA"] / "touch_workflow.yaml").read_text()
-    workflow.write_text(
-        source.replace("{python} -c 'import sys,os;", "{python} -c 'import sys,os,time; time.sleep(0.3);", 1)
-    )
+    workflow = slow_workflow(tmp_path, 0.3)
     path = make_analysis(tmp_path, {"gamma": 8, "proton": 4}, workflow=workflow, n_file_per_job=1)
     run = subprocess.Popen(
         [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.05"],
@@ -212,11 +198,7 @@ def test_ctrl_c_stops_cleanly_and_run_resumes(tmp_path):
     import subprocess
     import sys
 
-    workflow = tmp_path / "slow.yaml"
-    source = (make_analysis.__globals__["DATA"] / "touch_workflow.yaml").read_text()
-    workflow.write_text(
-        source.replace("{python} -c 'import sys,os;", "{python} -c 'import sys,os,time; time.sleep(0.5);", 1)
-    )
+    workflow = slow_workflow(tmp_path, 0.5)
     path = make_analysis(tmp_path, {"gamma": 6, "proton": 2}, workflow=workflow, n_file_per_job=1)
     run = subprocess.Popen(
         [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.05"],

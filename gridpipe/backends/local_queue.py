@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from gridpipe.core.models import JobSpec
+from gridpipe.core.sqlite import connect, select_in, transaction
 from gridpipe.core.timeutil import utcnow
 
 _SCHEMA = """
@@ -36,7 +37,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     executor_pid INTEGER NOT NULL
 );
 """
-_CHUNK = 500
+_ROW_SELECT = "SELECT id, name, status, exit_code, reason, cancel, pid FROM jobs"
 
 
 @dataclass(frozen=True)
@@ -56,29 +57,16 @@ class LocalQueue:
     """Jobs of the local backend; `ledger` records every start of a payload (exactly-once evidence)."""
 
     def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
         self.root = root
-        self._conn = sqlite3.connect(
-            root / "queue.db", timeout=60, isolation_level=None, check_same_thread=False
-        )
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=60000")
+        self._conn = connect(root / "queue.db")
         self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn)
 
     def add(self, specs: Sequence[JobSpec]) -> dict[str, str]:
         """Queue jobs in one transaction; return {name: id}."""
@@ -95,31 +83,17 @@ class LocalQueue:
 
     def rows(self, ids: Sequence[str]) -> list[QueueRow]:
         """Rows of the given ids (chunked `IN` queries)."""
-        out: list[QueueRow] = []
-        wanted = [int(i) for i in ids]
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id, name, status, exit_code, reason, cancel, pid FROM jobs WHERE id IN ({marks})"  # noqa: S608
-            out += [
-                QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
-                for r in self._conn.execute(sql, chunk)
-            ]
-        return out
+        return [
+            QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+            for r in select_in(self._conn, _ROW_SELECT, "id", [int(i) for i in ids])
+        ]
 
     def by_names(self, names: Sequence[str]) -> list[QueueRow]:
         """Rows whose name is one of `names`."""
-        out: list[QueueRow] = []
-        names = list(names)
-        for start in range(0, len(names), _CHUNK):
-            chunk = names[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT id, name, status, exit_code, reason, cancel, pid FROM jobs WHERE name IN ({marks})"  # noqa: S608
-            out += [
-                QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
-                for r in self._conn.execute(sql, chunk)
-            ]
-        return out
+        return [
+            QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+            for r in select_in(self._conn, _ROW_SELECT, "name", list(names))
+        ]
 
     def request_cancel(self, ids: Sequence[str]) -> None:
         """Mark jobs for cancellation; queued ones are killed at once, running ones by the executor."""
@@ -172,7 +146,7 @@ class LocalQueue:
 
     def running(self) -> list[QueueRow]:
         """Jobs marked running."""
-        sql = "SELECT id, name, status, exit_code, reason, cancel, pid FROM jobs WHERE status = 'running'"
+        sql = f"{_ROW_SELECT} WHERE status = 'running'"
         return [QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in self._conn.execute(sql)]
 
     def ledger(self) -> list[tuple[int, str]]:

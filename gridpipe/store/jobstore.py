@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gridpipe.core.models import BackendStatus, JobSpec
+from gridpipe.core.sqlite import connect, select_in, transaction
 from gridpipe.core.states import ACTIVE_STATES, JobStatus
 from gridpipe.core.timeutil import utcnow
 from gridpipe.store.schema import migrate
 
 _CURRENT = "(SELECT MAX(number) FROM attempts WHERE job_id = ?)"  # the job's latest attempt
-_CHUNK = 500  # rows per `IN (...)` query, well below SQLite's variable limit
 
 
 @dataclass(frozen=True)
@@ -96,22 +95,12 @@ def _filters(
     return (f"WHERE {' AND '.join(where)}" if where else ""), args
 
 
-def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
 class JobStore:
     """The archive at `<analysis>/.gridpipe/state.db` (WAL mode, schema migrations)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=60000")
+        self._conn = connect(path)
         migrate(self._conn)
 
     @classmethod
@@ -129,15 +118,8 @@ class JobStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._conn)
 
     @staticmethod
     def _event(
@@ -172,12 +154,8 @@ class JobStore:
 
     def get(self, names: Sequence[str]) -> dict[str, JobRecord]:
         """Records of the named jobs that exist."""
-        found: dict[str, JobRecord] = {}
-        for chunk in _chunks(list(names)):
-            marks = ",".join("?" * len(chunk))
-            for row in self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name IN ({marks})", chunk):
-                found[row[0]] = _record(row)
-        return found
+        rows = select_in(self._conn, f"SELECT {_JOB_COLUMNS} FROM jobs", "name", list(names))
+        return {row[0]: _record(row) for row in rows}
 
     def jobs(
         self,
