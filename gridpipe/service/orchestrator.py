@@ -148,11 +148,24 @@ class Orchestrator:
             report = submit(self.an, names[:slots])
             self.notify(f"submitted {len(report.submitted)} job(s)")
 
+    def _report_changes(self, changed: list[tuple[str, JobStatus]]) -> None:
+        """One line per cycle: how many jobs ended, and which ones failed (the first few by name)."""
+        ended = [(n, s) for n, s in changed if s in (JobStatus.DONE, JobStatus.FAILED, JobStatus.KILLED)]
+        if not ended:
+            return
+        counts = {
+            s: sum(1 for _, x in ended if x == s)
+            for s in (JobStatus.DONE, JobStatus.FAILED, JobStatus.KILLED)
+        }
+        text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        bad = [n for n, s in ended if s != JobStatus.DONE]
+        if bad:
+            text += ": " + ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        self.notify(f"jobs ended: {text}")
+
     def step(self) -> RunReport | None:
         """One cycle; a report when the analysis is complete or cannot progress, else None."""
-        for name, status in refresh(self.an):
-            if status in (JobStatus.FAILED, JobStatus.KILLED, JobStatus.DONE):
-                self.notify(f"{name}: {status}")
+        self._report_changes(refresh(self.an))
         self._retry_failures()
         stages = self.ready_stages()
         if not stages:
