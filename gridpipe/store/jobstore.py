@@ -289,21 +289,36 @@ class JobStore:
 
     # ---- status updates -------------------------------------------------------------------------
     def apply_statuses(self, backend: str, updates: Sequence[BackendStatus]) -> list[tuple[str, JobStatus]]:
-        """Apply backend reports to the current attempts; returns (job name, new status) of jobs that changed."""
+        """Apply backend reports to the current attempts; returns (job name, new status) of jobs that changed.
+
+        The jobs' current states are read in one query; only jobs whose state changed are written.
+        """
         now = utcnow().isoformat()
+        rows = select_in(
+            self._conn,
+            "SELECT backend_id, id, name, status, site, flagged, backend FROM jobs",
+            "backend_id",
+            [u.backend_id for u in updates],
+        )
+        current = {row[0]: row[1:] for row in rows if row[6] == backend}
+        fresh = [
+            (u, current[u.backend_id])
+            for u in updates
+            if u.backend_id in current
+            and (current[u.backend_id][2] != u.status or bool(current[u.backend_id][4]) != u.flagged)
+        ]
+        if not fresh:
+            return []
         changed: list[tuple[str, JobStatus]] = []
         with self._tx() as conn:
-            for update in updates:
-                row = conn.execute(
-                    "SELECT id, name, status, attempts, site, flagged FROM jobs WHERE backend = ? AND backend_id = ?",
-                    (backend, update.backend_id),
+            for update, (job_id, name, _seen, _site, _flagged, _backend) in fresh:
+                row = conn.execute(  # re-read inside the transaction: another process may have moved it
+                    "SELECT status, site, flagged FROM jobs WHERE id = ? AND backend = ? AND backend_id = ?",
+                    (job_id, backend, update.backend_id),
                 ).fetchone()
-                if row is None:
+                if row is None or (row[0] == update.status and bool(row[2]) == update.flagged):
                     continue
-                job_id, name, old, _budget, site, flagged = row
-                site = update.site or site
-                if old == update.status and bool(flagged) == update.flagged:
-                    continue
+                old, site = row[0], update.site or row[1]
                 ended = now if update.status not in ACTIVE_STATES else None
                 conn.execute(
                     "UPDATE jobs SET status = ?, site = ?, reason = ?, flagged = ?, updated = ? WHERE id = ?",

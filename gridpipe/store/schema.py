@@ -70,6 +70,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (stage, unit)
     );
     """,
+    # version 2: status refreshes look jobs up by their backend id
+    """
+    CREATE INDEX jobs_by_backend_id ON jobs (backend_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,77 @@
+"""The job store: migrations, the append-only event log, the submission protocol's guards."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from gridpipe.core.models import BackendStatus, JobSpec
+from gridpipe.core.states import JobStatus
+from gridpipe.store import JobStore
+from gridpipe.store.schema import SCHEMA_VERSION
+
+
+def _spec(name: str) -> JobSpec:
+    return JobSpec(name=name, stage="s", unit="u", commands=(("true",),))
+
+
+def test_an_old_database_is_migrated_and_a_newer_one_refused(tmp_path):
+    db = tmp_path / "state.db"
+    JobStore(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("DROP INDEX jobs_by_backend_id")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    store = JobStore(db)  # version 1 -> current
+    indexes = {row[1] for row in store._conn.execute("PRAGMA index_list(jobs)")}
+    assert "jobs_by_backend_id" in indexes
+    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    store.close()
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer than this gridpipe"):
+        JobStore(db)
+
+
+def test_event_log_is_append_only_and_timezone_aware(tmp_path):
+    with JobStore(tmp_path / "state.db") as store:
+        store.add_jobs([_spec("a")])
+        events = store.events("a")
+        assert [e.kind for e in events] == ["planned"]
+        assert events[0].ts.endswith("+00:00")
+        for sql in ("DELETE FROM events", "UPDATE events SET kind = 'x'"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                store._conn.execute(sql)
+
+
+def test_only_jobs_still_submitting_are_confirmed_or_reverted(tmp_path):
+    with JobStore(tmp_path / "state.db") as store:
+        store.add_jobs([_spec("a"), _spec("b")])
+        store.begin_attempts(["a", "b"], "local")
+        store.confirm_submitted({"a": "1"})
+        store.revert_unsubmitted(["a", "b"], "lost")  # a was confirmed meanwhile: it must stay queued
+        jobs = store.get(["a", "b"])
+        assert jobs["a"].status == JobStatus.QUEUED and jobs["a"].backend_id == "1"
+        assert jobs["b"].status == JobStatus.PLANNED and jobs["b"].attempts == 0
+        store.confirm_submitted({"b": "2"})  # b is planned, not submitting: ignored
+        assert store.get(["b"])["b"].status == JobStatus.PLANNED
+
+
+def test_status_updates_touch_only_changed_jobs_of_that_backend(tmp_path):
+    with JobStore(tmp_path / "state.db") as store:
+        store.add_jobs([_spec("a"), _spec("b")])
+        store.begin_attempts(["a", "b"], "local")
+        store.confirm_submitted({"a": "1", "b": "2"})
+        changed = store.apply_statuses(
+            "local",
+            [BackendStatus("1", JobStatus.RUNNING, site="here"), BackendStatus("2", JobStatus.QUEUED)],
+        )
+        assert changed == [("a", JobStatus.RUNNING)]
+        assert store.apply_statuses("dirac", [BackendStatus("1", JobStatus.DONE)]) == []
+        assert store.apply_statuses("local", [BackendStatus("1", JobStatus.RUNNING)]) == []
+        assert store.get(["a"])["a"].site == "here"
+        assert store.counts() == {"s": {"u": {"running": 1, "queued": 1}}}
