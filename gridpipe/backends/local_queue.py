@@ -24,8 +24,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     submitted TEXT NOT NULL,
     started TEXT,
     ended TEXT,
-    cancel INTEGER NOT NULL DEFAULT 0,
-    pid INTEGER
+    cancel INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_name ON jobs (name);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status);
@@ -37,7 +36,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     executor_pid INTEGER NOT NULL
 );
 """
-_ROW_SELECT = "SELECT id, name, status, exit_code, reason, cancel, pid FROM jobs"
+_ROW_SELECT = "SELECT id, name, status, exit_code, reason, cancel FROM jobs"
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,6 @@ class QueueRow:
     exit_code: int | None
     reason: str | None
     cancel: bool
-    pid: int | None
 
 
 class LocalQueue:
@@ -84,14 +82,14 @@ class LocalQueue:
     def rows(self, ids: Sequence[str]) -> list[QueueRow]:
         """Rows of the given ids (chunked `IN` queries)."""
         return [
-            QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+            QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]))
             for r in select_in(self._conn, _ROW_SELECT, "id", [int(i) for i in ids])
         ]
 
     def by_names(self, names: Sequence[str]) -> list[QueueRow]:
         """Rows whose name is one of `names`."""
         return [
-            QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+            QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]))
             for r in select_in(self._conn, _ROW_SELECT, "name", list(names))
         ]
 
@@ -147,7 +145,7 @@ class LocalQueue:
     def running(self) -> list[QueueRow]:
         """Jobs marked running."""
         sql = f"{_ROW_SELECT} WHERE status = 'running'"
-        return [QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in self._conn.execute(sql)]
+        return [QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in self._conn.execute(sql)]
 
     def ledger(self) -> list[tuple[int, str]]:
         """(job id, name) of every payload start, in order."""

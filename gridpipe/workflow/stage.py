@@ -76,9 +76,3 @@ class Stage(Strict):
         if payload not in self.command:
             raise KeyError(payload)
         return self.command[payload]
-
-    def unit_names(self) -> list[str]:
-        """Units: particles, times sweep values when a sweep is set."""
-        if self.sweep is None:
-            return list(self.units)
-        return [f"{unit}-{self.sweep.name}{value}" for unit in self.units for value in self.sweep.values]
