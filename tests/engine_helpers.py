@@ -95,3 +95,13 @@ def slow_workflow(tmp: Path, seconds: float) -> Path:
     target = tmp / f"slow_{seconds}.yaml"
     target.write_text(source.replace(marker, f"{{python}} -c 'import sys,os,time; time.sleep({seconds});", 1))
     return target
+
+
+def start_run(path: Path) -> subprocess.Popen[str]:
+    """`gridpipe run` on the analysis in the background (output captured), polling every 50 ms."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

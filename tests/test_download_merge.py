@@ -8,31 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import tables
+from dl2_files import ROWS, write_dl2
 from engine_helpers import gridpipe
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
 from gridpipe.service.context import Analysis
 
 N_FILES = 250
-ROWS = 7
-
-
-class Event(tables.IsDescription):
-    obs_id = tables.Int64Col()
-    event_id = tables.Int64Col()
-    reco_energy = tables.Float64Col()
-
-
-def _write(path, run):
-    with tables.open_file(path, "w") as h5:
-        table = h5.create_table(
-            "/dl2", "events", Event, createparents=True, filters=tables.Filters(complevel=5, complib="zlib")
-        )
-        rows = np.zeros(ROWS, dtype=table.dtype)
-        rows["obs_id"] = run
-        rows["event_id"] = np.arange(ROWS)
-        rows["reco_energy"] = np.linspace(0.1, 10, ROWS) * run
-        table.append(rows)
 
 
 @pytest.fixture
@@ -43,7 +25,7 @@ def analysis(tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     for run in range(1, N_FILES + 1):
-        _write(scratch / "f.h5", run)
+        write_dl2(scratch / "f.h5", run)
         an.storage.put(scratch / "f.h5", f"{folder}/DL2_gamma_tail_run{run}.h5")
     se_root = an.storage.root
     an.close()
@@ -81,7 +63,7 @@ def test_sync_recovers_missing_truncated_and_reports_corrupt(analysis):
     assert truncated.stat().st_size > 100
     assert not (local / "DL2_gamma_tail_run20.h5").exists()  # never a bad file under a final name
 
-    _write(scratch / "fixed.h5", 20)
+    write_dl2(scratch / "fixed.h5", 20)
     an = Analysis.open(path)
     an.storage.put(scratch / "fixed.h5", f"{folder}/DL2_gamma_tail_run20.h5")
     an.close()

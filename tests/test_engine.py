@@ -6,7 +6,15 @@ import json
 import time
 
 import pytest
-from engine_helpers import LFN_DIR, gridpipe, make_analysis, slow_workflow, wait_executor_gone, wait_idle
+from engine_helpers import (
+    LFN_DIR,
+    gridpipe,
+    make_analysis,
+    slow_workflow,
+    start_run,
+    wait_executor_gone,
+    wait_idle,
+)
 
 from gridpipe.backends.local_queue import LocalQueue
 from gridpipe.service.context import Analysis
@@ -151,17 +159,9 @@ def test_bad_list_lines_are_refused_with_file_and_line(tmp_path, bad):
 
 def test_status_while_a_run_is_going(tmp_path):
     """Several gridpipe processes at once: `status` (which also refreshes) during `run`."""
-    import subprocess
-    import sys
-
     workflow = slow_workflow(tmp_path, 0.3)
     path = make_analysis(tmp_path, {"gamma": 8, "proton": 4}, workflow=workflow, n_file_per_job=1)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.05"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = start_run(path)
     seen = set()
     while run.poll() is None:
         status = _status(path)
@@ -195,17 +195,10 @@ def test_resubmit_failed_jobs_after_fixing_the_cause(tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_run_resumes(tmp_path):
     import signal
-    import subprocess
-    import sys
 
     workflow = slow_workflow(tmp_path, 0.5)
     path = make_analysis(tmp_path, {"gamma": 6, "proton": 2}, workflow=workflow, n_file_per_job=1)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.05"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = start_run(path)
     deadline = time.monotonic() + 30
     while not any(job["status"] == "running" for job in _status(path)["jobs"]):
         assert time.monotonic() < deadline

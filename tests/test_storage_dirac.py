@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tables
 import yaml
+from dl2_files import ROWS, write_dl2
 from engine_helpers import gridpipe
 from storage_conformance import StorageConformance
 
@@ -271,7 +272,7 @@ def test_download_recovers_missing_truncated_and_reports_corrupt_with_dirac_stor
     scratch.mkdir()
     files = {}
     for run in range(1, N_FILES + 1):
-        _write(scratch / f"run{run}.h5", run)
+        write_dl2(scratch / f"run{run}.h5", run)
         files[f"{folder}/DL2_gamma_tail_run{run}.h5"] = scratch / f"run{run}.h5"
     _seed(standin, files)
     _runs(standin)
@@ -300,7 +301,7 @@ def test_download_recovers_missing_truncated_and_reports_corrupt_with_dirac_stor
     assert not (local / "DL2_gamma_tail_run20.h5").exists()
     assert not [p for p in local.iterdir() if p.name.startswith(".")]
 
-    _write(scratch / "fixed.h5", 20)
+    write_dl2(scratch / "fixed.h5", 20)
     an = Analysis.open(path)
     an.storage.put(scratch / "fixed.h5", f"{folder}/DL2_gamma_tail_run20.h5")
     an.close()
@@ -340,23 +341,6 @@ def test_upload_models_replicates_to_both_upload_sites(standin, tmp_path):
 
 
 N_FILES = 250
-ROWS = 7
-
-
-class Event(tables.IsDescription):
-    obs_id = tables.Int64Col()
-    event_id = tables.Int64Col()
-    reco_energy = tables.Float64Col()
-
-
-def _write(path: Path, run: int) -> None:
-    with tables.open_file(path, "w") as h5:
-        table = h5.create_table("/dl2", "events", Event, createparents=True)
-        rows = np.zeros(ROWS, dtype=table.dtype)
-        rows["obs_id"] = run
-        rows["event_id"] = np.arange(ROWS)
-        rows["reco_energy"] = np.linspace(0.1, 10, ROWS) * run
-        table.append(rows)
 
 
 def _download(path: Path) -> subprocess.CompletedProcess[str]:
