@@ -69,8 +69,6 @@ def main() -> None:
                 str(path),
                 "--max-active",
                 str(args.jobs),
-                "--poll-interval",
-                "0.05",
             ],
             capture_output=True,
             text=True,

@@ -87,16 +87,16 @@ class Workflow:
         )
 
     def run(
-        self, *, max_active: int | None = None, max_attempts: int | None = None, poll_interval: float = 0.5
+        self,
+        *,
+        max_active: int | None = None,
+        max_attempts: int | None = None,
+        poll_interval: float | None = None,
     ) -> Any:
         """Drive the analysis to the end (see `gridpipe run`)."""
-        from gridpipe.service.orchestrator import Orchestrator, RunOptions, default_max_active
+        from gridpipe.service.orchestrator import Orchestrator, run_options
 
-        options = RunOptions(
-            max_active=max_active or default_max_active(self.analysis),
-            max_attempts=max_attempts or self.analysis.grid.jobs.max_attempts,
-            poll_interval=poll_interval,
-        )
+        options = run_options(self.analysis, max_active, max_attempts, poll_interval)
         return Orchestrator(self.analysis, options, notify=print).run()
 
     def status(self) -> dict[str, dict[str, dict[str, int]]]:

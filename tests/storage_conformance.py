@@ -150,4 +150,28 @@ class StorageConformance:
         lfn = f"{lfn_base}/nosrc/file.h5"
         with pytest.raises(StorageError):
             storage.put(tmp_path / "does-not-exist.h5", lfn)
+        with pytest.raises(StorageError):
+            storage.put(tmp_path / "does-not-exist.h5", lfn, move=True)
         assert storage.stat([lfn]) == {}
+
+    def test_put_move_consumes_the_source(self, storage, lfn_base, src, tmp_path):
+        data = os.urandom(50_000)
+        lfn = f"{lfn_base}/move/file.h5"
+        path = src(data)
+        info = storage.put(path, lfn, move=True)
+        assert info == FileInfo(lfn, len(data), _adler(data)) == storage.stat([lfn])[lfn]
+        assert not path.exists()
+        assert storage.get(lfn, tmp_path / "back.h5") == info
+        assert (tmp_path / "back.h5").read_bytes() == data
+        replaced = storage.put(src(b"second"), lfn, move=True)
+        assert replaced == FileInfo(lfn, 6, _adler(b"second")) == storage.stat([lfn])[lfn]
+        storage.get(lfn, tmp_path / "back.h5")
+        assert (tmp_path / "back.h5").read_bytes() == b"second"
+        assert list((tmp_path / "src").iterdir()) == []
+
+    @pytest.mark.parametrize("bad", BAD_LFNS[:2])
+    def test_put_move_that_fails_keeps_the_source(self, storage, src, bad):
+        path = src(b"keep me")
+        with pytest.raises(StorageError):
+            storage.put(path, bad, move=True)
+        assert path.read_bytes() == b"keep me"

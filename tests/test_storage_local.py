@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
+import tempfile
 import tomllib
 import zlib
 from pathlib import Path
@@ -13,7 +15,7 @@ from storage_conformance import StorageConformance
 
 from gridpipe.analysis.config import GridConfig
 from gridpipe.core.exceptions import StorageError, UsageError
-from gridpipe.storage import checksum
+from gridpipe.storage import checksum, local
 from gridpipe.storage.checksum import adler32_bytes, adler32_file, copy_with_adler32, same_adler32
 from gridpipe.storage.contract import Storage
 from gridpipe.storage.local import LocalStorage
@@ -53,7 +55,9 @@ def test_adler32_file_matches_zlib_over_many_blocks(tmp_path):
     expected = f"{zlib.adler32(data):08x}"
     assert adler32_file(_file(tmp_path, data)) == expected
     with open(_file(tmp_path, data), "rb", buffering=0) as src, open(tmp_path / "copy", "wb") as dst:
-        assert copy_with_adler32(src, dst) == (len(data), expected)
+        assert copy_with_adler32(src.fileno(), dst.fileno()) == (len(data), expected)
+        src.seek(0)
+        assert copy_with_adler32(src.fileno(), None) == (len(data), expected)
     assert (tmp_path / "copy").read_bytes() == data
 
 
@@ -129,6 +133,121 @@ def test_symlink_escape_is_refused(storage, tmp_path):
     with pytest.raises(StorageError):
         storage.remove(["/vo/real.h5"])
     assert secret.exists() and not (tmp_path / "got.h5").exists()
+
+
+@pytest.mark.parametrize("fd_paths", [True, False], ids=["proc-fd", "realpath"])
+@pytest.mark.parametrize("planted", ["vo/a/b", "vo/a", "vo"])
+def test_symlink_planted_after_first_use_is_refused(storage, tmp_path, planted, fd_paths):
+    storage._fd_paths = fd_paths and storage._fd_paths  # realpath: the way without Linux's /proc/self/fd
+    storage.put(_file(tmp_path, b"one"), "/vo/a/b/one.h5")
+    storage.get("/vo/a/b/one.h5", tmp_path / "one.h5")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    # The very folder moves out of the root (same file system: same inode) and a link takes its place.
+    (storage.root / planted).rename(outside / "moved")
+    (storage.root / planted).symlink_to(outside / "moved", target_is_directory=True)
+    before = sorted(p.relative_to(outside) for p in outside.rglob("*"))
+    with pytest.raises(StorageError, match="outside the local storage root"):
+        storage.put(_file(tmp_path, b"two"), "/vo/a/b/two.h5")
+    with pytest.raises(StorageError, match="outside the local storage root"):
+        storage.put(_file(tmp_path, b"two"), "/vo/a/b/two.h5", move=True)
+    with pytest.raises(StorageError, match="outside the local storage root"):
+        storage.get("/vo/a/b/one.h5", tmp_path / "again.h5")
+    assert sorted(p.relative_to(outside) for p in outside.rglob("*")) == before
+    assert (tmp_path / "src.bin").read_bytes() == b"two" and not (tmp_path / "again.h5").exists()
+
+
+def test_symlinks_that_stay_below_the_root_are_followed(storage, tmp_path):
+    storage.put(_file(tmp_path, b"data"), "/vo/real/file.h5")
+    (storage.root / "vo/alias").symlink_to(storage.root / "vo/real", target_is_directory=True)
+    storage.put(_file(tmp_path, b"more"), "/vo/alias/more.h5")
+    assert (storage.root / "vo/real/more.h5").read_bytes() == b"more"
+    storage.put(_file(tmp_path, b"data"), "/vo/real/listed.h5")
+    (storage.root / "vo/real/listed.h5").unlink()
+    (storage.root / "vo/real/listed.h5").symlink_to(storage.root / "vo/real/file.h5")
+    assert storage.get("/vo/real/listed.h5", tmp_path / "got.h5").size == 4
+    assert (tmp_path / "got.h5").read_bytes() == b"data"
+
+
+def test_move_on_the_same_file_system_links_instead_of_copying(storage, tmp_path):
+    src = _file(tmp_path, os.urandom(3000))
+    inode = src.stat().st_ino
+    info = storage.put(src, "/vo/mv/file.h5", move=True)
+    stored = storage.root / "vo/mv/file.h5"
+    assert (stored.stat().st_ino, stored.stat().st_nlink) == (inode, 1)
+    assert not src.exists() and info.size == 3000
+    assert [p.name for p in stored.parent.iterdir()] == ["file.h5"]
+
+
+def test_move_of_a_file_with_other_names_copies_and_removes_only_src(storage, tmp_path):
+    src = _file(tmp_path, b"shared inode")
+    other = tmp_path / "other-name.bin"
+    os.link(src, other)
+    storage.put(src, "/vo/mv/file.h5", move=True)
+    stored = storage.root / "vo/mv/file.h5"
+    assert not src.exists() and other.read_bytes() == b"shared inode"
+    assert stored.stat().st_ino != other.stat().st_ino
+    other.write_bytes(b"changed later")
+    storage.get("/vo/mv/file.h5", tmp_path / "got.h5")
+    assert (tmp_path / "got.h5").read_bytes() == b"shared inode"
+
+
+def test_move_of_a_symlink_stores_its_target_and_removes_the_link(storage, tmp_path):
+    target = _file(tmp_path, b"pointed at")
+    link = tmp_path / "link.bin"
+    link.symlink_to(target)
+    info = storage.put(link, "/vo/mv/file.h5", move=True)
+    assert info.size == 10 and not link.is_symlink() and target.read_bytes() == b"pointed at"
+    assert not (storage.root / "vo/mv/file.h5").is_symlink()
+
+
+def test_move_of_the_stored_file_onto_itself_keeps_it(storage, tmp_path):
+    storage.put(_file(tmp_path, b"in place"), "/vo/mv/file.h5")
+    stored = storage.root / "vo/mv/file.h5"
+    assert storage.put(stored, "/vo/mv/file.h5", move=True).size == 8
+    storage.get("/vo/mv/file.h5", tmp_path / "got.h5")
+    assert (tmp_path / "got.h5").read_bytes() == b"in place"
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(Path.cwd()).st_dev,
+    reason="needs /dev/shm on another file system",
+)
+def test_move_across_file_systems_copies_then_removes_src(tmp_path):
+    storage = LocalStorage(tmp_path / "se")
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        src = _file(Path(shm), b"from another file system")
+        assert storage.put(src, "/vo/mv/file.h5", move=True).size == 24
+        assert not src.exists()
+    assert (storage.root / "vo/mv/file.h5").read_bytes() == b"from another file system"
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_put_that_cannot_record_leaves_src_and_the_se_untouched(tmp_path, monkeypatch, move):
+    monkeypatch.setattr(local, "BUSY_TIMEOUT_S", 0.05)
+    storage = LocalStorage(tmp_path / "se")
+    storage.put(_file(tmp_path, b"old"), "/vo/busy/file.h5")
+    src = _file(tmp_path, b"new content")
+    holder = sqlite3.connect(storage.catalogue_path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StorageError, match="database is locked"):
+            storage.put(src, "/vo/busy/file.h5", move=move)
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    assert src.read_bytes() == b"new content" and src.stat().st_nlink == 1
+    assert [p.name for p in (storage.root / "vo/busy").iterdir()] == ["file.h5"]
+    storage.get("/vo/busy/file.h5", tmp_path / "got.h5")
+    assert (tmp_path / "got.h5").read_bytes() == b"old"
+
+
+def test_get_creates_the_dest_folder_and_refuses_relative_lfns(storage, tmp_path):
+    storage.put(_file(tmp_path, b"data"), "/vo/g/file.h5")
+    storage.get("/vo/g/file.h5", tmp_path / "new" / "deeper" / "file.h5")
+    assert (tmp_path / "new/deeper/file.h5").read_bytes() == b"data"
+    with pytest.raises(StorageError, match=r"LFN 'vo/g/file\.h5'"):
+        storage.get("vo/g/file.h5", tmp_path / "x.h5")
 
 
 @pytest.mark.parametrize("lfn", ["/", "/vo/dir/", "/.catalogue.db", "/.catalogue.lock", "/.catalogue/x"])

@@ -6,6 +6,7 @@ with a `from_config(grid, analysis_path)` class method.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,10 +30,18 @@ class Backend(ABC):
     def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
         """Build the backend from configs/grid.yaml of the analysis at `analysis_path`."""
 
+    poll_interval: ClassVar[float] = 30.0
+    """Seconds between two refreshes of `gridpipe run` when the user does not say."""
+
     @property
     def capacity(self) -> int:
         """A sensible number of jobs to keep active when the user does not say."""
         return 100
+
+    def wait(self, at_most: int, timeout: float, stop: threading.Event) -> None:
+        """Return once at most `at_most` of this analysis' jobs may still be active here, after `timeout`
+        seconds, or when `stop` is set. Backends that cannot tell cheaply just wait out the timeout."""
+        stop.wait(timeout)
 
     @abstractmethod
     def submit(self, specs: Sequence[JobSpec]) -> dict[str, str]:

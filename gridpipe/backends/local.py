@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -16,9 +18,13 @@ from typing import TYPE_CHECKING, ClassVar, Self
 
 from gridpipe.backends.contract import Backend
 from gridpipe.backends.local_executor import try_lock
+from gridpipe.backends.local_job import LOG_STREAMS
 from gridpipe.backends.local_queue import LocalQueue
 from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
 from gridpipe.core.states import JobStatus
+
+WAIT_STEP_SECONDS = 0.02
+_STATUS = {str(s): s for s in JobStatus}
 
 if TYPE_CHECKING:
     from gridpipe.analysis.config import GridConfig
@@ -29,6 +35,7 @@ class LocalBackend(Backend):
     """Processes on this machine, `workers` at a time."""
 
     name: ClassVar[str] = "local"
+    poll_interval: ClassVar[float] = 0.3
 
     def __init__(
         self, analysis_path: Path, workers: int, storage_factory: Callable[[], Storage | None]
@@ -73,18 +80,20 @@ class LocalBackend(Backend):
     def poll(self, backend_ids: Sequence[str]) -> list[BackendStatus]:
         """One query for all given jobs."""
         out = [
-            BackendStatus(
-                backend_id=str(r.id),
-                status=JobStatus(r.status),
-                site="localhost",
-                exit_code=r.exit_code,
-                reason=r.reason,
-            )
+            BackendStatus(str(r.id), _STATUS[r.status], "localhost", r.exit_code, r.reason)
             for r in self.queue.rows(backend_ids)
         ]
-        if any(s.status == JobStatus.QUEUED for s in out):
-            self.ensure_running()
+        if any(s.status in (JobStatus.QUEUED, JobStatus.RUNNING) for s in out):
+            self.ensure_running()  # a new executor also fails the jobs of one that died as lost
         return out
+
+    def wait(self, at_most: int, timeout: float, stop: threading.Event) -> None:
+        """Watch the queue's count of queued and running jobs (a cheap index count) every few ms."""
+        deadline = time.monotonic() + timeout
+        while self.queue.active_count() > at_most:
+            left = deadline - time.monotonic()
+            if left <= 0 or stop.wait(min(WAIT_STEP_SECONDS, left)):
+                return
 
     def cancel(self, backend_ids: Sequence[str]) -> None:
         """Queued jobs are killed at once; the executor stops running ones."""
@@ -98,13 +107,17 @@ class LocalBackend(Backend):
         return found
 
     def logs(self, backend_id: str) -> dict[str, str]:
-        """stdout and stderr of the job's commands."""
-        job_dir = self.local_dir / "jobs" / str(int(backend_id))
+        """stdout and stderr of the job's commands: live from its slot while it runs, else as recorded."""
+        job_id = int(backend_id)
+        rows = self.queue.rows([str(job_id)])
+        if rows and rows[0].status == JobStatus.RUNNING and rows[0].slot is not None:
+            folder = self.local_dir / "slots" / str(rows[0].slot)
+            return {name: _read(folder / f"{name}.log") for name in LOG_STREAMS}
+        recorded = self.queue.logs(job_id) or ("", "")
+        job_dir = self.local_dir / "jobs" / str(job_id)
         return {
-            name: (job_dir / f"{name}.log").read_text(errors="replace")
-            if (job_dir / f"{name}.log").exists()
-            else ""
-            for name in ("stdout", "stderr")
+            name: text if text is not None else _read(job_dir / f"{name}.log")
+            for name, text in zip(LOG_STREAMS, recorded, strict=True)
         }
 
     def ensure_running(self) -> None:
@@ -145,3 +158,11 @@ def _reap() -> None:
             done = pid
         if done:
             _spawned.discard(pid)
+
+
+def _read(path: Path) -> str:
+    """A log file's text ('' when it does not exist)."""
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""

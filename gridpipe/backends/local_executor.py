@@ -12,21 +12,32 @@ from __future__ import annotations
 
 import fcntl
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.context
 import os
 import signal
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gridpipe.backends.local_job import JOB_ENV_MARK, JobResult, run_job
-from gridpipe.backends.local_queue import LocalQueue
+from gridpipe.backends.local_job import JOB_ENV_MARK, LOG_INLINE_BYTES, LOG_STREAMS, JobResult, Slot
+from gridpipe.backends.local_queue import LocalQueue, Outcome
+from gridpipe.core.exceptions import GridpipeError
 from gridpipe.core.states import JobStatus
+from gridpipe.core.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from gridpipe.storage.contract import Storage
 
 IDLE_EXIT_SECONDS = 2.0
 IDLE_POLL_SECONDS = 0.05
 CANCEL_POLL_SECONDS = 0.25
 KILL_GRACE_SECONDS = 5.0
+MAX_RUNNER_REPLACEMENTS = 8
+RUNNERS_DIE = "the local backend's runner processes keep dying; see .gridpipe/local/executor.log"
 
 
 def try_lock(path: Path) -> int | None:
@@ -63,26 +74,41 @@ def _orphans(job_ids: set[int]) -> list[int]:
     return found
 
 
-def recover_lost(queue: LocalQueue) -> None:
-    """Jobs left `running` by an executor that died: stop their payloads, mark them failed."""
-    lost = {row.id for row in queue.running()}
+def recover_lost(queue: LocalQueue, local_dir: Path, runner_pid: int | None = None) -> None:
+    """Jobs left `running` by a runner (or a whole executor) that died: stop their payloads, fail them,
+    keeping what their slots' log files hold."""
+    lost = queue.running(runner_pid)
     if not lost:
         return
-    for pid in _orphans(lost):
+    for pid in _orphans({row.id for row in lost}):
         _signal_group(pid, signal.SIGKILL)
+    who = "the local executor" if runner_pid is None else f"the local runner process {runner_pid}"
+    reason = f"lost: {who} stopped while the job ran"
     queue.finish(
         [
-            (job_id, str(JobStatus.FAILED), None, "lost: the local executor stopped while the job ran")
-            for job_id in sorted(lost)
+            Outcome(row.id, str(JobStatus.FAILED), None, reason, *_slot_logs(local_dir, row.slot))
+            for row in lost
         ]
+    )
+
+
+def _slot_logs(local_dir: Path, slot: int | None) -> tuple[str, str]:
+    if slot is None:
+        return "", ""
+    folder = local_dir / "slots" / str(slot)
+    return tuple(  # type: ignore[return-value]
+        (folder / f"{stream}.log").read_text(errors="replace")[-LOG_INLINE_BYTES:]
+        if (folder / f"{stream}.log").is_file()
+        else ""
+        for stream in LOG_STREAMS
     )
 
 
 class _CancelWatch:
     """A runner's watcher thread: while a job runs, stop its payload when someone asks to kill the job."""
 
-    def __init__(self, queue: LocalQueue) -> None:
-        self.queue = queue
+    def __init__(self, local_dir: Path) -> None:
+        self.local_dir = local_dir
         self.lock = threading.Lock()
         self.job_id: int | None = None
         self.pid: int | None = None
@@ -111,12 +137,19 @@ class _CancelWatch:
                 _signal_group(pid, signal.SIGTERM)
 
     def _watch(self) -> None:
+        queue = LocalQueue(self.local_dir)  # its own connection: SQLite connections are not shared by threads
+        try:
+            self._loop(queue)
+        finally:
+            queue.close()
+
+    def _loop(self, queue: LocalQueue) -> None:
         while not self.stop.wait(CANCEL_POLL_SECONDS):
             with self.lock:
                 job_id, pid, asked = self.job_id, self.pid, self.asked
             if job_id is None:
                 continue
-            if asked is None and self.queue.cancel_requested(job_id):
+            if asked is None and queue.cancel_requested(job_id):
                 with self.lock:
                     if self.job_id == job_id:
                         self.asked = time.monotonic()
@@ -127,18 +160,22 @@ class _CancelWatch:
                 _signal_group(pid, signal.SIGKILL)
 
 
-def _runner(analysis_path: Path) -> None:
-    """One runner process: claim a job, run it, record the result; exit after a quiet spell."""
+def _runner(analysis_path: Path, number: int) -> None:
+    """One runner process in slot `number`: claim a job, run it, record it with the next claim; exit
+    after a quiet spell."""
     from gridpipe.backends.local import LocalBackend
 
     backend = LocalBackend.for_analysis(analysis_path)
     queue = LocalQueue(backend.local_dir)
-    storage = None
+    slot = Slot(backend.local_dir, number)
+    watch = _CancelWatch(backend.local_dir)
+    storage: Storage | None = None
     idle_since: float | None = None
-    watch = _CancelWatch(queue)
+    finished: list[Outcome] = []
     try:
         while True:
-            claimed = queue.claim(1, os.getpid())
+            claimed = queue.finish_and_claim(finished, 1, os.getpid(), number)
+            finished = []
             if not claimed:
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since > IDLE_EXIT_SECONDS:
@@ -147,21 +184,90 @@ def _runner(analysis_path: Path) -> None:
                 continue
             idle_since = None
             job_id, spec = claimed[0]
-            if spec.where == "grid" and storage is None:
-                storage = backend.storage_factory()
             cancel = watch.begin(job_id)
             try:
-                result = run_job(
-                    job_id, spec, backend.local_dir / "jobs" / str(job_id), storage, cancel, watch.started
+                if spec.where == "grid" and storage is None:
+                    storage = backend.storage_factory()
+                result = slot.run(job_id, spec, storage, cancel, watch.started)
+            except GridpipeError as exc:  # e.g. the storage cannot be opened
+                result = JobResult(JobStatus.FAILED, None, exc.detail)
+            except Exception:  # a bug in gridpipe, not in the job: report it on the job and in the log
+                _log_traceback(f"job {job_id}")
+                result = JobResult(
+                    JobStatus.FAILED, None, "internal error of the local runner; see executor.log"
                 )
-            except Exception as exc:  # a bug in gridpipe, not in the job: report it on the job
-                result = JobResult(JobStatus.FAILED, None, f"internal error: {type(exc).__name__}: {exc}")
             finally:
                 watch.end()
-            queue.finish([(job_id, str(result.status), result.exit_code, result.reason)])
+            finished = [
+                Outcome(
+                    job_id, str(result.status), result.exit_code, result.reason, result.stdout, result.stderr
+                )
+            ]
     finally:
         watch.stop.set()
+        slot.close()
         queue.close()
+
+
+def _log_traceback(what: str) -> None:
+    """Write the current exception's traceback to the executor log (stderr), whole, in one write."""
+    text = f"{utcnow().isoformat()} {what}: internal error\n{traceback.format_exc()}"
+    try:
+        os.write(2, text.encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def _supervise(
+    context: multiprocessing.context.BaseContext, analysis_path: Path, local_dir: Path, workers: int
+) -> bool:
+    """Run `workers` runners; a runner that dies has its job failed as lost and is replaced, a few times.
+
+    Returns False when runners kept dying (more than MAX_RUNNER_REPLACEMENTS): the executor then gives up.
+    """
+    runners = {_start_runner(context, analysis_path, number): number for number in range(workers)}
+    replacements = MAX_RUNNER_REPLACEMENTS
+    while runners:
+        multiprocessing.connection.wait([r.sentinel for r in runners])
+        for runner in [r for r in runners if not r.is_alive()]:
+            number = runners.pop(runner)
+            runner.join()
+            if runner.exitcode == 0:
+                continue
+            os.write(
+                2, f"{utcnow().isoformat()} runner {runner.pid} died (exit {runner.exitcode})\n".encode()
+            )
+            queue = LocalQueue(local_dir)
+            try:
+                assert runner.pid is not None
+                recover_lost(queue, local_dir, runner.pid)
+                pending = queue.count("queued")
+            finally:
+                queue.close()
+            if not pending:
+                continue
+            if replacements == 0:
+                _stop(runners)
+                return False
+            replacements -= 1
+            runners[_start_runner(context, analysis_path, number)] = number
+    return True
+
+
+def _stop(runners: dict[multiprocessing.Process, int]) -> None:
+    """Stop the remaining runners (SIGTERM); the caller fails the jobs they held."""
+    for runner in runners:
+        runner.terminate()
+    for runner in runners:
+        runner.join()
+
+
+def _start_runner(
+    context: multiprocessing.context.BaseContext, analysis_path: Path, number: int
+) -> multiprocessing.Process:
+    runner = context.Process(target=_runner, args=(analysis_path, number), daemon=False)  # type: ignore[attr-defined]
+    runner.start()
+    return runner
 
 
 def main(analysis_path: Path) -> int:
@@ -177,21 +283,20 @@ def main(analysis_path: Path) -> int:
             return 0
         try:
             queue = LocalQueue(backend.local_dir)
-            recover_lost(queue)
+            recover_lost(queue, backend.local_dir)
             queue.close()  # no connection crosses the fork
-            runners = [
-                context.Process(target=_runner, args=(analysis_path,), daemon=False)
-                for _ in range(backend.workers)
-            ]
-            for runner in runners:
-                runner.start()
-            for runner in runners:
-                runner.join()
+            healthy = _supervise(context, analysis_path, backend.local_dir, backend.workers)
+            queue = LocalQueue(backend.local_dir)
+            # every runner has exited: a job still `running` has lost its runner
+            recover_lost(queue, backend.local_dir)
+            if not healthy:
+                queue.fail_queued(RUNNERS_DIE)
+            pending = queue.count("queued")
+            queue.close()
         finally:
             os.close(fd)
-        queue = LocalQueue(backend.local_dir)
-        pending = queue.count("queued")
-        queue.close()
+        if not healthy:
+            return 1
         if pending == 0:
             return 0
 

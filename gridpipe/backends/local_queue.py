@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from gridpipe.core.models import JobSpec
 from gridpipe.core.sqlite import connect, select_in, transaction
@@ -35,8 +36,24 @@ CREATE TABLE IF NOT EXISTS ledger (
     started TEXT NOT NULL,
     executor_pid INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS logs (job_id INTEGER PRIMARY KEY, stdout TEXT, stderr TEXT);
 """
-_ROW_SELECT = "SELECT id, name, status, exit_code, reason, cancel FROM jobs"
+_ROW_SELECT = "SELECT id, name, status, exit_code, reason, cancel, slot FROM jobs"
+_RUNNING_BY = (
+    "SELECT id, name, status, exit_code, reason, cancel, slot FROM jobs WHERE status = 'running' AND id IN "
+    "(SELECT job_id FROM ledger WHERE executor_pid = ?)"
+)
+
+
+class Outcome(NamedTuple):
+    """How a job of the queue ended: status, exit code, reason, and its logs (None: kept in a file)."""
+
+    job_id: int
+    status: str
+    exit_code: int | None
+    reason: str | None
+    stdout: str | None = ""
+    stderr: str | None = ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,7 @@ class QueueRow:
     exit_code: int | None
     reason: str | None
     cancel: bool
+    slot: int | None
 
 
 class LocalQueue:
@@ -58,6 +76,10 @@ class LocalQueue:
         self.root = root
         self._conn = connect(root / "queue.db")
         self._conn.executescript(_SCHEMA)
+        if "slot" not in {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}:
+            with self._tx() as conn:  # queues made before runners had slots
+                if "slot" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+                    conn.execute("ALTER TABLE jobs ADD COLUMN slot INTEGER")
 
     def close(self) -> None:
         """Close the connection."""
@@ -81,17 +103,11 @@ class LocalQueue:
 
     def rows(self, ids: Sequence[str]) -> list[QueueRow]:
         """Rows of the given ids (chunked `IN` queries)."""
-        return [
-            QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]))
-            for r in select_in(self._conn, _ROW_SELECT, "id", [int(i) for i in ids])
-        ]
+        return [_row(r) for r in select_in(self._conn, _ROW_SELECT, "id", [int(i) for i in ids])]
 
     def by_names(self, names: Sequence[str]) -> list[QueueRow]:
         """Rows whose name is one of `names`."""
-        return [
-            QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]))
-            for r in select_in(self._conn, _ROW_SELECT, "name", list(names))
-        ]
+        return [_row(r) for r in select_in(self._conn, _ROW_SELECT, "name", list(names))]
 
     def request_cancel(self, ids: Sequence[str]) -> None:
         """Mark jobs for cancellation; queued ones are killed at once, running ones by the executor."""
@@ -105,26 +121,41 @@ class LocalQueue:
                     (now, int(job_id)),
                 )
 
+    def fail_queued(self, reason: str) -> None:
+        """Fail every queued job with `reason` (the executor cannot run them)."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = 'failed', reason = ?, ended = ? WHERE status = 'queued'",
+                (reason, utcnow().isoformat()),
+            )
+
     def count(self, status: str) -> int:
         """Number of jobs in a status."""
         return self._conn.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0]
 
     # ---- executor side ----------------------------------------------------------------------------
-    def claim(self, limit: int, executor_pid: int) -> list[tuple[int, JobSpec]]:
+    def claim(self, limit: int, runner_pid: int, slot: int | None = None) -> list[tuple[int, JobSpec]]:
         """Move up to `limit` queued jobs to running and write their ledger lines, atomically."""
-        if limit <= 0:
-            return []
+        return self.finish_and_claim([], limit, runner_pid, slot)
+
+    def finish_and_claim(
+        self, results: Sequence[Outcome], limit: int, runner_pid: int, slot: int | None = None
+    ) -> list[tuple[int, JobSpec]]:
+        """Record finished jobs (see `finish`) and claim up to `limit` queued ones, in one transaction."""
         now = utcnow().isoformat()
         with self._tx() as conn:
+            _record(conn, results, now)
+            if limit <= 0:
+                return []
             rows = conn.execute(
-                "UPDATE jobs SET status = 'running', started = ? WHERE id IN "
+                "UPDATE jobs SET status = 'running', started = ?, slot = ? WHERE id IN "
                 "(SELECT id FROM jobs WHERE status = 'queued' AND cancel = 0 ORDER BY id LIMIT ?) "
                 "RETURNING id, name, spec",
-                (now, limit),
+                (now, slot, limit),
             ).fetchall()
             conn.executemany(
                 "INSERT INTO ledger (job_id, name, started, executor_pid) VALUES (?, ?, ?, ?)",
-                [(r[0], r[1], now, executor_pid) for r in rows],
+                [(r[0], r[1], now, runner_pid) for r in rows],
             )
         return sorted((r[0], JobSpec.from_json(json.loads(r[2]))) for r in rows)
 
@@ -133,20 +164,45 @@ class LocalQueue:
         row = self._conn.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
 
-    def finish(self, results: Sequence[tuple[int, str, int | None, str | None]]) -> None:
-        """Record (id, status, exit code, reason) of finished jobs in one transaction."""
-        now = utcnow().isoformat()
+    def finish(self, results: Sequence[Outcome]) -> None:
+        """Record how jobs ended, with their logs, in one transaction."""
         with self._tx() as conn:
-            conn.executemany(
-                "UPDATE jobs SET status = ?, exit_code = ?, reason = ?, ended = ? WHERE id = ?",
-                [(status, code, reason, now, job_id) for job_id, status, code, reason in results],
-            )
+            _record(conn, results, utcnow().isoformat())
 
-    def running(self) -> list[QueueRow]:
-        """Jobs marked running."""
-        sql = f"{_ROW_SELECT} WHERE status = 'running'"
-        return [QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in self._conn.execute(sql)]
+    def running(self, runner_pid: int | None = None) -> list[QueueRow]:
+        """Jobs marked running (only those claimed by the runner `runner_pid`, when given)."""
+        if runner_pid is None:
+            rows = self._conn.execute(f"{_ROW_SELECT} WHERE status = 'running'")
+        else:
+            rows = self._conn.execute(_RUNNING_BY, (runner_pid,))
+        return [_row(r) for r in rows]
+
+    def logs(self, job_id: int) -> tuple[str | None, str | None] | None:
+        """(stdout, stderr) recorded when the job ended (None for a stream kept in a file); None if none."""
+        row = self._conn.execute("SELECT stdout, stderr FROM logs WHERE job_id = ?", (job_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def active_count(self) -> int:
+        """Jobs queued or running (one index range count)."""
+        return self._conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')"
+        ).fetchone()[0]
 
     def ledger(self) -> list[tuple[int, str]]:
         """(job id, name) of every payload start, in order."""
         return list(self._conn.execute("SELECT job_id, name FROM ledger ORDER BY id"))
+
+
+def _row(r: tuple[Any, ...]) -> QueueRow:
+    return QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+
+
+def _record(conn: sqlite3.Connection, results: Sequence[Outcome], now: str) -> None:
+    conn.executemany(
+        "UPDATE jobs SET status = ?, exit_code = ?, reason = ?, ended = ? WHERE id = ?",
+        [(r.status, r.exit_code, r.reason, now, r.job_id) for r in results],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO logs (job_id, stdout, stderr) VALUES (?, ?, ?)",
+        [(r.job_id, r.stdout, r.stderr) for r in results],
+    )

@@ -152,8 +152,12 @@ def logs_cmd(
 
     an = Analysis.open(analysis_root(analysis_path))
     try:
+        out = console()
         for stream, text in job_logs(an, name).items():
-            console().rule(stream)
-            console().print(text, markup=False, highlight=False, end="")
+            out.rule(stream)
+            out.file.write(text)  # verbatim: never wrapped or styled
+            if text and not text.endswith("\n"):
+                out.file.write("\n")
+            out.file.flush()
     finally:
         an.close()

@@ -16,15 +16,11 @@ def _drive(path: Path, max_active: int | None, max_attempts: int | None, poll: f
     from gridpipe.cli.output import console
     from gridpipe.cli.render import print_status
     from gridpipe.service.context import Analysis
-    from gridpipe.service.orchestrator import Orchestrator, RunOptions, default_max_active
+    from gridpipe.service.orchestrator import Orchestrator, run_options
 
     an = Analysis.open(path)
     try:
-        options = RunOptions(
-            max_active=max_active or default_max_active(an),
-            max_attempts=max_attempts or an.grid.jobs.max_attempts,
-            poll_interval=poll if poll is not None else (0.3 if an.grid.backend.name == "local" else 30.0),
-        )
+        options = run_options(an, max_active, max_attempts, poll)
         out = console()
         orchestrator = Orchestrator(
             an, options, notify=lambda msg: out.print(f"[dim]·[/] {msg}", highlight=False)

@@ -201,10 +201,23 @@ class Orchestrator:
             )
         return None
 
+    def _wait(self, stop: threading.Event) -> None:
+        """Until the next cycle is worth it: enough slots freed for waiting jobs, all jobs ended, or the
+        poll interval passed (a backend that cannot tell cheaply just waits out the interval)."""
+        active = self.an.store.active_ids()
+        if len(active) != 1:
+            stop.wait(self.options.poll_interval)
+            return
+        ((backend, ids),) = active.items()
+        waiting = self.an.store.count(statuses=[JobStatus.PLANNED])
+        at_most = min(len(ids) - 1, self.options.max_active // 2) if waiting else 0
+        self.an.backend_named(backend).wait(max(at_most, 0), self.options.poll_interval, stop)
+
     def run(self, stop: threading.Event | None = None) -> RunReport:
         """Loop until complete, stuck, or `stop` is set (then resumable)."""
         stop = stop or threading.Event()
         self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
+        self.an.backend.ensure_running()  # the local executor starts up while the first stage is planned
         down_since: float | None = None
         failures = 0
         while not stop.is_set():
@@ -224,7 +237,7 @@ class Orchestrator:
             down_since, failures = None, 0
             if report is not None:
                 return report
-            stop.wait(self.options.poll_interval)
+            self._wait(stop)
         return RunReport(False, message="stopped; run `gridpipe run` again to resume")
 
 
@@ -237,6 +250,15 @@ def raise_empty(an: Analysis, stage: Stage, unit: Unit) -> None:
     )
 
 
-def default_max_active(an: Analysis) -> int:
-    """grid.yaml jobs.max_active, or what the backend suggests."""
-    return an.grid.jobs.max_active or an.backend.capacity
+def run_options(
+    an: Analysis,
+    max_active: int | None = None,
+    max_attempts: int | None = None,
+    poll_interval: float | None = None,
+) -> RunOptions:
+    """Options given by the user, else grid.yaml's `jobs` section, else what the backend suggests."""
+    return RunOptions(
+        max_active=max_active or an.grid.jobs.max_active or an.backend.capacity,
+        max_attempts=max_attempts or an.grid.jobs.max_attempts,
+        poll_interval=poll_interval if poll_interval is not None else an.backend.poll_interval,
+    )

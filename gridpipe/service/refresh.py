@@ -11,12 +11,8 @@ def refresh(an: Analysis) -> list[tuple[str, JobStatus]]:
     """Poll every active job; returns (name, new status) of the jobs that changed."""
     if an.store.count(statuses=[JobStatus.SUBMITTING]):
         reconcile_if_idle(an)
-    active = [j for j in an.store.active() if j.backend_id]
     changed: list[tuple[str, JobStatus]] = []
-    by_backend: dict[str, list[str]] = {}
-    for job in active:
-        by_backend.setdefault(job.backend or "", []).append(job.backend_id or "")
-    for backend_name, ids in by_backend.items():
+    for backend_name, ids in an.store.active_ids().items():
         backend = an.backend_named(backend_name)
         changed += an.store.apply_statuses(backend.name, backend.poll(ids))
     done = [name for name, status in changed if status == JobStatus.DONE]

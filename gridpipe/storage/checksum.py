@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 BLOCK_SIZE = 1 << 20
 """Bytes read at a time when checksumming a file (zlib releases the GIL while it sums a block)."""
 COPY_BLOCK_SIZE = 1 << 17
 """Bytes read at a time when copying and checksumming: small enough that the block stays in the CPU cache
 between the read, the checksum and the write (measured ~2x less CPU than 1 MiB blocks)."""
+
+_buffers = threading.local()
 
 
 def format_adler32(value: int) -> str:
@@ -31,26 +34,43 @@ def adler32_bytes(data: bytes) -> str:
     return format_adler32(zlib.adler32(data))
 
 
-def adler32_file(path: Path) -> str:
+def adler32_file(path: Path | str) -> str:
     """Adler-32 of the file at `path`, read in blocks of BLOCK_SIZE."""
+    view = _buffer(BLOCK_SIZE)
     value = 1
-    buffer = bytearray(BLOCK_SIZE)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buffer):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        while n := os.readv(fd, [view]):
             value = zlib.adler32(view[:n], value)
+    finally:
+        os.close(fd)
     return format_adler32(value)
 
 
-def copy_with_adler32(src: BinaryIO, dst: BinaryIO) -> tuple[int, str]:
-    """Copy unbuffered `src` to buffered `dst` in one pass; return (bytes copied, Adler-32 of them)."""
+def copy_with_adler32(src: int, dst: int | None) -> tuple[int, str]:
+    """Copy file descriptor `src` to `dst` (None: only read) in one pass; return (bytes, Adler-32 of them).
+
+    Blocks of COPY_BLOCK_SIZE go through one buffer per thread, so a tiny file costs no allocation.
+    """
+    view = _buffer(COPY_BLOCK_SIZE)
     value = 1
     size = 0
-    buffer = bytearray(COPY_BLOCK_SIZE)
-    view = memoryview(buffer)
-    while n := src.readinto(buffer):
+    while n := os.readv(src, [view]):
         block = view[:n]
         value = zlib.adler32(block, value)
-        dst.write(block)
+        if dst is not None:
+            while block:
+                block = block[os.write(dst, block) :]
         size += n
     return size, format_adler32(value)
+
+
+def _buffer(size: int) -> memoryview:
+    """This thread's reusable buffer of `size` bytes (one per size)."""
+    views: dict[int, memoryview] | None = getattr(_buffers, "views", None)
+    if views is None:
+        views = _buffers.views = {}
+    view = views.get(size)
+    if view is None:
+        view = views[size] = memoryview(bytearray(size))
+    return view

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Self
 from gridpipe.core.exceptions import StorageError, UsageError
 from gridpipe.storage import dirac_commands as cmd
 from gridpipe.storage.checksum import adler32_file, same_adler32
-from gridpipe.storage.contract import FileInfo, Storage
+from gridpipe.storage.contract import FileInfo, Storage, remove_moved_source
 from gridpipe.storage.dirac_output import (
     NO_SUCH_FILE,
     find_lfns,
@@ -112,8 +112,11 @@ class DiracStorage(Storage):
             os.replace(got, dest)
         return entry
 
-    def put(self, src: Path, lfn: str, *, replicas: Sequence[str] = ()) -> FileInfo:
-        """Add `src` as `lfn` (replacing it) at the upload SE, replicate it, check the catalogue's checksum."""
+    def put(self, src: Path, lfn: str, *, replicas: Sequence[str] = (), move: bool = False) -> FileInfo:
+        """Add `src` as `lfn` (replacing it) at the upload SE, replicate it, check the catalogue's checksum.
+
+        With `move`, `src` is removed once all of that succeeded.
+        """
         lfn, src = cmd.checked_lfn(lfn), Path(src)
         ses = [cmd.checked_se(se) for se in dict.fromkeys(replicas)]
         if not src.is_file():
@@ -137,6 +140,8 @@ class DiracStorage(Storage):
                 f"put {src} as {lfn}: the catalogue records {recorded}, the local file has size {size} "
                 f"adler32 {local}; put it again"
             )
+        if move:
+            remove_moved_source(src, lfn)
         return entry
 
     def remove(self, lfns: Sequence[str]) -> None:

@@ -33,7 +33,7 @@ def temp_target(name: str) -> str | None:
 
 def local_name(lfn: str) -> str:
     """The file name an LFN is downloaded under."""
-    return PurePosixPath(lfn).name
+    return lfn[lfn.rfind("/") + 1 :] if lfn[-1:] not in ("/", ".") else PurePosixPath(lfn).name
 
 
 @dataclass(frozen=True)
@@ -137,26 +137,36 @@ def download(
     retries: int = 2,
     progress: Progress | None = None,
 ) -> DownloadReport:
-    """Get `files` into `local_dir`, `jobs` at a time, each verified and retried `retries` times."""
+    """Get `files` into `local_dir`, `jobs` at a time (at most what the storage says pays off), each
+    verified and retried `retries` times."""
     if jobs < 1 or retries < 0:
         raise UsageError(f"download: jobs must be at least 1 (got {jobs}) and retries at least 0 ({retries})")
     _by_name(files)
     report = DownloadReport()
-    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(files))), thread_name_prefix="gridpipe-get")
-    try:
-        dest = Path(local_dir)
-        futures = {pool.submit(_fetch, storage, f, dest / local_name(f.lfn), retries): f for f in files}
-        for future in as_completed(futures):
-            entry, attempts, reason = future.result()
-            report.attempts += attempts
-            if entry is not None:
-                report.downloaded.append(entry)
-            else:
-                report.failures.append(Failure(futures[future], reason, attempts))
-            if progress is not None:
-                progress(futures[future], entry is not None)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    dest = Path(local_dir)
+
+    def record(info: FileInfo, outcome: tuple[FileInfo | None, int, str]) -> None:
+        entry, attempts, reason = outcome
+        report.attempts += attempts
+        if entry is not None:
+            report.downloaded.append(entry)
+        else:
+            report.failures.append(Failure(info, reason, attempts))
+        if progress is not None:
+            progress(info, entry is not None)
+
+    workers = max(1, min(jobs, storage.parallel_transfers, len(files)))
+    if workers == 1:
+        for info in files:
+            record(info, _fetch(storage, info, dest / local_name(info.lfn), retries))
+    else:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gridpipe-get")
+        try:
+            futures = {pool.submit(_fetch, storage, f, dest / local_name(f.lfn), retries): f for f in files}
+            for future in as_completed(futures):
+                record(futures[future], future.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     report.downloaded.sort(key=lambda f: f.lfn)
     report.failures.sort(key=lambda f: f.file.lfn)
     return report

@@ -189,9 +189,14 @@ class JobStore:
         )
         return dict(rows.fetchall())
 
-    def active(self) -> list[JobRecord]:
-        """Jobs a backend is (or may be) running."""
-        return self.jobs(statuses=ACTIVE_STATES)
+    def active_ids(self) -> dict[str, list[str]]:
+        """{backend name: backend ids} of the jobs a backend is running or holds (one light query)."""
+        clause, args = _filters(None, None, ACTIVE_STATES)
+        out: dict[str, list[str]] = {}
+        sql = f"SELECT backend, backend_id FROM jobs {clause} AND backend_id IS NOT NULL ORDER BY id"
+        for backend, backend_id in self._conn.execute(sql, args):
+            out.setdefault(backend or "", []).append(backend_id)
+        return out
 
     def counts(self) -> dict[str, dict[str, dict[str, int]]]:
         """{stage: {unit: {status: n}}} in one grouped query."""

@@ -1,0 +1,191 @@
+"""The local backend's runners on real processes: deaths are noticed, logs and failed work folders kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+from engine_helpers import gridpipe, make_analysis, slow_workflow, start_run, wait_executor_gone, wait_idle
+
+from gridpipe.backends.local_queue import LocalQueue
+from gridpipe.core.states import JobStatus
+from gridpipe.service.context import Analysis
+
+
+def _queue(path: Path) -> LocalQueue:
+    return LocalQueue(path / ".gridpipe" / "local")
+
+
+def _wait_running(path: Path, timeout: float = 30) -> tuple[int, int]:
+    """(job id, runner pid) of the first job once its payload runs."""
+    queue = _queue(path)
+    deadline = time.monotonic() + timeout
+    try:
+        while not queue.running():
+            assert time.monotonic() < deadline, "no job started"
+            time.sleep(0.05)
+        job_id = queue.running()[0].id
+    finally:
+        queue.close()
+    with sqlite3.connect(path / ".gridpipe" / "local" / "queue.db") as db:
+        (runner_pid,) = db.execute("SELECT executor_pid FROM ledger WHERE job_id = ?", (job_id,)).fetchone()
+    time.sleep(0.3)  # the payload has started its sleep
+    return job_id, runner_pid
+
+
+def _jobs(path: Path) -> list:
+    an = Analysis.open(path)
+    try:
+        return an.store.jobs()
+    finally:
+        an.close()
+
+
+def _payloads(job_id: int) -> list[int]:
+    from gridpipe.backends.local_executor import _orphans
+
+    return _orphans({job_id})
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_runner_killed_mid_job_fails_it_as_lost_and_run_retries_it(tmp_path):
+    path = make_analysis(
+        tmp_path, {"gamma": 1, "proton": 1}, workflow=slow_workflow(tmp_path, 2), n_file_per_job=1
+    )
+    run = start_run(path)
+    job_id, runner_pid = _wait_running(path)
+    (payload,) = _payloads(job_id)
+    os.kill(runner_pid, signal.SIGKILL)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, out + err
+    assert "1 failed" in out and "retrying 1 failed job" in out
+    queue = _queue(path)
+    first = queue.rows([str(job_id)])[0]
+    assert (
+        first.status == "failed"
+        and first.reason == f"lost: the local runner process {runner_pid} stopped while the job ran"
+    )
+    assert "$ " in queue.logs(job_id)[0]  # what the slot's log held is kept
+    starts = [name for _, name in queue.ledger()]
+    queue.close()
+    assert sorted(starts) == sorted(["eng_OUT_gamma_run1", "eng_OUT_proton_run1", "eng_SUMMARY", first.name])
+    assert not _alive(payload)
+    jobs = {job.name: job for job in _jobs(path)}
+    assert {job.status for job in jobs.values()} == {JobStatus.DONE}
+    assert jobs[first.name].attempts == 2
+
+
+def test_a_dead_executor_is_noticed_by_the_next_status(tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 1}, workflow=slow_workflow(tmp_path, 60), n_file_per_job=1)
+    assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
+    job_id, runner_pid = _wait_running(path)
+    (payload,) = _payloads(job_id)
+    os.killpg(_parent(runner_pid), signal.SIGKILL)  # the executor and its runners; the payload survives
+    assert _alive(payload)
+    status = gridpipe("status", "--json", "-a", str(path))  # sees a running job and no executor
+    assert status.returncode == 0, status.stderr
+    wait_idle(path).close()
+    jobs = json.loads(gridpipe("status", "--json", "-a", str(path)).stdout)["jobs"]
+    assert jobs[0]["status"] == "failed"
+    assert jobs[0]["reason"] == "lost: the local executor stopped while the job ran"
+    assert not _alive(payload)
+
+
+LOUD = """version: 1
+tree:
+  directories: [data/simtel, logs]
+  files: [{path: configs/grid.yaml, template: configs/grid.yaml.j2}]
+inputs: {gamma_in: data/simtel/gamma_in.list}
+stages:
+  - name: loud
+    units: [gamma]
+    input_list: "{particle}_in"
+    data_type: LOUD
+    job_name: "{analysis}_LOUD_{particle}_{token}"
+    output: "LOUD_{particle}_{token}.txt"
+    command: ["{python} -c 'import os,sys; n=int(os.environ[\\"N\\"]); open(sys.argv[1], \\"w\\"); sys.stdout.write(\\"x\\" * n); sys.stderr.write(\\"e\\"); sys.exit(int(os.environ.get(\\"CODE\\", \\"0\\")))' {output}"]
+"""
+
+
+def test_logs_small_and_large_and_a_failed_job_keeps_its_work_folder(tmp_path):
+    workflow = tmp_path / "loud.yaml"
+    workflow.write_text(LOUD)
+    path = make_analysis(tmp_path, {"gamma": 2}, workflow=workflow, n_file_per_job=1)
+    big = 3 * (1 << 20) // 2  # above what the queue keeps inline: moved to a file
+    for n, code in ((10, "0"), (big, "4")):
+        result = gridpipe(
+            "submit", "--stage", "loud", "--test", "-a", str(path), env={"N": str(n), "CODE": code}
+        )
+        assert result.returncode == 0, result.stderr
+        wait_idle(path).close()
+        wait_executor_gone(path)  # payloads get the environment of the executor that runs them
+    first, second = _jobs(path)
+    assert gridpipe("status", "-a", str(path)).returncode == 0
+    small = gridpipe("logs", first.name, "-a", str(path))
+    assert small.returncode == 0 and "x" * 10 in small.stdout and "$ " in small.stdout
+    large = gridpipe("logs", second.name, "-a", str(path))
+    assert large.returncode == 0 and "x" * big in large.stdout
+    queue = _queue(path)
+    rows = queue.by_names([first.name, second.name])
+    queue.close()
+    ids = {row.name: row.id for row in rows}
+    jobs_dir = path / ".gridpipe" / "local" / "jobs"
+    # the job without output failed; its folder (staged input included) is kept for inspection
+    assert sorted(p.name for p in (jobs_dir / str(ids[second.name]) / "work").iterdir()) == [
+        "LOUD_gamma_run2.txt",
+        "gamma_run2.txt",
+    ]
+    assert not (jobs_dir / str(ids[first.name])).exists()
+    # every slot's work folder is empty again
+    slots = path / ".gridpipe" / "local" / "slots"
+    assert all(not any((slot / "work").iterdir()) for slot in slots.iterdir())
+
+
+def test_wait_returns_once_the_queue_has_drained(tmp_path):
+    import threading
+
+    path = make_analysis(tmp_path, {"gamma": 3}, n_file_per_job=1)
+    an = Analysis.open(path)
+    try:
+        assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
+        stop = threading.Event()
+        started = time.monotonic()
+        an.backend.wait(0, 120, stop)  # returns when nothing is queued or running, not after 120 s
+        assert time.monotonic() - started < 100
+        assert an.backend.queue.active_count() == 0
+        stop.set()
+        an.backend.wait(-1, 120, stop)  # a set stop event ends the wait at once
+    finally:
+        an.close()
+
+
+def test_runners_that_keep_dying_fail_the_queued_jobs_instead_of_looping(tmp_path):
+    from gridpipe.backends.local_executor import MAX_RUNNER_REPLACEMENTS, RUNNERS_DIE
+
+    path = make_analysis(tmp_path, {"gamma": 3}, n_file_per_job=1)
+    local = path / ".gridpipe" / "local"
+    local.mkdir(parents=True, exist_ok=True)
+    (local / "slots").write_text("a file where the runners' folders belong: every runner dies starting\n")
+    assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
+    wait_idle(path).close()
+    wait_executor_gone(path)
+    jobs = json.loads(gridpipe("status", "--json", "-a", str(path)).stdout)["jobs"]
+    assert {job["status"] for job in jobs} == {"failed"}
+    assert {job["reason"] for job in jobs} == {RUNNERS_DIE}
+    deaths = (local / "executor.log").read_text().count(" died (exit ")
+    assert 2 <= deaths <= 2 + MAX_RUNNER_REPLACEMENTS
