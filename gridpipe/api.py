@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from gridpipe.analysis.create import WORKFLOW_FILE
+from gridpipe.analysis.layout import WORKFLOW_FILE
 from gridpipe.analysis.locate import find_analysis
 from gridpipe.analysis.skeleton import WorkflowSpec
 from gridpipe.core.exceptions import GridpipeError

@@ -20,21 +20,21 @@ def _queue(path: Path) -> LocalQueue:
     return LocalQueue(path / ".gridpipe" / "local")
 
 
-def _wait_running(path: Path, timeout: float = 30) -> tuple[int, int]:
-    """(job id, runner pid) of the first job once its payload runs."""
+def _wait_running(path: Path, timeout: float = 60) -> tuple[int, int, int]:
+    """(job id, runner pid, payload pid) of the first job once its payload runs."""
     queue = _queue(path)
     deadline = time.monotonic() + timeout
     try:
-        while not queue.running():
-            assert time.monotonic() < deadline, "no job started"
+        while not (running := queue.running()) or not _payloads(running[0].id):
+            assert time.monotonic() < deadline, "no payload started"
             time.sleep(0.05)
-        job_id = queue.running()[0].id
     finally:
         queue.close()
+    job_id = running[0].id
     with sqlite3.connect(path / ".gridpipe" / "local" / "queue.db") as db:
         (runner_pid,) = db.execute("SELECT executor_pid FROM ledger WHERE job_id = ?", (job_id,)).fetchone()
-    time.sleep(0.3)  # the payload has started its sleep
-    return job_id, runner_pid
+    (payload,) = _payloads(job_id)
+    return job_id, runner_pid, payload
 
 
 def _jobs(path: Path) -> list:
@@ -68,8 +68,7 @@ def test_a_runner_killed_mid_job_fails_it_as_lost_and_run_retries_it(tmp_path):
         tmp_path, {"gamma": 1, "proton": 1}, workflow=slow_workflow(tmp_path, 2), n_file_per_job=1
     )
     run = start_run(path)
-    job_id, runner_pid = _wait_running(path)
-    (payload,) = _payloads(job_id)
+    job_id, runner_pid, payload = _wait_running(path)
     os.kill(runner_pid, signal.SIGKILL)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 0, out + err
@@ -93,8 +92,7 @@ def test_a_runner_killed_mid_job_fails_it_as_lost_and_run_retries_it(tmp_path):
 def test_a_dead_executor_is_noticed_by_the_next_status(tmp_path):
     path = make_analysis(tmp_path, {"gamma": 1}, workflow=slow_workflow(tmp_path, 60), n_file_per_job=1)
     assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
-    job_id, runner_pid = _wait_running(path)
-    (payload,) = _payloads(job_id)
+    _, runner_pid, payload = _wait_running(path)
     os.killpg(_parent(runner_pid), signal.SIGKILL)  # the executor and its runners; the payload survives
     assert _alive(payload)
     status = gridpipe("status", "--json", "-a", str(path))  # sees a running job and no executor

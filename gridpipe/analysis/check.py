@@ -8,7 +8,8 @@ from typing import Literal
 
 from gridpipe.analysis.config import CONFIG_MODELS, GridConfig
 from gridpipe.analysis.configio import load_model
-from gridpipe.analysis.create import METADATA_FILE, WORKFLOW_FILE, read_metadata
+from gridpipe.analysis.create import read_metadata
+from gridpipe.analysis.layout import METADATA_FILE, WORKFLOW_FILE
 from gridpipe.analysis.lists import scan_list
 from gridpipe.analysis.skeleton import load_workflow
 from gridpipe.core.exceptions import ConfigError, ConfigErrors

@@ -21,17 +21,13 @@ from typing import Any
 from gridpipe import __version__
 from gridpipe.analysis.config import BACKENDS, CONFIG_MODELS, MODES, PAYLOADS, STORAGES
 from gridpipe.analysis.configio import load_model, read_yaml
+from gridpipe.analysis.layout import CREATE_LOG, METADATA_FILE, STATE_DIR, WORKFLOW_FILE
 from gridpipe.analysis.naming import join_lfn, lfn_problem, relative_path_problem, validate_analysis_name
 from gridpipe.analysis.render import environment, render, yaml_document
 from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
 from gridpipe.core.exceptions import AnalysisExistsError, ConfigError, ConfigErrors, UsageError
 from gridpipe.core.resources import skeleton_dir
 from gridpipe.core.timeutil import utcnow
-
-METADATA_FILE = "analysis_metadata.yaml"
-WORKFLOW_FILE = "configs/workflow.yaml"
-STATE_DIR = ".gridpipe"
-CREATE_LOG = "logs/create-analysis.log"
 
 
 def default_grid_home() -> str:

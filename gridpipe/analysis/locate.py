@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gridpipe.analysis.create import METADATA_FILE
+from gridpipe.analysis.layout import METADATA_FILE
 from gridpipe.core.exceptions import AnalysisNotFoundError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gridpipe.analysis.config import GridConfig
 from gridpipe.analysis.configio import load_model
-from gridpipe.analysis.create import WORKFLOW_FILE
+from gridpipe.analysis.layout import WORKFLOW_FILE
 from gridpipe.analysis.naming import join_lfn
 from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
 from gridpipe.backends.contract import Backend

@@ -6,7 +6,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridpipe.analysis.create import METADATA_FILE, CreateRequest, create_analysis
+from gridpipe.analysis.create import CreateRequest, create_analysis
+from gridpipe.analysis.layout import METADATA_FILE
 from gridpipe.core.fsutil import atomic_write_text
 from gridpipe.service.context import Analysis
 
