@@ -68,7 +68,7 @@ def wait_idle(path: Path, timeout: float = 60) -> LocalQueue:
     """Wait until the local backend has no queued or running job."""
     queue = LocalQueue(path / ".gridpipe" / "local")
     deadline = time.monotonic() + timeout
-    while queue.count("queued") or queue.count("running"):
+    while queue.active_count():
         if time.monotonic() > deadline:
             raise TimeoutError("local jobs did not finish")
         time.sleep(0.1)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Self
 
 from gridpipe.backends.contract import Backend
 from gridpipe.backends.local_executor import try_lock
-from gridpipe.backends.local_job import LOG_STREAMS
+from gridpipe.backends.local_job import LOG_STREAMS, read_log, slot_log
 from gridpipe.backends.local_queue import LocalQueue
 from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
 from gridpipe.core.states import JobStatus
@@ -111,12 +111,11 @@ class LocalBackend(Backend):
         job_id = int(backend_id)
         rows = self.queue.rows([str(job_id)])
         if rows and rows[0].status == JobStatus.RUNNING and rows[0].slot is not None:
-            folder = self.local_dir / "slots" / str(rows[0].slot)
-            return {name: _read(folder / f"{name}.log") for name in LOG_STREAMS}
+            return {name: read_log(slot_log(self.local_dir, rows[0].slot, name)) for name in LOG_STREAMS}
         recorded = self.queue.logs(job_id) or ("", "")
         job_dir = self.local_dir / "jobs" / str(job_id)
         return {
-            name: text if text is not None else _read(job_dir / f"{name}.log")
+            name: text if text is not None else read_log(job_dir / f"{name}.log")
             for name, text in zip(LOG_STREAMS, recorded, strict=True)
         }
 
@@ -158,11 +157,3 @@ def _reap() -> None:
             done = pid
         if done:
             _spawned.discard(pid)
-
-
-def _read(path: Path) -> str:
-    """A log file's text ('' when it does not exist)."""
-    try:
-        return path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""

@@ -23,7 +23,15 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gridpipe.backends.local_job import JOB_ENV_MARK, LOG_INLINE_BYTES, LOG_STREAMS, JobResult, Slot
+from gridpipe.backends.local_job import (
+    JOB_ENV_MARK,
+    LOG_INLINE_BYTES,
+    LOG_STREAMS,
+    JobResult,
+    Slot,
+    read_log,
+    slot_log,
+)
 from gridpipe.backends.local_queue import LocalQueue, Outcome
 from gridpipe.core.exceptions import GridpipeError
 from gridpipe.core.states import JobStatus
@@ -95,13 +103,8 @@ def recover_lost(queue: LocalQueue, local_dir: Path, runner_pid: int | None = No
 def _slot_logs(local_dir: Path, slot: int | None) -> tuple[str, str]:
     if slot is None:
         return "", ""
-    folder = local_dir / "slots" / str(slot)
-    return tuple(  # type: ignore[return-value]
-        (folder / f"{stream}.log").read_text(errors="replace")[-LOG_INLINE_BYTES:]
-        if (folder / f"{stream}.log").is_file()
-        else ""
-        for stream in LOG_STREAMS
-    )
+    stdout, stderr = (read_log(slot_log(local_dir, slot, stream), LOG_INLINE_BYTES) for stream in LOG_STREAMS)
+    return stdout, stderr
 
 
 class _CancelWatch:

@@ -39,17 +39,38 @@ class JobResult:
     stderr: str | None = ""
 
 
+def slot_dir(local_dir: Path, number: int) -> Path:
+    """The folder of runner slot `number`."""
+    return local_dir / "slots" / str(number)
+
+
+def slot_log(local_dir: Path, number: int, stream: str) -> Path:
+    """The live log file `stream` of the job running in slot `number`."""
+    return slot_dir(local_dir, number) / f"{stream}.log"
+
+
+def read_log(path: Path, limit: int | None = None) -> str:
+    """A log file's text (its last `limit` characters when given); '' when it does not exist."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return text if limit is None else text[-limit:]
+
+
 class Slot:
     """A runner's folder: `work/` and the two log files, reused job after job."""
 
     def __init__(self, local_dir: Path, number: int) -> None:
         self.local_dir = local_dir
-        self.root = local_dir / "slots" / str(number)
+        self.number = number
+        self.root = slot_dir(local_dir, number)
         self.work = self.root / "work"
         shutil.rmtree(self.root, ignore_errors=True)  # whatever a dead runner of this slot left
         self.work.mkdir(parents=True)
         self.logs = {name: self._open_log(name) for name in LOG_STREAMS}
         self._programs: dict[tuple[str, str], str | None] = {}
+        self._environ = dict(os.environ)  # a runner's environment does not change: copied once
 
     def close(self) -> None:
         """Close the log files."""
@@ -58,7 +79,7 @@ class Slot:
 
     def log_path(self, stream: str) -> Path:
         """The live log file of the job running in this slot."""
-        return self.root / f"{stream}.log"
+        return slot_log(self.local_dir, self.number, stream)
 
     def _open_log(self, stream: str) -> int:
         return os.open(self.log_path(stream), os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644)
@@ -83,7 +104,7 @@ class Slot:
         """Run `spec` here; never raises for a job's own failure. The slot is clean again afterwards."""
         for fd in self.logs.values():
             os.ftruncate(fd, 0)
-        env = {**os.environ, **spec.env, JOB_ENV_MARK: str(job_id)}
+        env = {**self._environ, **spec.env, JOB_ENV_MARK: str(job_id)}
         result = _run(spec, self, storage, env, cancel, on_start)
         job_dir = self.local_dir / "jobs" / str(job_id)
         if result.status == JobStatus.DONE:
