@@ -70,3 +70,12 @@ def diracx(tmp_path_factory: pytest.TempPathFactory):
 
     with running_server(tmp_path_factory.mktemp("diracx")) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _reap_background_runs():
+    """After each test, stop and reap the `gridpipe run` processes it started in the background."""
+    yield
+    from engine_helpers import reap_runs
+
+    reap_runs()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -97,11 +98,29 @@ def slow_workflow(tmp: Path, seconds: float) -> Path:
     return target
 
 
+_RUNS: list[subprocess.Popen[str]] = []
+
+
 def start_run(path: Path) -> subprocess.Popen[str]:
     """`gridpipe run` on the analysis in the background (output captured), polling every 50 ms."""
-    return subprocess.Popen(
+    run = subprocess.Popen(
         [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.05"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    _RUNS.append(run)
+    return run
+
+
+def reap_runs() -> None:
+    """Stop (Ctrl-C, then kill) and reap every run `start_run` began: a failed test leaves no process behind."""
+    while _RUNS:
+        run = _RUNS.pop()
+        if run.poll() is None:
+            run.send_signal(signal.SIGINT)
+        try:
+            run.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            run.communicate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,16 +12,38 @@ from typing import Any
 CHUNK = 500
 """Values per `IN (...)` query, well below SQLite's variable limit."""
 
+BUSY_TIMEOUT_S = 60.0
+"""How long a connection waits for other processes' locks before it gives up."""
+
 
 def connect(path: Path) -> sqlite3.Connection:
     """A WAL-mode connection in autocommit mode that waits up to a minute for other writers."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    use_wal(conn, BUSY_TIMEOUT_S)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=60000")
     return conn
+
+
+def use_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Put the database in WAL mode unless it already is.
+
+    SQLite answers "database is locked" at once, without waiting, when the journal mode is read or
+    changed while another process opens, converts or closes the same database; retry for `timeout`.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 @contextmanager

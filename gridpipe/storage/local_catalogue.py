@@ -19,6 +19,7 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 
 from gridpipe.core.exceptions import StorageError
+from gridpipe.core.sqlite import use_wal
 from gridpipe.storage.local_files import os_errors
 
 _CHUNK = 500
@@ -48,8 +49,7 @@ class Catalogue:
         with os_errors("local storage catalogue"), open(lock, "a") as locked:
             fcntl.flock(locked, fcntl.LOCK_EX)
             with self.connect() as db:
-                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    db.execute("PRAGMA journal_mode=WAL")
+                use_wal(db, self._timeout)
                 db.executescript(_SCHEMA)
 
     def close(self) -> None:

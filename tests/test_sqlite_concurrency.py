@@ -1,0 +1,61 @@
+"""gridpipe's SQLite databases opened by several processes at the same moment (a `status` while a `run` starts).
+
+SQLite answers "database is locked" at once, without waiting for its busy timeout, when one process
+reads or sets the journal mode while another opens, converts or closes the same file. Every database
+gridpipe keeps must open cleanly however the processes interleave.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from pathlib import Path
+
+import pytest
+
+from gridpipe.backends.local_queue import LocalQueue
+from gridpipe.storage.local import LocalStorage
+from gridpipe.store import JobStore
+
+PROCESSES = 4
+ROUNDS = 40
+
+
+def _open(kind: str, folder: Path) -> None:
+    if kind == "store":
+        JobStore(folder / "state.db").close()
+    elif kind == "queue":
+        LocalQueue(folder / "local").close()
+    else:
+        LocalStorage(folder / "se").close()
+
+
+def _worker(kind: str, base: str, barrier, errors) -> None:  # type: ignore[no-untyped-def]
+    for round_ in range(ROUNDS):
+        barrier.wait()
+        try:
+            for _ in range(3):  # open, close, and open again while the others do the same
+                _open(kind, Path(base) / str(round_))
+        except Exception:  # reported to the test process whole
+            errors.put(traceback.format_exc())
+
+
+@pytest.mark.parametrize("kind", ["store", "queue", "storage"])
+def test_fresh_database_opened_by_several_processes_at_once(tmp_path, kind):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(PROCESSES)
+    errors = context.Queue()
+    workers = [
+        context.Process(target=_worker, args=(kind, str(tmp_path), barrier, errors)) for _ in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * PROCESSES
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    errors.close()
+    errors.join_thread()
+    assert found == [], found[0]
