@@ -187,3 +187,42 @@ def test_runners_that_keep_dying_fail_the_queued_jobs_instead_of_looping(tmp_pat
     assert {job["reason"] for job in jobs} == {RUNNERS_DIE}
     deaths = (local / "executor.log").read_text().count(" died (exit ")
     assert 2 <= deaths <= 2 + MAX_RUNNER_REPLACEMENTS
+
+
+def _executors(path: Path) -> list[int]:
+    """Executors of the analysis at `path`: processes running the executor that lead their own session
+    (its runners are forked from it, so they share its command line but not its process id as session)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            session = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"gridpipe.backends.local_executor" in argv and str(path).encode() in argv:
+            if str(session) == entry.name:
+                found.append(session)
+    return found
+
+
+def test_an_executor_holds_the_lock_from_its_start_so_no_second_one_is_started(tmp_path):
+    from gridpipe.backends.local_executor import try_lock
+
+    path = make_analysis(tmp_path, {"gamma": 1}, n_file_per_job=1)
+    an = Analysis.open(path)
+    try:
+        for _ in range(5):  # `run` and `status` call this on every poll, even while an executor starts up
+            an.backend.ensure_running()
+        assert try_lock(path / ".gridpipe" / "local" / "executor.lock") is None  # handed over at once
+        seen: set[int] = set()
+        for _ in range(25):  # a process's command line can read empty for a moment after its exec
+            seen.update(_executors(path))
+            time.sleep(0.02)
+        assert len(seen) == 1
+    finally:
+        an.close()
+    wait_executor_gone(path)
+    deadline = time.monotonic() + 30
+    while _executors(path):
+        assert time.monotonic() < deadline, "the idle executor did not exit"
+        time.sleep(0.05)

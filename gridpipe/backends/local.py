@@ -7,6 +7,7 @@ picks up their results.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import threading
@@ -120,29 +121,49 @@ class LocalBackend(Backend):
         }
 
     def ensure_running(self) -> None:
-        """Start the executor unless one holds the lock."""
+        """Start the executor unless one holds the lock; the lock is handed to the new executor."""
         _reap()
         self.local_dir.mkdir(parents=True, exist_ok=True)
-        fd = try_lock(self.local_dir / "executor.lock")
-        if fd is None:
+        lock = try_lock(self.local_dir / "executor.lock")
+        if lock is None:
             return
-        os.close(fd)
-        log = os.open(self.local_dir / "executor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            pid = os.posix_spawn(
-                sys.executable,
-                [sys.executable, "-m", "gridpipe.backends.local_executor", str(self.analysis_path)],
-                os.environ,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, log, 1),
-                    (os.POSIX_SPAWN_DUP2, log, 2),
-                ],
-                setsid=True,
+            lock = _above_standard(lock)
+            log = _above_standard(
+                os.open(self.local_dir / "executor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             )
+            try:
+                pid = os.posix_spawn(
+                    sys.executable,
+                    [
+                        *(sys.executable, "-m", "gridpipe.backends.local_executor"),
+                        *(str(self.analysis_path), str(_LOCK_FD)),
+                    ],
+                    os.environ,
+                    file_actions=[
+                        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                        (os.POSIX_SPAWN_DUP2, log, 1),
+                        (os.POSIX_SPAWN_DUP2, log, 2),
+                        (os.POSIX_SPAWN_DUP2, lock, _LOCK_FD),
+                    ],
+                    setsid=True,
+                )
+            finally:
+                os.close(log)
         finally:
-            os.close(log)
+            os.close(lock)  # the executor holds the lock through its own copy of the descriptor
         _spawned.add(pid)
+
+
+_LOCK_FD = 3
+"""The descriptor through which a new executor receives the executor lock."""
+
+
+def _above_standard(fd: int) -> int:
+    """`fd` moved to a number above 0-3, so that setting up the executor's 0-3 cannot overwrite it."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return moved
 
 
 _spawned: set[int] = set()

@@ -273,15 +273,21 @@ def _start_runner(
     return runner
 
 
-def main(analysis_path: Path) -> int:
-    """Executor entry point: one per analysis; exits when idle, re-checking the queue after unlocking."""
+def main(analysis_path: Path, lock_fd: int | None = None) -> int:
+    """Executor entry point: one per analysis; exits when idle, re-checking the queue after unlocking.
+
+    `lock_fd` is the executor lock already taken by the process that started this one (handed over, so
+    no second executor can be started while this one is still starting up).
+    """
     from gridpipe.backends.local import LocalBackend
 
+    if lock_fd is not None:
+        os.set_inheritable(lock_fd, False)  # payloads must not hold the lock after the executor is gone
     backend = LocalBackend.for_analysis(analysis_path)
     lock_path = backend.local_dir / "executor.lock"
     context = multiprocessing.get_context("fork")
     while True:
-        fd = try_lock(lock_path)
+        fd, lock_fd = (lock_fd, None) if lock_fd is not None else (try_lock(lock_path), None)
         if fd is None:
             return 0
         try:
@@ -305,4 +311,4 @@ def main(analysis_path: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
+    sys.exit(main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None))
