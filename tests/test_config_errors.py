@@ -187,6 +187,24 @@ def test_workflow_typo_gets_a_suggestion(analysis: Path) -> None:
     assert "did you mean 'directories'?" in error.message
 
 
+def test_a_long_wrong_value_is_cut_short_and_a_wrong_section_not_repeated(analysis: Path) -> None:
+    grid = analysis / "configs/grid.yaml"
+    line = edit(grid, "banned_sites: []", f"banned_sites: {'x' * 5000}")
+    error = the_error(GridConfig, grid)
+    assert (error.key, error.line) == ("grid.banned_sites", line)
+    assert "(got 'xxx" in error.message and error.message.endswith("...)") and len(error.message) < 200
+    workflow = analysis / "configs/workflow.yaml"
+    values = ", ".join(str(i) for i in range(1000))
+    line = edit(
+        workflow,
+        "  - name: training_energy\n",
+        f"  - name: broken\n    sweep: {{name: i, values: [{values}]}}\n    job_name: x\n    command: [noop]\n  - name: training_energy\n",
+    )
+    error = the_error(WorkflowSpec, workflow)
+    assert error.line == line and "a grid stage needs input_list" in error.message
+    assert "999" not in error.detail and len(error.detail) < 400, error.detail
+
+
 def test_check_reports_config_errors_of_every_file_at_once(analysis: Path) -> None:
     grid_line = edit(analysis / "configs/grid.yaml", "\njobs:\n", "\njob:\n") + 1
     (analysis / "configs/performance.yaml").unlink()

@@ -114,9 +114,18 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
     if kind == "missing":
         return "required key is missing; add it"
     text = error["msg"]
-    if "input" in error and kind not in ("model_type", "dict_type"):
-        text += f" (got {error['input']!r})"
+    if "input" in error and kind not in ("model_type", "dict_type") and not isinstance(error["input"], dict):
+        text += f" (got {_shown(error['input'])})"  # a whole section is not repeated: its line is named
     return text
+
+
+SHOWN_CHARS = 80
+"""At most this much of a wrong value is repeated in an error message."""
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 3]}..."
 
 
 def _key_text(loc: KeyPath) -> str:
