@@ -8,7 +8,6 @@ beside their final name, and OSErrors become one-line StorageErrors naming the a
 
 from __future__ import annotations
 
-import errno
 import os
 import secrets
 import stat
@@ -44,20 +43,10 @@ def open_folder(root: Path, lfn: str, *, create: bool, fd_paths: bool) -> int:
 
 
 def open_stored(root: Path, lfn: str, *, fd_paths: bool) -> int:
-    """A read descriptor of the file of `lfn`; a symbolic link is followed only when it stays below `root`."""
-    folder = open_folder(root, lfn, create=False, fd_paths=fd_paths)
-    name = lfn[lfn.rfind("/") + 1 :]
+    """A read descriptor of the file of `lfn`; symbolic links are followed only while they stay below `root`
+    (the kernel tells where the opened file really is)."""
     path = str(root).rstrip("/") + lfn
-    try:
-        try:
-            return os.open(name, _READ | os.O_NOFOLLOW, dir_fd=folder)
-        except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                exc.filename = path
-                raise
-        fd = os.open(name, _READ, dir_fd=folder)
-    finally:
-        os.close(folder)
+    fd = os.open(path, _READ)
     if not _below_root(root, fd, path, fd_paths):
         os.close(fd)
         raise escape_error(root, lfn)
