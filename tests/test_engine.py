@@ -147,6 +147,19 @@ def test_kill_stops_a_running_job(tmp_path):
     assert _status(path)["jobs"][0]["status"] == "killed"
 
 
+def test_kill_leaves_a_job_that_has_already_ended_as_it_ended(tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 2, "proton": 1})
+    assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
+    wait_idle(path).close()  # both jobs ended on the backend; nothing has refreshed the job store yet
+    result = gridpipe("kill", "eng_OUT_gamma_run1-run2", "-a", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "killed 0 job(s)" in result.stdout
+    assert "not killed: eng_OUT_gamma_run1-run2 had already ended (done)" in result.stdout
+    jobs = {job["name"]: job["status"] for job in _status(path)["jobs"]}
+    assert jobs == {"eng_OUT_gamma_run1-run2": "done", "eng_OUT_proton_run1": "done"}
+    assert gridpipe("kill", "--all", "-a", str(path)).stdout.startswith("killed 0 job(s)")
+
+
 @pytest.mark.parametrize("bad", ["relative/path.txt", "/a/../b.txt", "/with space.txt"])
 def test_bad_list_lines_are_refused_with_file_and_line(tmp_path, bad):
     path = make_analysis(tmp_path, {"gamma": 1})

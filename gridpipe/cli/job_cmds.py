@@ -134,8 +134,10 @@ def kill_cmd(
 
     an = Analysis.open(analysis_root(analysis_path))
     try:
-        killed = kill(an, names or [], stage=stage, all_jobs=all_jobs)
-        console().print(f"killed {len(killed)} job(s)")
+        report = kill(an, names or [], stage=stage, all_jobs=all_jobs)
+        console().print(f"killed {len(report.killed)} job(s)", markup=False)
+        for name, status in sorted(report.ended.items()):
+            console().print(f"not killed: {name} had already ended ({status})", markup=False)
     finally:
         an.close()
 

@@ -113,12 +113,29 @@ def resubmit(an: Analysis, names: Sequence[str], *, failed: bool) -> SubmitRepor
     return submit(an, todo)
 
 
-def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: bool) -> list[str]:
-    """Cancel active jobs on their backends and mark planned ones killed."""
+@dataclass
+class KillReport:
+    """What `kill` did: the jobs it killed, and named jobs it left alone because they had already ended."""
+
+    killed: list[str] = field(default_factory=list)
+    ended: dict[str, JobStatus] = field(default_factory=dict)
+
+
+def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: bool) -> KillReport:
+    """Cancel active jobs on their backends and mark planned ones killed.
+
+    The jobs are refreshed from their backends first, so a job that has already ended keeps its real
+    state (and its outputs) instead of being reported killed; so does one that ends before it is marked.
+    """
+    from gridpipe.service.refresh import refresh
+
     if not names and not stage and not all_jobs:
         raise UsageError("name the jobs to kill, or pass --stage NAME or --all")
+    named = _named(an, names) if names else {}
+    refresh(an)
     wanted = {JobStatus.PLANNED, *ACTIVE_STATES}
-    jobs = list(_named(an, names).values()) if names else an.store.jobs(stage=stage, statuses=wanted)
+    jobs = list(an.store.get(list(named)).values()) if names else an.store.jobs(stage=stage, statuses=wanted)
+    report = KillReport(ended={j.name: j.status for j in jobs if j.status not in wanted})
     jobs = [j for j in jobs if j.status in wanted]
     by_backend: dict[str, list[str]] = {}
     for job in jobs:
@@ -126,9 +143,13 @@ def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: boo
             by_backend.setdefault(job.backend or "", []).append(job.backend_id)
     for backend_name, ids in by_backend.items():
         an.backend_named(backend_name).cancel(ids)
-    killed = [j.name for j in jobs]
-    an.store.set_status(killed, JobStatus.KILLED, "killed by the user")
-    return killed
+    report.killed = an.store.set_status(
+        [j.name for j in jobs], JobStatus.KILLED, "killed by the user", only_from=wanted
+    )
+    if len(report.killed) < len(jobs):
+        current = an.store.get([j.name for j in jobs if j.name not in report.killed])
+        report.ended.update({name: job.status for name, job in current.items()})
+    return report
 
 
 def job_logs(an: Analysis, name: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,19 +338,31 @@ class JobStore:
                 changed.append((name, update.status))
         return changed
 
-    def set_status(self, names: Sequence[str], status: JobStatus, reason: str | None = None) -> None:
-        """Set a status decided by gridpipe itself (failed for good, killed, reset to planned)."""
+    def set_status(
+        self,
+        names: Sequence[str],
+        status: JobStatus,
+        reason: str | None = None,
+        *,
+        only_from: Collection[JobStatus] | None = None,
+    ) -> list[str]:
+        """Set a status decided by gridpipe itself (failed for good, killed, reset to planned); returns the
+        jobs changed. With `only_from`, a job is changed only while it is still in one of those states
+        (another process may have moved it since it was read)."""
         now = utcnow().isoformat()
+        changed: list[str] = []
         with self._tx() as conn:
             for name in names:
                 row = conn.execute("SELECT id, status FROM jobs WHERE name = ?", (name,)).fetchone()
-                if row is None or row[1] == status:
+                if row is None or row[1] == status or (only_from is not None and row[1] not in only_from):
                     continue
                 conn.execute(
                     "UPDATE jobs SET status = ?, reason = COALESCE(?, reason), updated = ? WHERE id = ?",
                     (status, reason, now, row[0]),
                 )
                 self._event(conn, now, row[0], "status", row[1], status, reason)
+                changed.append(name)
+        return changed
 
     def reset_attempts(self, names: Sequence[str]) -> None:
         """Give jobs a fresh attempt budget (user-requested resubmission); attempt rows keep their numbers."""
