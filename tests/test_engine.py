@@ -160,6 +160,28 @@ def test_kill_leaves_a_job_that_has_already_ended_as_it_ended(tmp_path):
     assert gridpipe("kill", "--all", "-a", str(path)).stdout.startswith("killed 0 job(s)")
 
 
+def test_a_second_run_is_refused_while_the_first_drives_the_analysis(tmp_path):
+    path = make_analysis(
+        tmp_path, {"gamma": 2, "proton": 1}, workflow=slow_workflow(tmp_path, 1), n_file_per_job=1
+    )
+    first = start_run(path)
+    deadline = time.monotonic() + 30
+    while not _status(path)["jobs"]:  # the first run has planned its jobs
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    second = gridpipe("run", "-a", str(path), "--poll-interval", "0.05")
+    assert second.returncode == 1
+    assert f"another gridpipe run (process {first.pid}) is already driving" in second.stderr
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, out + err
+    queue = LocalQueue(path / ".gridpipe" / "local")
+    names = [name for _, name in queue.ledger()]
+    queue.close()
+    assert len(names) == len(set(names)) == 4  # three grid jobs and the summary, each started once
+    again = gridpipe("run", "-a", str(path), "--poll-interval", "0.05")  # the lock went with the first run
+    assert again.returncode == 0, again.stderr
+
+
 @pytest.mark.parametrize("bad", ["relative/path.txt", "/a/../b.txt", "/with space.txt"])
 def test_bad_list_lines_are_refused_with_file_and_line(tmp_path, bad):
     path = make_analysis(tmp_path, {"gamma": 1})

@@ -8,12 +8,15 @@ All state lives in the job store, so a stopped run resumes where it stopped.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from gridpipe.core.exceptions import BackendError, UsageError
+from gridpipe.core.exceptions import BackendError, GridpipeError, UsageError
 from gridpipe.core.states import ACTIVE_STATES, JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.service.gather import GatherOptions, gather_unit
@@ -214,8 +217,11 @@ class Orchestrator:
         self.an.backend_named(backend).wait(max(at_most, 0), self.options.poll_interval, stop)
 
     def run(self, stop: threading.Event | None = None) -> RunReport:
-        """Loop until complete, stuck, or `stop` is set (then resumable)."""
-        stop = stop or threading.Event()
+        """Loop until complete, stuck, or `stop` is set (then resumable); one run per analysis at a time."""
+        with run_lock(self.an):
+            return self._run(stop or threading.Event())
+
+    def _run(self, stop: threading.Event) -> RunReport:
         self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
         self.an.backend.ensure_running()  # the local executor starts up while the first stage is planned
         down_since: float | None = None
@@ -239,6 +245,30 @@ class Orchestrator:
                 return report
             self._wait(stop)
         return RunReport(False, message="stopped; run `gridpipe run` again to resume")
+
+
+@contextmanager
+def run_lock(an: Analysis) -> Iterator[None]:
+    """The right to drive the analysis (`.gridpipe/run.lock`, holding the driver's process id); a second
+    run is refused while the first lives. The kernel releases the lock when its holder dies, even by kill -9.
+    """
+    path = an.path / ".gridpipe" / "run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise GridpipeError(
+                f"another gridpipe run (process {holder}) is already driving {an.path}; watch it with "
+                "`gridpipe status`, or stop it (Ctrl-C) before starting a new one"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def raise_empty(an: Analysis, stage: Stage, unit: Unit) -> None:
