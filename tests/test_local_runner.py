@@ -226,3 +226,26 @@ def test_an_executor_holds_the_lock_from_its_start_so_no_second_one_is_started(t
     while _executors(path):
         assert time.monotonic() < deadline, "the idle executor did not exit"
         time.sleep(0.05)
+
+
+def test_a_kill_requested_before_a_job_ends_is_what_the_queue_records(tmp_path):
+    from gridpipe.backends.local_queue import Outcome
+    from gridpipe.core.models import JobSpec
+
+    queue = LocalQueue(tmp_path)
+    try:
+        ids = queue.add(
+            [JobSpec(name=n, stage="s", unit="u", commands=(("true",),)) for n in ("early", "late")]
+        )
+        claimed = queue.claim(2, os.getpid())
+        assert [spec.name for _, spec in claimed] == ["early", "late"]
+        # `early` ends before the kill reaches the backend: it stays done
+        queue.finish([Outcome(int(ids["early"]), "done", 0, None)])
+        queue.request_cancel([ids["early"], ids["late"]])
+        # `late` ends after the kill was asked for, before its runner noticed: killed, as `kill` reported
+        queue.finish([Outcome(int(ids["late"]), "done", 0, None)])
+        rows = {row.name: row for row in queue.rows([ids["early"], ids["late"]])}
+        assert (rows["early"].status, rows["early"].reason) == ("done", None)
+        assert (rows["late"].status, rows["late"].reason) == ("killed", "killed by the user")
+    finally:
+        queue.close()

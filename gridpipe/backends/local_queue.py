@@ -198,8 +198,11 @@ def _row(r: tuple[Any, ...]) -> QueueRow:
 
 
 def _record(conn: sqlite3.Connection, results: Sequence[Outcome], now: str) -> None:
+    # A job whose kill was requested before its end is recorded is killed, however its payload ended:
+    # `gridpipe kill` has already told the user so and marked it killed in the job store.
     conn.executemany(
-        "UPDATE jobs SET status = ?, exit_code = ?, reason = ?, ended = ? WHERE id = ?",
+        "UPDATE jobs SET status = CASE cancel WHEN 1 THEN 'killed' ELSE ? END, exit_code = ?, "
+        "reason = CASE cancel WHEN 1 THEN 'killed by the user' ELSE ? END, ended = ? WHERE id = ?",
         [(r.status, r.exit_code, r.reason, now, r.job_id) for r in results],
     )
     conn.executemany(

@@ -124,8 +124,8 @@ class KillReport:
 def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: bool) -> KillReport:
     """Cancel active jobs on their backends and mark planned ones killed.
 
-    The jobs are refreshed from their backends first, so a job that has already ended keeps its real
-    state (and its outputs) instead of being reported killed; so does one that ends before it is marked.
+    The jobs are refreshed from their backends before and after the kill, so a job that ended before its
+    backend got the kill keeps its real state (and its outputs) instead of being reported killed.
     """
     from gridpipe.service.refresh import refresh
 
@@ -143,6 +143,8 @@ def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: boo
             by_backend.setdefault(job.backend or "", []).append(job.backend_id)
     for backend_name, ids in by_backend.items():
         an.backend_named(backend_name).cancel(ids)
+    if by_backend:
+        refresh(an)  # a job that ended before its backend got the kill keeps how it ended
     report.killed = an.store.set_status(
         [j.name for j in jobs], JobStatus.KILLED, "killed by the user", only_from=wanted
     )
