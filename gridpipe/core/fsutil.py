@@ -1,10 +1,30 @@
-"""Atomic file writes: a file appears under its final name only when complete."""
+"""Atomic file writes (a file appears under its final name only when complete) and lock files."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+
+@contextmanager
+def held_lock(path: Path, *, wait: bool) -> Iterator[int | None]:
+    """An exclusive lock on the file `path` for the block: its descriptor, or None when `wait` is off and
+    another process holds it. The kernel releases the lock when its holder dies, even by kill -9."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield None
+            return
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:

@@ -8,7 +8,6 @@ All state lives in the job store, so a stopped run resumes where it stopped.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import time
@@ -17,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from gridpipe.core.exceptions import BackendError, GridpipeError, UsageError
+from gridpipe.core.fsutil import held_lock
 from gridpipe.core.states import ACTIVE_STATES, JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.service.gather import GatherOptions, gather_unit
@@ -253,22 +253,16 @@ def run_lock(an: Analysis) -> Iterator[None]:
     run is refused while the first lives. The kernel releases the lock when its holder dies, even by kill -9.
     """
     path = an.path / ".gridpipe" / "run.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    with held_lock(path, wait=False) as fd:
+        if fd is None:
+            holder = path.read_text(errors="replace").strip() or "unknown"
             raise GridpipeError(
                 f"another gridpipe run (process {holder}) is already driving {an.path}; watch it with "
                 "`gridpipe status`, or stop it (Ctrl-C) before starting a new one"
-            ) from None
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
-    finally:
-        os.close(fd)
 
 
 def raise_empty(an: Analysis, stage: Stage, unit: Unit) -> None:

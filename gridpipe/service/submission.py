@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from gridpipe.core.exceptions import BackendError
+from gridpipe.core.fsutil import held_lock
 from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.store import JobRecord
@@ -30,18 +29,8 @@ def submission_lock(an: Analysis, *, wait: bool = True) -> Iterator[bool]:
     A job in `submitting` may be in the hands of another live process; only the holder of this lock may
     decide that such a job was lost. The kernel releases the lock when its holder dies, even by kill -9.
     """
-    path = an.path / ".gridpipe" / "submit.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+    with held_lock(an.path / ".gridpipe" / "submit.lock", wait=wait) as fd:
+        yield fd is not None
 
 
 def reconcile_if_idle(an: Analysis) -> None:
