@@ -101,10 +101,10 @@ def slow_workflow(tmp: Path, seconds: float) -> Path:
 _RUNS: list[subprocess.Popen[str]] = []
 
 
-def start_run(path: Path) -> subprocess.Popen[str]:
+def start_run(path: Path, *options: str) -> subprocess.Popen[str]:
     """`gridpipe run` on the analysis in the background (output captured), polling every 50 ms."""
     run = subprocess.Popen(
-        [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.05"],
+        [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.05", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

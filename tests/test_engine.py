@@ -147,6 +147,18 @@ def test_kill_stops_a_running_job(tmp_path):
     assert _status(path)["jobs"][0]["status"] == "killed"
 
 
+def test_kill_of_a_queued_job_reports_it_killed(tmp_path):
+    path = make_analysis(
+        tmp_path, {"gamma": 3}, workflow=slow_workflow(tmp_path, 60), n_file_per_job=1, max_workers=1
+    )
+    assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
+    result = gridpipe("kill", "eng_OUT_gamma_run3", "-a", str(path))  # one runner: run3 waits in the queue
+    assert result.returncode == 0 and result.stdout == "killed 1 job(s)\n", result.stdout + result.stderr
+    assert gridpipe("kill", "--all", "-a", str(path)).stdout.startswith("killed 2 job(s)")
+    wait_idle(path, timeout=30).close()
+    assert {job["status"] for job in _status(path)["jobs"]} == {"killed"}
+
+
 def test_kill_leaves_a_job_that_has_already_ended_as_it_ended(tmp_path):
     path = make_analysis(tmp_path, {"gamma": 2, "proton": 1})
     assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0

@@ -148,9 +148,10 @@ def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: boo
     report.killed = an.store.set_status(
         [j.name for j in jobs], JobStatus.KILLED, "killed by the user", only_from=wanted
     )
-    if len(report.killed) < len(jobs):
+    if len(report.killed) < len(jobs):  # killed by the backend already (seen by the refresh), or ended
         current = an.store.get([j.name for j in jobs if j.name not in report.killed])
-        report.ended.update({name: job.status for name, job in current.items()})
+        report.killed += [name for name, job in current.items() if job.status == JobStatus.KILLED]
+        report.ended.update({n: job.status for n, job in current.items() if job.status != JobStatus.KILLED})
     return report
 
 
