@@ -25,7 +25,7 @@ def _wait_running(path: Path, timeout: float = 60) -> tuple[int, int, int]:
     queue = _queue(path)
     deadline = time.monotonic() + timeout
     try:
-        while not (running := queue.running()) or not _payloads(running[0].id):
+        while not (running := queue.running()) or not _payloads(path, running[0].id):
             assert time.monotonic() < deadline, "no payload started"
             time.sleep(0.05)
     finally:
@@ -33,7 +33,7 @@ def _wait_running(path: Path, timeout: float = 60) -> tuple[int, int, int]:
     job_id = running[0].id
     with sqlite3.connect(path / ".gridpipe" / "local" / "queue.db") as db:
         (runner_pid,) = db.execute("SELECT executor_pid FROM ledger WHERE job_id = ?", (job_id,)).fetchone()
-    (payload,) = _payloads(job_id)
+    (payload,) = _payloads(path, job_id)
     return job_id, runner_pid, payload
 
 
@@ -45,10 +45,10 @@ def _jobs(path: Path) -> list:
         an.close()
 
 
-def _payloads(job_id: int) -> list[int]:
+def _payloads(path: Path, job_id: int) -> list[int]:
     from gridpipe.backends.local_executor import _orphans
 
-    return _orphans({job_id})
+    return _orphans(path / ".gridpipe" / "local", {job_id})
 
 
 def _parent(pid: int) -> int:
@@ -91,7 +91,12 @@ def test_a_runner_killed_mid_job_fails_it_as_lost_and_run_retries_it(tmp_path):
 
 def test_a_dead_executor_is_noticed_by_the_next_status(tmp_path):
     path = make_analysis(tmp_path, {"gamma": 1}, workflow=slow_workflow(tmp_path, 60), n_file_per_job=1)
-    assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
+    other = make_analysis(  # its job has the same id in its own queue: it must not be taken for an orphan
+        tmp_path / "other", {"gamma": 1}, workflow=slow_workflow(tmp_path, 60), n_file_per_job=1
+    )
+    for analysis in (path, other):
+        assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(analysis)).returncode == 0
+    _, _, other_payload = _wait_running(other)
     _, runner_pid, payload = _wait_running(path)
     os.killpg(_parent(runner_pid), signal.SIGKILL)  # the executor and its runners; the payload survives
     assert _alive(payload)
@@ -102,6 +107,8 @@ def test_a_dead_executor_is_noticed_by_the_next_status(tmp_path):
     assert jobs[0]["status"] == "failed"
     assert jobs[0]["reason"] == "lost: the local executor stopped while the job ran"
     assert not _alive(payload)
+    assert _alive(other_payload)
+    assert gridpipe("kill", "--all", "-a", str(other)).returncode == 0
 
 
 LOUD = """version: 1

@@ -29,6 +29,7 @@ from gridpipe.backends.local_job import (
     LOG_STREAMS,
     JobResult,
     Slot,
+    job_mark,
     read_log,
     slot_log,
 )
@@ -66,9 +67,10 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
-def _orphans(job_ids: set[int]) -> list[int]:
-    """Process ids of payloads still running for the given jobs (found by their environment mark)."""
-    marks = {f"{JOB_ENV_MARK}={job_id}".encode() for job_id in job_ids}
+def _orphans(local_dir: Path, job_ids: set[int]) -> list[int]:
+    """Process ids of payloads still running for the given jobs of the queue in `local_dir` (found by their
+    environment mark)."""
+    marks = {f"{JOB_ENV_MARK}={job_mark(local_dir, job_id)}".encode() for job_id in job_ids}
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -88,7 +90,7 @@ def recover_lost(queue: LocalQueue, local_dir: Path, runner_pid: int | None = No
     lost = queue.running(runner_pid)
     if not lost:
         return
-    for pid in _orphans({row.id for row in lost}):
+    for pid in _orphans(local_dir, {row.id for row in lost}):
         _signal_group(pid, signal.SIGKILL)
     who = "the local executor" if runner_pid is None else f"the local runner process {runner_pid}"
     reason = f"lost: {who} stopped while the job ran"

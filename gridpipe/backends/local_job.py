@@ -21,11 +21,16 @@ from gridpipe.core.models import JobSpec
 from gridpipe.core.states import JobStatus
 from gridpipe.storage.contract import Storage
 
-JOB_ENV_MARK = "GRIDPIPE_LOCAL_JOB_ID"
-"""Set in every payload's environment, so a restarted executor can recognise its orphans."""
+JOB_ENV_MARK = "GRIDPIPE_LOCAL_JOB"
+"""Set in every payload's environment to `job_mark(...)`, so a restarted executor can recognise its orphans."""
 LOG_STREAMS = ("stdout", "stderr")
 LOG_INLINE_BYTES = 1 << 20
 """Logs up to this size are kept in the queue; larger ones are moved to `jobs/<id>/<stream>.log`."""
+
+
+def job_mark(local_dir: Path, job_id: int) -> str:
+    """The value of JOB_ENV_MARK for job `job_id` of the queue in `local_dir` (job ids repeat across analyses)."""
+    return f"{local_dir}:{job_id}"
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ class Slot:
         """Run `spec` here; never raises for a job's own failure. The slot is clean again afterwards."""
         for fd in self.logs.values():
             os.ftruncate(fd, 0)
-        env = {**self._environ, **spec.env, JOB_ENV_MARK: str(job_id)}
+        env = {**self._environ, **spec.env, JOB_ENV_MARK: job_mark(self.local_dir, job_id)}
         result = _run(spec, self, storage, env, cancel, on_start)
         job_dir = self.local_dir / "jobs" / str(job_id)
         if result.status == JobStatus.DONE:

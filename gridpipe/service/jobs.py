@@ -124,10 +124,10 @@ class KillReport:
 def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: bool) -> KillReport:
     """Cancel active jobs on their backends and mark planned ones killed.
 
-    The jobs are refreshed from their backends before and after the kill, so a job that ended before its
-    backend got the kill keeps its real state (and its outputs) instead of being reported killed.
+    The jobs are refreshed from their backends first, and asked again after the kill which of them were
+    done before it arrived: those keep their real state (and their outputs) instead of being marked killed.
     """
-    from gridpipe.service.refresh import refresh
+    from gridpipe.service.refresh import apply_polled, refresh
 
     if not names and not stage and not all_jobs:
         raise UsageError("name the jobs to kill, or pass --stage NAME or --all")
@@ -143,8 +143,8 @@ def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: boo
             by_backend.setdefault(job.backend or "", []).append(job.backend_id)
     for backend_name, ids in by_backend.items():
         an.backend_named(backend_name).cancel(ids)
-    if by_backend:
-        refresh(an)  # a job that ended before its backend got the kill keeps how it ended
+        # a job that was done before the kill reached its backend keeps that state (and its outputs)
+        apply_polled(an, backend_name, ids, only={JobStatus.DONE})
     report.killed = an.store.set_status(
         [j.name for j in jobs], JobStatus.KILLED, "killed by the user", only_from=wanted
     )

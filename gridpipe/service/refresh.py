@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.service.submission import reconcile_if_idle
@@ -13,8 +15,20 @@ def refresh(an: Analysis) -> list[tuple[str, JobStatus]]:
         reconcile_if_idle(an)
     changed: list[tuple[str, JobStatus]] = []
     for backend_name, ids in an.store.active_ids().items():
-        backend = an.backend_named(backend_name)
-        changed += an.store.apply_statuses(backend.name, backend.poll(ids))
+        changed += apply_polled(an, backend_name, ids)
+    return changed
+
+
+def apply_polled(
+    an: Analysis, backend_name: str, ids: Sequence[str], only: Collection[JobStatus] | None = None
+) -> list[tuple[str, JobStatus]]:
+    """Poll these jobs of one backend (one batch) and record what changed, or only changes to the states
+    `only`; the outputs of jobs that are done are checked and recorded."""
+    backend = an.backend_named(backend_name)
+    reports = backend.poll(ids)
+    if only is not None:
+        reports = [r for r in reports if r.status in only]
+    changed = an.store.apply_statuses(backend.name, reports)
     done = [name for name, status in changed if status == JobStatus.DONE]
     if done:
         _record_outputs(an, done)
