@@ -39,39 +39,55 @@ def demo_lfn(particle: str, run: int) -> str:
     return f"{DEMO_LFN_DIR}/{particle}/{particle}_20deg_0deg_run{run}___gridpipe-demo.simtel.h5"
 
 
+INPUTS_DONE = ".gridpipe/demo-inputs.done"
+"""Written once every synthetic input is stored and listed; without it the inputs are (re)made."""
+
+
 def prepare_demo(
     directory: Path, name: str = "gridpipe_demo", sizes: DemoInputs | None = None
 ) -> tuple[Path, bool]:
-    """Create the demo analysis and its inputs (once); returns (analysis path, newly created)."""
-    from gridpipe.payloads.demo.simulate import simulate_file
-
+    """Create the demo analysis and its inputs (once; a run stopped half-way through them is completed);
+    returns (analysis path, newly created)."""
     sizes = sizes or DemoInputs()
     path = directory.expanduser().resolve() / name
-    if (path / METADATA_FILE).is_file():
-        return path, False
-    create_analysis(
-        CreateRequest(
-            name=name,
-            analyses_dir=directory,
-            payload="demo",
-            n_file_per_job=sizes.n_file_per_job,
-            upload_sites=("DEMO-SE-1", "DEMO-SE-2"),
+    created = not (path / METADATA_FILE).is_file()
+    if created:
+        create_analysis(
+            CreateRequest(
+                name=name,
+                analyses_dir=directory,
+                payload="demo",
+                n_file_per_job=sizes.n_file_per_job,
+                upload_sites=("DEMO-SE-1", "DEMO-SE-2"),
+            )
         )
-    )
+    if not (path / INPUTS_DONE).is_file():
+        _make_inputs(path, sizes)
+        atomic_write_text(path / INPUTS_DONE, "synthetic inputs stored and listed\n")
+    return path, created
+
+
+def _make_inputs(path: Path, sizes: DemoInputs) -> None:
+    """Simulate and store every input file not stored yet (they are seeded: the same each time) and
+    write the input lists."""
+    from gridpipe.payloads.demo.simulate import simulate_file
+
     an = Analysis.open(path)
     try:
         with tempfile.TemporaryDirectory(dir=path / ".gridpipe") as scratch:
             for key, (particle, first, kind) in _LISTS.items():
                 count = sizes.training_files if kind == "training" else sizes.perf_files
-                lfns = []
-                for run in range(first, first + count):
-                    local = Path(scratch) / f"{particle}_{run}.h5"
-                    simulate_file(particle, run, sizes.events, seed=run, output=local)
-                    lfns.append(demo_lfn(particle, run))
-                    an.storage.put(local, lfns[-1])
-                    local.unlink()
-                header = (path / an.grid.inputs[key]).read_text(encoding="utf-8")
-                atomic_write_text(path / an.grid.inputs[key], header + "\n".join(lfns) + "\n")
+                lfns = [demo_lfn(particle, run) for run in range(first, first + count)]
+                stored = an.storage.exists(lfns)
+                for run, lfn in zip(range(first, first + count), lfns, strict=True):
+                    if lfn not in stored:
+                        local = Path(scratch) / f"{particle}_{run}.h5"
+                        simulate_file(particle, run, sizes.events, seed=run, output=local)
+                        an.storage.put(local, lfn, move=True)
+                listed = path / an.grid.inputs[key]
+                comments = [
+                    line for line in listed.read_text(encoding="utf-8").splitlines() if line.startswith("#")
+                ]
+                atomic_write_text(listed, "\n".join([*comments, *lfns]) + "\n")
     finally:
         an.close()
-    return path, True
