@@ -64,12 +64,16 @@ def chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start : start + CHUNK]
 
 
+def marks(chunk: Sequence[Any]) -> str:
+    """Placeholders for an `IN (...)` list of `chunk`."""
+    return ",".join("?" * len(chunk))
+
+
 def select_in(
     conn: sqlite3.Connection, select: str, column: str, values: Sequence[Any]
 ) -> list[tuple[Any, ...]]:
     """Rows of `select WHERE column IN (values)`, in chunked queries (`select` and `column` are code, not data)."""
     rows: list[tuple[Any, ...]] = []
     for chunk in chunks(list(values)):
-        marks = ",".join("?" * len(chunk))
-        rows += conn.execute(f"{select} WHERE {column} IN ({marks})", chunk).fetchall()
+        rows += conn.execute(f"{select} WHERE {column} IN ({marks(chunk)})", chunk).fetchall()
     return rows

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Self
 
 from gridpipe.analysis.naming import lfn_problem
 from gridpipe.core.exceptions import StorageError
+from gridpipe.core.sqlite import chunks, marks, select_in
 from gridpipe.core.timeutil import isoformat, utcnow
 from gridpipe.storage import local_files as fs
 from gridpipe.storage.checksum import same_adler32
 from gridpipe.storage.contract import FileInfo, Storage, remove_moved_source
-from gridpipe.storage.local_catalogue import Catalogue, chunks, marks
+from gridpipe.storage.local_catalogue import Catalogue
 
 if TYPE_CHECKING:
     from gridpipe.analysis.config import GridConfig
@@ -76,12 +77,9 @@ class LocalStorage(Storage):
     def stat(self, lfns: Sequence[str]) -> dict[str, FileInfo]:
         """Catalogue entries of those `lfns` that exist, in one query per 500 LFNs."""
         wanted = [_checked(lfn) for lfn in dict.fromkeys(lfns)]
-        found: dict[str, FileInfo] = {}
         with self._catalogue.connect() as db:
-            for chunk in chunks(wanted):
-                sql = f"SELECT lfn, size, adler32 FROM files WHERE lfn IN ({marks(chunk)})"  # noqa: S608
-                found.update((row[0], FileInfo(*row)) for row in db.execute(sql, chunk))
-        return found
+            rows = select_in(db, "SELECT lfn, size, adler32 FROM files", "lfn", wanted)
+        return {row[0]: FileInfo(*row) for row in rows}
 
     def get(self, lfn: str, dest: Path) -> FileInfo:
         """Copy `lfn` to `dest` through a temp file, verified against the catalogue before the rename."""

@@ -13,16 +13,15 @@ import fcntl
 import os
 import sqlite3
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty, SimpleQueue
 
 from gridpipe.core.exceptions import StorageError
-from gridpipe.core.sqlite import use_wal
+from gridpipe.core.sqlite import transaction, use_wal
 from gridpipe.storage.local_files import os_errors
 
-_CHUNK = 500
 _INHERITED: list[sqlite3.Connection] = []
 """Connections a forked child inherited: never used nor closed there (SQLite forbids both)."""
 _SCHEMA = """
@@ -82,25 +81,8 @@ class Catalogue:
     @contextmanager
     def writing(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken at once (BEGIN IMMEDIATE): writers queue instead of deadlocking."""
-        with self.connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-
-def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    """Slices of at most _CHUNK items (SQLite limits the variables of one statement)."""
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-def marks(chunk: Sequence[str]) -> str:
-    """Placeholders for an IN list of `chunk`."""
-    return ",".join("?" * len(chunk))
+        with self.connect() as db, transaction(db):
+            yield db
 
 
 def _drain(idle: SimpleQueue[sqlite3.Connection]) -> list[sqlite3.Connection]:
