@@ -289,7 +289,8 @@ def main(analysis_path: Path, lock_fd: int | None = None) -> int:
     lock_path = backend.local_dir / "executor.lock"
     context = multiprocessing.get_context("fork")
     while True:
-        fd, lock_fd = (lock_fd, None) if lock_fd is not None else (try_lock(lock_path), None)
+        fd = lock_fd if lock_fd is not None else try_lock(lock_path)
+        lock_fd = None  # handed over once; later rounds take the lock themselves
         if fd is None:
             return 0
         try:

@@ -11,11 +11,12 @@ from pathlib import Path
 
 
 @contextmanager
-def held_lock(path: Path, *, wait: bool) -> Iterator[int | None]:
-    """An exclusive lock on the file `path` for the block: its descriptor, or None when `wait` is off and
-    another process holds it. The kernel releases the lock when its holder dies, even by kill -9."""
+def held_lock(path: Path, *, wait: bool, mode: int = 0o600) -> Iterator[int | None]:
+    """An exclusive lock on the file `path` (created with `mode`, less the umask) for the block: its
+    descriptor, or None when `wait` is off and another process holds it. The kernel releases the lock when
+    its holder dies, even by kill -9."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

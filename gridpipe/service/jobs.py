@@ -131,10 +131,11 @@ def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: boo
 
     if not names and not stage and not all_jobs:
         raise UsageError("name the jobs to kill, or pass --stage NAME or --all")
-    named = _named(an, names) if names else {}
+    if names:
+        _named(an, names)  # unknown names are refused before anything happens
     refresh(an)
     wanted = {JobStatus.PLANNED, *ACTIVE_STATES}
-    jobs = list(an.store.get(list(named)).values()) if names else an.store.jobs(stage=stage, statuses=wanted)
+    jobs = list(an.store.get(names).values()) if names else an.store.jobs(stage=stage, statuses=wanted)
     report = KillReport(ended={j.name: j.status for j in jobs if j.status not in wanted})
     jobs = [j for j in jobs if j.status in wanted]
     by_backend: dict[str, list[str]] = {}

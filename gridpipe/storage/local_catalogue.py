@@ -9,7 +9,6 @@ limits the variables of one statement.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import weakref
@@ -19,6 +18,7 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 
 from gridpipe.core.exceptions import StorageError
+from gridpipe.core.fsutil import held_lock
 from gridpipe.core.sqlite import transaction, use_wal
 from gridpipe.storage.local_files import os_errors
 
@@ -45,8 +45,7 @@ class Catalogue:
 
     def _create(self, lock: Path) -> None:
         """Create the catalogue in WAL mode once, under the file `lock` (several processes may start at once)."""
-        with os_errors("local storage catalogue"), open(lock, "a") as locked:
-            fcntl.flock(locked, fcntl.LOCK_EX)
+        with os_errors("local storage catalogue"), held_lock(lock, wait=True, mode=0o666):
             with self.connect() as db:
                 use_wal(db, self._timeout)
                 db.executescript(_SCHEMA)
