@@ -10,15 +10,17 @@
     wf.run(max_active=50)               # the whole analysis, to the end
     wf.main()                           # or: a command line (`python my_wf.py run --max-active 50`)
 
-A single stage is also a command line: `wf.stage_main("scan")` takes `--dry-run`, `--particle`, `--test`.
+`wf.main()` is the `gridpipe` command line on this analysis (its stages as they are in memory), where a
+stage name is short for `submit --stage NAME` (`--dry-run`, `--particle`, `--test`, ...). Each call
+closes what it opened (job store, backends, storage); so does leaving `with Workflow.load(...) as wf:`.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import yaml
@@ -26,10 +28,9 @@ import yaml
 from gridpipe.analysis.layout import WORKFLOW_FILE
 from gridpipe.analysis.locate import find_analysis
 from gridpipe.analysis.skeleton import WorkflowSpec
-from gridpipe.core.exceptions import GridpipeError
+from gridpipe.analysis.stage import Stage
 from gridpipe.core.fsutil import atomic_write_text
 from gridpipe.service.context import Analysis
-from gridpipe.workflow.stage import Stage
 
 __all__ = ["Stage", "Workflow"]
 
@@ -75,16 +76,11 @@ class Workflow:
         limit: int | None = None,
     ) -> Any:
         """Plan and submit one stage's jobs (see `gridpipe submit`)."""
-        from gridpipe.service.jobs import submit_stage
+        from gridpipe.service.jobs import select_stage, submit_stage
 
-        return submit_stage(
-            self.analysis,
-            self.analysis.workflow.stage(stage),
-            particles,
-            dry_run=dry_run,
-            limit=limit,
-            n_file_per_job=None,
-        )
+        with self.analysis as an:
+            chosen = select_stage(an, stage, None, False)
+            return submit_stage(an, chosen, particles, dry_run=dry_run, limit=limit, n_file_per_job=None)
 
     def run(
         self,
@@ -96,54 +92,41 @@ class Workflow:
         """Drive the analysis to the end (see `gridpipe run`)."""
         from gridpipe.service.orchestrator import Orchestrator, run_options
 
-        options = run_options(self.analysis, max_active, max_attempts, poll_interval)
-        return Orchestrator(self.analysis, options, notify=print).run()
+        with self.analysis as an:
+            options = run_options(an, max_active, max_attempts, poll_interval)
+            return Orchestrator(an, options, notify=print).run()
 
     def status(self) -> dict[str, dict[str, dict[str, int]]]:
         """Counts per stage, unit and state (after refreshing active jobs)."""
         from gridpipe.service.refresh import refresh
 
-        refresh(self.analysis)
-        return self.analysis.store.counts()
+        with self.analysis as an:
+            refresh(an)
+            return an.store.counts()
 
     def stage_main(self, stage: str, argv: Sequence[str] | None = None) -> int:
-        """Run one stage as a command line: `--dry-run`, `--particle P`, `--test`."""
-        parser = argparse.ArgumentParser(prog=f"{Path(sys.argv[0]).name} {stage}")
-        parser.add_argument("--dry-run", action="store_true", help="print the plan, submit nothing")
-        parser.add_argument("--particle", action="append", help="only this particle (repeatable)")
-        parser.add_argument("--test", action="store_true", help="submit exactly one job")
-        args = parser.parse_args(argv)
-        return _guard(
-            lambda: _print_outcome(
-                self.submit(
-                    stage, particles=args.particle, dry_run=args.dry_run, limit=1 if args.test else None
-                )
-            )
-        )
+        """One stage as a command line (`gridpipe submit --stage STAGE`): `--dry-run`, `--particle P`,
+        `--test`, ..."""
+        return self.main([stage, *(sys.argv[1:] if argv is None else argv)])
 
     def main(self, argv: Sequence[str] | None = None) -> int:
-        """The workflow as a command line: `run`, `status`, or a stage name (then that stage's options)."""
-        argv = list(sys.argv[1:] if argv is None else argv)
-        commands = ["run", "status", *(s.name for s in self.stages)]
-        if not argv or argv[0] not in commands:
-            print(f"usage: {Path(sys.argv[0]).name} {{{','.join(commands)}}} [options]", file=sys.stderr)
-            return 2
-        if argv[0] == "run":
-            return _guard(lambda: 0 if self.run().complete else 1)
-        if argv[0] == "status":
-            return _guard(lambda: print(yaml.safe_dump(self.status(), sort_keys=False)) or 0)
-        return self.stage_main(argv[0], argv[1:])
+        """The `gridpipe` command line on this analysis (`run`, `status`, ...); a stage name is short for
+        `submit --stage NAME`. Returns the exit code."""
+        from gridpipe.cli.app import run_cli
 
+        args = list(sys.argv[1:] if argv is None else argv)
+        if args and args[0] in {s.name for s in self.stages}:
+            args = ["submit", "--stage", args[0], *args[1:]]
+        return run_cli(args, analysis=self.analysis, prog_name=Path(sys.argv[0]).name)
 
-def _print_outcome(outcome: Any) -> int:
-    for spec in outcome.to_submit:
-        print(spec.name, *(" ".join(argv) for argv in spec.commands), sep="\n  ")
-    return 0
+    def close(self) -> None:
+        """Close what the analysis has open (job store, backends, storage)."""
+        self.analysis.close()
 
+    def __enter__(self) -> Workflow:
+        return self
 
-def _guard(action: Any) -> int:
-    try:
-        return int(action())
-    except GridpipeError as exc:
-        print(f"error: {exc.detail}", file=sys.stderr)
-        return exc.exit_code
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from gridpipe.analysis.config import RelPath, Strict
 from gridpipe.analysis.configio import load_model
-from gridpipe.workflow.stage import Stage
+from gridpipe.analysis.stage import Stage
 
 ListKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 

@@ -76,3 +76,6 @@ class Backend(ABC):
 
     def preflight(self) -> None:  # noqa: B027 - optional hook
         """Raise BackendError if submitting cannot work (DIRAC: expired token); called before planning is recorded."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the backend holds (connections, clients); gridpipe calls it when done with it."""

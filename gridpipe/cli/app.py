@@ -1,56 +1,29 @@
-"""The `gridpipe` command: global options, error handling and exit codes.
+"""The `gridpipe` command: the commands on the root app, error handling and exit codes.
 
 Exit codes: 0 success, 1 operation failed, 2 bad usage or config, 130 interrupted.
-Command modules import their logic inside the command functions so that start-up stays fast; help is
-plain text (typer's rich help imports rich.markdown and rich.traceback, which doubles start-up time).
+Imports run one way: this module -> the command modules (`*_cmds`) -> `cli.root` (the typer app) and the
+helpers. Command modules import their logic inside the command functions so that start-up stays fast.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import typer
 
-from gridpipe import __version__
+from gridpipe.cli import analysis_cmds, data_cmds, dirac_cmds, job_cmds, run_cmds  # noqa: F401  (commands register on import)
+from gridpipe.cli.options import analysis_given
+from gridpipe.cli.root import app, state
+
+if TYPE_CHECKING:
+    from gridpipe.service.context import Analysis
 
 try:  # typer >= 0.2x vendors click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - older typer with click as a dependency
     from click.exceptions import ClickException  # type: ignore[no-redef]
-
-app = typer.Typer(
-    name="gridpipe",
-    help="Scaffold protopipe-style grid analyses and run them on local, DIRAC and batch backends.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-_state = {"debug": False}
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"gridpipe {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
-    ),
-) -> None:
-    """Scaffold protopipe-style grid analyses and run them on local, DIRAC and batch backends."""
-    _state["debug"] = debug
-
-
-def _register() -> None:
-    from gridpipe.cli import analysis_cmds, data_cmds, dirac_cmds, job_cmds, run_cmds  # noqa: F401  (commands register on import)
 
 
 def _usage_line(exc: ClickException) -> str:
@@ -62,31 +35,43 @@ def _usage_line(exc: ClickException) -> str:
 
 def main() -> None:
     """Console-script entry point."""
+    sys.exit(run_cli())
+
+
+def run_cli(
+    argv: Sequence[str] | None = None, *, analysis: Analysis | None = None, prog_name: str | None = None
+) -> int:
+    """Run the command line on `argv` (default: the process's) and return its exit code; errors are
+    printed as one line on stderr. `analysis` stands for --analysis-path when a command is not given one
+    (`gridpipe.Workflow.main` hands over its own, unsaved stages included)."""
     from gridpipe.core.exceptions import EXIT_FAILED, GridpipeError
 
     try:
-        code = app(standalone_mode=False)
+        with analysis_given(analysis):
+            code = app(args=argv, prog_name=prog_name, standalone_mode=False)
     except GridpipeError as exc:
-        _fail(exc.detail, exc.exit_code)
+        from gridpipe.cli.messages import error_text
+
+        return _fail(error_text(exc), exc.exit_code)
     except ClickException as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `gridpipe` alone: its help, on stderr
             exc.show()
-            sys.exit(exc.exit_code)
-        _fail(_usage_line(exc), exc.exit_code)
+            return exc.exit_code
+        return _fail(_usage_line(exc), exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
-        _fail("interrupted", 130)
+        return _fail("interrupted", 130)
     except Exception as exc:
-        _fail(
+        return _fail(
             f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
             "(rerun with --debug for the traceback)",
             EXIT_FAILED,
         )
-    sys.exit(code if isinstance(code, int) else 0)
+    return code if isinstance(code, int) else 0
 
 
-def _fail(message: str | None, code: int) -> NoReturn:
-    """Print `message` (and the traceback with --debug) on stderr, then exit with `code`."""
-    if _state["debug"] and sys.exc_info()[0] is not None:
+def _fail(message: str | None, code: int) -> int:
+    """Print `message` (and the traceback with --debug) on stderr; return `code`."""
+    if state["debug"] and sys.exc_info()[0] is not None:
         import traceback
 
         traceback.print_exc()
@@ -94,7 +79,4 @@ def _fail(message: str | None, code: int) -> NoReturn:
         from gridpipe.cli.output import error
 
         error(message)
-    sys.exit(code)
-
-
-_register()
+    return code

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from gridpipe.cli.app import app
-from gridpipe.cli.options import AnalysisPath, JsonOutput, analysis_root
+from gridpipe.cli.options import AnalysisPath, JsonOutput, open_analysis
+from gridpipe.cli.root import app
 
 
 class MergeModeOption(StrEnum):
@@ -24,13 +24,11 @@ def _gather(
     from rich.progress import Progress
 
     from gridpipe.cli.output import console, print_json
-    from gridpipe.service.context import Analysis
     from gridpipe.service.gather import GatherOptions, gather_unit, units_for_data_type
 
     assert isinstance(options, GatherOptions)
-    an = Analysis.open(analysis_root(analysis_path))
     results = []
-    try:
+    with open_analysis(analysis_path) as an:
         for unit in units_for_data_type(an, data_type, particles or None):
             quiet = json_output or not console().is_terminal
             with Progress(console=console(), transient=True, disable=quiet) as bar:
@@ -49,8 +47,6 @@ def _gather(
                     console().print(f"  extra local file (not in storage): {name}", markup=False)
                 for skipped in result.skipped:
                     console().print(f"  skipped input: {skipped}", markup=False)
-    finally:
-        an.close()
     if json_output:
         print_json(
             [
@@ -128,14 +124,10 @@ def upload_models_cmd(
 ) -> None:
     """Upload model files to the grid, replicate them to every upload site and verify each replica."""
     from gridpipe.cli.output import console, print_json
-    from gridpipe.service.context import Analysis
     from gridpipe.service.models import model_stages, upload_stage_outputs
 
-    an = Analysis.open(analysis_root(analysis_path))
-    try:
+    with open_analysis(analysis_path) as an:
         done = [(stage.name, upload_stage_outputs(an, stage)) for stage in model_stages(an, model or None)]
-    finally:
-        an.close()
     if json_output:
         print_json({name: [u.__dict__ for u in files] for name, files in done})
         return

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from gridpipe.cli.app import app
 from gridpipe.cli.options import AnalysisPath, JsonOutput
+from gridpipe.cli.root import app
 from gridpipe.core.exceptions import EXIT_FAILED
 
 

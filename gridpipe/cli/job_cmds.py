@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from gridpipe.cli.app import app
-from gridpipe.cli.options import AnalysisPath, JsonOutput, analysis_root
+from gridpipe.cli.options import AnalysisPath, JsonOutput, open_analysis
+from gridpipe.cli.root import app
 
 
 class OutputType(StrEnum):
@@ -60,11 +60,9 @@ def submit_cmd(
 ) -> None:
     """Plan jobs of a stage from its input lists and submit them (never twice)."""
     from gridpipe.cli.render import print_plan, print_submit
-    from gridpipe.service.context import Analysis
     from gridpipe.service.jobs import select_stage, submit_stage
 
-    an = Analysis.open(analysis_root(analysis_path))
-    try:
+    with open_analysis(analysis_path) as an:
         chosen = select_stage(an, stage, output_type.value if output_type else None, estimate_energy)
         limit = 1 if test else max_jobs
         outcome = submit_stage(
@@ -74,8 +72,6 @@ def submit_cmd(
             print_plan(outcome, json_output, an.backend_for(chosen.kind))
         else:
             print_submit(outcome, json_output)
-    finally:
-        an.close()
 
 
 @app.command("status")
@@ -87,16 +83,12 @@ def status_cmd(
 ) -> None:
     """Refresh active jobs (one batch call per backend) and show counts per stage and particle."""
     from gridpipe.cli.render import print_status
-    from gridpipe.service.context import Analysis
     from gridpipe.service.refresh import refresh
 
-    an = Analysis.open(analysis_root(analysis_path))
-    try:
+    with open_analysis(analysis_path) as an:
         if not no_refresh:
             refresh(an)
         print_status(an, with_jobs=jobs, json_output=json_output)
-    finally:
-        an.close()
 
 
 @app.command("resubmit")
@@ -107,15 +99,11 @@ def resubmit_cmd(
 ) -> None:
     """Resubmit failed or killed jobs as new attempts (with a fresh attempt budget)."""
     from gridpipe.cli.output import console
-    from gridpipe.service.context import Analysis
     from gridpipe.service.jobs import resubmit
 
-    an = Analysis.open(analysis_root(analysis_path))
-    try:
+    with open_analysis(analysis_path) as an:
         report = resubmit(an, names or [], failed=failed)
         console().print(f"resubmitted {len(report.submitted)} job(s)")
-    finally:
-        an.close()
 
 
 @app.command("kill")
@@ -129,17 +117,13 @@ def kill_cmd(
 ) -> None:
     """Kill jobs (one batch call per backend); planned ones are not submitted."""
     from gridpipe.cli.output import console
-    from gridpipe.service.context import Analysis
     from gridpipe.service.jobs import kill
 
-    an = Analysis.open(analysis_root(analysis_path))
-    try:
+    with open_analysis(analysis_path) as an:
         report = kill(an, names or [], stage=stage, all_jobs=all_jobs)
         console().print(f"killed {len(report.killed)} job(s)", markup=False)
         for name, status in sorted(report.ended.items()):
             console().print(f"not killed: {name} had already ended ({status})", markup=False)
-    finally:
-        an.close()
 
 
 @app.command("logs")
@@ -149,11 +133,9 @@ def logs_cmd(
 ) -> None:
     """Show the captured output of a job's last attempt."""
     from gridpipe.cli.output import console
-    from gridpipe.service.context import Analysis
     from gridpipe.service.jobs import job_logs
 
-    an = Analysis.open(analysis_root(analysis_path))
-    try:
+    with open_analysis(analysis_path) as an:
         out = console()
         for stream, text in job_logs(an, name).items():
             out.rule(stream)
@@ -161,5 +143,3 @@ def logs_cmd(
             if text and not text.endswith("\n"):
                 out.file.write("\n")
             out.file.flush()
-    finally:
-        an.close()

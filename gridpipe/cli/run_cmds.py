@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from gridpipe.cli.app import app
-from gridpipe.cli.options import AnalysisPath, analysis_root
+from gridpipe.cli.options import AnalysisPath, open_analysis
+from gridpipe.cli.root import app
 from gridpipe.core.exceptions import EXIT_FAILED
 
+if TYPE_CHECKING:
+    from gridpipe.service.context import Analysis
 
-def _drive(path: Path, max_active: int | None, max_attempts: int | None, poll: float | None) -> bool:
+
+def _drive(an: Analysis, max_active: int | None, max_attempts: int | None, poll: float | None) -> bool:
+    from rich.markup import escape
+
+    from gridpipe.cli.messages import run_text
     from gridpipe.cli.output import console
     from gridpipe.cli.render import print_status
-    from gridpipe.service.context import Analysis
     from gridpipe.service.orchestrator import Orchestrator, run_options
 
-    an = Analysis.open(path)
-    try:
+    with an:
         options = run_options(an, max_active, max_attempts, poll)
         out = console()
         orchestrator = Orchestrator(
@@ -34,12 +39,10 @@ def _drive(path: Path, max_active: int | None, max_attempts: int | None, poll: f
             raise
         print_status(an, with_jobs=False, json_output=False)
         style = "green" if report.complete else "red"
-        out.print(f"[{style}]{report.message}[/]")
+        out.print(f"[{style}]{escape(run_text(report))}[/]")
         for name in report.failed_for_good[:20]:
             out.print(f"  failed: {name}  (`gridpipe logs {name}`)", markup=False)
         return report.complete
-    finally:
-        an.close()
 
 
 @app.command("run")
@@ -56,7 +59,7 @@ def run_cmd(
     analysis_path: Path = AnalysisPath,
 ) -> None:
     """Drive the analysis to the end: submit, refresh, retry, gather and chain stages."""
-    if not _drive(analysis_root(analysis_path), max_active, max_attempts, poll_interval):
+    if not _drive(open_analysis(analysis_path), max_active, max_attempts, poll_interval):
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -70,13 +73,14 @@ def demo_cmd(
     import time
 
     from gridpipe.cli.output import console
+    from gridpipe.service.context import Analysis
     from gridpipe.service.demo import prepare_demo
 
     started = time.monotonic()
     path, created = prepare_demo(directory)
     out = console()
     out.print(("Created" if created else "Resuming") + f" demo analysis [bold]{path}[/]")
-    ok = _drive(path, None, None, None)
+    ok = _drive(Analysis.open(path), None, None, None)
     plot = path / "data" / "DL3" / "performance.png"
     out.print(f"Finished in {time.monotonic() - started:.0f} s. Results:")
     out.print(f"  merged DL2 tables  {path / 'data' / 'DL2'}", markup=False)

@@ -67,3 +67,105 @@ class StorageError(GridpipeError):
 
 class CannotMergeError(GridpipeError, OSError):
     """HDF5 inputs cannot be merged (schema mismatch); names the file and the table."""
+
+
+# ---- errors of the engine: they carry data; the edges (CLI, API) word them ------------------------------
+
+
+class StageNotFoundError(UsageError):
+    """No stage of this name in the workflow."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name, self.known = name, known
+        super().__init__(f"no stage {name!r} in the workflow; known: {', '.join(known)}")
+
+
+class StageChoiceError(UsageError):
+    """No stage, or several, match the output type asked for (None: neither a stage nor a type given)."""
+
+    def __init__(self, output_type: str | None, estimate_energy: bool, matches: list[str]) -> None:
+        self.output_type, self.estimate_energy, self.matches = output_type, estimate_energy, matches
+        if output_type is None:
+            detail = "choose a stage: by name, or by output type (TRAINING, DL2, ...)"
+        else:
+            energy = " with energy estimation" if estimate_energy else ""
+            detail = (
+                f"output type {output_type}{energy} matches {len(matches)} stage(s) "
+                f"({', '.join(matches) or 'none'}); choose the stage by name"
+            )
+        super().__init__(detail)
+
+
+class NothingChosenError(UsageError):
+    """An action on jobs was given no job to act on (`action`: 'resubmit' or 'kill')."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        ways = "every failed or killed job" if action == "resubmit" else "a stage, or every job"
+        super().__init__(f"no jobs chosen to {action}: name them, or choose {ways}")
+
+
+class JobNotFoundError(UsageError):
+    """Jobs of these names are not in the job store."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        super().__init__(f"unknown job(s): {shown}")
+
+
+class RunLockedError(GridpipeError):
+    """Another process (`holder`, its process id as it wrote it) is driving the analysis at `path`."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        self.path, self.holder = path, holder
+        super().__init__(
+            f"another gridpipe run (process {holder}) is already driving {path}; wait for it to end, or "
+            "stop it before starting a new one"
+        )
+
+
+class DownloadFailedError(GridpipeError):
+    """Files of a unit (`where`: 'stage/unit') could not be downloaded and verified."""
+
+    def __init__(self, where: str, failures: list[str]) -> None:
+        self.where, self.failures = where, failures
+        super().__init__(
+            f"{where}: {len(failures)} file(s) could not be downloaded and verified, first: {failures[0]}; "
+            "gathering the unit again retries them"
+        )
+
+
+class DataTypeNotFoundError(UsageError):
+    """No stage writes outputs of this data type (a folder below data/)."""
+
+    def __init__(self, data_type: str, known: list[str]) -> None:
+        self.data_type, self.known = data_type, known
+        super().__init__(f"no stage writes data type {data_type!r}; known: {', '.join(known)}")
+
+
+class ParticleNotFoundError(UsageError):
+    """None of these particles is a unit of the stages writing this data type."""
+
+    def __init__(self, particles: list[str], data_type: str, known: list[str]) -> None:
+        self.particles, self.data_type, self.known = particles, data_type, known
+        super().__init__(f"{', '.join(particles)}: not a particle of {data_type}; known: {', '.join(known)}")
+
+
+class ModelsMissingError(UsageError):
+    """A stage needs the uploaded models of `model_stage`, but `folder` in storage holds none."""
+
+    def __init__(self, stage: str, model_stage: str, folder: str) -> None:
+        self.stage, self.model_stage, self.folder = stage, model_stage, folder
+        super().__init__(
+            f"stage '{stage}' needs the models of stage '{model_stage}', but {folder} holds none; "
+            f"run stage '{model_stage}' first, or build the models and upload them"
+        )
+
+
+class NoModelFilesError(UsageError):
+    """The local output folder of a model stage has no file to upload."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        super().__init__(f"{folder}: no model files to upload; build the models first")

@@ -27,3 +27,14 @@ SHOWN_STATES = (
     JobStatus.FAILED,
     JobStatus.KILLED,
 )
+
+
+class UnitState(StrEnum):
+    """How far a unit has come beyond its jobs (none yet: not planned)."""
+
+    PLANNED = "planned"
+    """Its jobs are in the store."""
+    GATHERED = "gathered"
+    """grid unit: every job done, outputs downloaded (and merged)."""
+    UPLOADED = "uploaded"
+    """local unit that uploads: every job done, outputs uploaded to the storage."""

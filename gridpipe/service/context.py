@@ -1,22 +1,28 @@
-"""An opened analysis: its configs, workflow, job store, backend and storage (opened when first used)."""
+"""An opened analysis: its configs, workflow, job store, backend and storage (opened when first used).
+
+with Analysis.open(path) as an:
+    ...  # the store, backends and storage opened on the way are closed on the way out
+"""
 
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from types import TracebackType
 
 from gridpipe.analysis.config import GridConfig
 from gridpipe.analysis.configio import load_model
 from gridpipe.analysis.layout import WORKFLOW_FILE
 from gridpipe.analysis.naming import join_lfn
 from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
+from gridpipe.analysis.stage import Stage
 from gridpipe.backends.contract import Backend
 from gridpipe.storage.contract import Storage
 from gridpipe.store import JobStore
 from gridpipe.workflow.planner import PlanContext
-from gridpipe.workflow.stage import Stage
 
 
 @dataclass
@@ -26,7 +32,7 @@ class Analysis:
     path: Path
     grid: GridConfig
     workflow: WorkflowSpec
-    _closers: list[object] = field(default_factory=list)
+    _opened: ExitStack = field(default_factory=ExitStack, repr=False)
 
     @classmethod
     def open(cls, path: Path) -> Analysis:
@@ -38,7 +44,7 @@ class Analysis:
     def store(self) -> JobStore:
         """The job archive."""
         store = JobStore.for_analysis(self.path)
-        self._closers.append(store)
+        self._opened.callback(store.close)
         return store
 
     @cached_property
@@ -46,7 +52,9 @@ class Analysis:
         """The configured backend."""
         from gridpipe.backends.registry import open_backend
 
-        return open_backend(self.grid, self.path)
+        backend = open_backend(self.grid, self.path)
+        self._opened.callback(backend.close)
+        return backend
 
     @cached_property
     def local_backend(self) -> Backend:
@@ -55,7 +63,9 @@ class Analysis:
             return self.backend
         from gridpipe.backends.local import LocalBackend
 
-        return LocalBackend.from_config(self.grid, self.path)
+        backend = LocalBackend.from_config(self.grid, self.path)
+        self._opened.callback(backend.close)
+        return backend
 
     def backend_for(self, where: str) -> Backend:
         """The backend of grid jobs (as configured) or of local jobs (always local)."""
@@ -70,7 +80,9 @@ class Analysis:
         """The configured storage."""
         from gridpipe.storage.registry import open_storage
 
-        return open_storage(self.grid, self.path)
+        storage = open_storage(self.grid, self.path)
+        self._opened.callback(storage.close)
+        return storage
 
     @property
     def grid_dir(self) -> str:
@@ -104,7 +116,18 @@ class Analysis:
         )
 
     def close(self) -> None:
-        """Close the store (and anything else opened)."""
-        for item in self._closers:
-            item.close()  # type: ignore[attr-defined]
-        self._closers.clear()
+        """Close what was opened (backends, storage, then the store, the reverse of their opening); every
+        one is closed even if another fails. The analysis may be used again: it reopens them."""
+        try:
+            self._opened.close()
+        finally:
+            for name in ("store", "backend", "local_backend", "storage"):
+                self.__dict__.pop(name, None)
+
+    def __enter__(self) -> Analysis:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

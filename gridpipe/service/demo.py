@@ -72,8 +72,7 @@ def _make_inputs(path: Path, sizes: DemoInputs) -> None:
     write the input lists."""
     from gridpipe.payloads.demo.simulate import simulate_file
 
-    an = Analysis.open(path)
-    try:
+    with Analysis.open(path) as an:
         with tempfile.TemporaryDirectory(dir=path / ".gridpipe") as scratch:
             for key, (particle, first, kind) in _LISTS.items():
                 count = sizes.training_files if kind == "training" else sizes.perf_files
@@ -89,5 +88,3 @@ def _make_inputs(path: Path, sizes: DemoInputs) -> None:
                     line for line in listed.read_text(encoding="utf-8").splitlines() if line.startswith("#")
                 ]
                 atomic_write_text(listed, "\n".join([*comments, *lfns]) + "\n")
-    finally:
-        an.close()

@@ -8,7 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridpipe.core.exceptions import GridpipeError, UsageError
+from gridpipe.core.exceptions import (
+    DataTypeNotFoundError,
+    DownloadFailedError,
+    GridpipeError,
+    ParticleNotFoundError,
+)
 from gridpipe.service.context import Analysis
 from gridpipe.storage.contract import FileInfo
 from gridpipe.workflow.commands import fill
@@ -70,10 +75,7 @@ def gather_unit(an: Analysis, unit: Unit, options: GatherOptions | None = None) 
         )
         failed = [f"{f.file.lfn}: {f.reason}" for f in report.download.failures]
         if failed:
-            raise GridpipeError(
-                f"{stage.name}/{particle}: {len(failed)} file(s) could not be downloaded and "
-                f"verified, first: {failed[0]}; rerun `gridpipe download` to retry"
-            )
+            raise DownloadFailedError(f"{stage.name}/{particle}", failed)
         fetched, extra = len(report.download.downloaded), [p.name for p in report.plan.extra]
     if not options.merge or stage.merged is None:
         return GatherResult(local_dir, fetched, extra, None, {}, [])
@@ -105,12 +107,9 @@ def units_for_data_type(an: Analysis, data_type: str, particles: list[str] | Non
     ]
     if not stages:
         known = sorted({s.data_type or s.name for s in an.workflow.stages if s.kind == "grid"})
-        raise UsageError(f"--data-type {data_type!r}: no stage writes it; known: {', '.join(known)}")
+        raise DataTypeNotFoundError(data_type, known)
     units = [u for s in stages for u in units_of(s, particles)]
     if not units:
         known = sorted({u.particle for s in stages for u in units_of(s)})
-        raise UsageError(
-            f"--particle {', '.join(particles or [])}: not a particle of {data_type}; known: "
-            f"{', '.join(known)}"
-        )
+        raise ParticleNotFoundError(list(particles or []), data_type, known)
     return units

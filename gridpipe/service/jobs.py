@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gridpipe.core.exceptions import UsageError
+from gridpipe.analysis.stage import Stage
+from gridpipe.core.exceptions import (
+    JobNotFoundError,
+    NothingChosenError,
+    StageChoiceError,
+    StageNotFoundError,
+    UsageError,
+)
 from gridpipe.core.models import JobSpec
 from gridpipe.core.states import ACTIVE_STATES, FINAL_STATES, JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.service.planning import Plan, plan_units, record_plan
 from gridpipe.service.submission import SubmitReport, reconcile, submission_lock, submit
 from gridpipe.store import JobRecord
-from gridpipe.workflow.stage import Stage
 
 
 @dataclass
@@ -32,21 +38,14 @@ def select_stage(an: Analysis, name: str | None, output_type: str | None, estima
         try:
             return an.workflow.stage(name)
         except KeyError:
-            known = ", ".join(s.name for s in an.workflow.stages)
-            raise UsageError(
-                f"--stage {name!r}: no such stage in configs/workflow.yaml; known: {known}"
-            ) from None
+            raise StageNotFoundError(name, [s.name for s in an.workflow.stages]) from None
     if not output_type:
-        raise UsageError("give --output_type TRAINING|DL2 (or --stage NAME)")
+        raise StageChoiceError(None, estimate_energy, [])
     matches = [s for s in an.workflow.stages if (s.output_type or "").upper() == output_type.upper()]
     if output_type.upper() == "TRAINING":
         matches = [s for s in matches if s.estimate_energy == estimate_energy]
     if len(matches) != 1:
-        found = ", ".join(s.name for s in matches) or "none"
-        raise UsageError(
-            f"--output_type {output_type}{' --estimate-energy' if estimate_energy else ''} matches "
-            f"{len(matches)} stage(s) ({found}); use --stage NAME"
-        )
+        raise StageChoiceError(output_type, estimate_energy, [s.name for s in matches])
     return matches[0]
 
 
@@ -93,14 +92,14 @@ def _named(an: Analysis, names: Sequence[str]) -> dict[str, JobRecord]:
     found = an.store.get(names)
     unknown = [n for n in names if n not in found]
     if unknown:
-        raise UsageError(f"unknown job(s): {', '.join(unknown[:5])}; see `gridpipe status --jobs`")
+        raise JobNotFoundError(unknown)
     return found
 
 
 def resubmit(an: Analysis, names: Sequence[str], *, failed: bool) -> SubmitReport:
     """New attempts for failed/killed jobs (named, or all with `failed`)."""
     if not names and not failed:
-        raise UsageError("name the jobs to resubmit, or pass --failed")
+        raise NothingChosenError("resubmit")
     jobs = list(_named(an, names).values()) if names else []
     if failed:
         jobs += an.store.jobs(statuses=[JobStatus.FAILED, JobStatus.KILLED])
@@ -130,7 +129,7 @@ def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: boo
     from gridpipe.service.refresh import apply_polled, refresh
 
     if not names and not stage and not all_jobs:
-        raise UsageError("name the jobs to kill, or pass --stage NAME or --all")
+        raise NothingChosenError("kill")
     if names:
         _named(an, names)  # unknown names are refused before anything happens
     refresh(an)
@@ -160,7 +159,7 @@ def job_logs(an: Analysis, name: str) -> dict[str, str]:
     """Captured output of the job's last attempt."""
     job = an.store.get([name]).get(name)
     if job is None:
-        raise UsageError(f"unknown job {name!r}; see `gridpipe status --jobs`")
+        raise JobNotFoundError([name])
     if not job.backend_id or not job.backend:
         raise UsageError(f"job {name} has not been submitted yet (status {job.status})")
     return an.backend_named(job.backend).logs(job.backend_id)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gridpipe.analysis.naming import join_lfn
-from gridpipe.core.exceptions import StorageError, UsageError
+from gridpipe.analysis.stage import Stage
+from gridpipe.core.exceptions import NoModelFilesError, StorageError, UsageError
 from gridpipe.service.context import Analysis
 from gridpipe.storage.checksum import adler32_file
-from gridpipe.workflow.stage import Stage
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ def upload_stage_outputs(an: Analysis, stage: Stage) -> list[Uploaded]:
         else []
     )
     if not files:
-        raise UsageError(f"{folder}: no model files to upload; build the models first (`gridpipe run`)")
+        raise NoModelFilesError(folder)
     sites = tuple(an.grid.grid.upload_sites)
     done: list[Uploaded] = []
     for path in files:

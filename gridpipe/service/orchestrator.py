@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from gridpipe.core.exceptions import BackendError, GridpipeError, UsageError
+from gridpipe.analysis.stage import Stage
+from gridpipe.core.exceptions import BackendError, RunLockedError, UsageError
 from gridpipe.core.fsutil import held_lock
-from gridpipe.core.states import ACTIVE_STATES, JobStatus
+from gridpipe.core.states import ACTIVE_STATES, JobStatus, UnitState
 from gridpipe.service.context import Analysis
 from gridpipe.service.gather import GatherOptions, gather_unit
 from gridpipe.service.models import upload_stage_outputs
@@ -25,8 +27,15 @@ from gridpipe.service.planning import input_list_path, plan_units, record_plan
 from gridpipe.service.refresh import refresh
 from gridpipe.service.submission import submit
 from gridpipe.workflow.planner import Unit, units_of
-from gridpipe.workflow.policy import free_slots, split_failures
-from gridpipe.workflow.stage import Stage
+from gridpipe.workflow.policy import free_slots, split_failures, wake_when_active_at_most
+from gridpipe.workflow.progress import (
+    NextStep,
+    Snapshot,
+    next_step,
+    ready_stages,
+    stalled,
+    units_to_plan,
+)
 
 Notify = Callable[[str], None]
 
@@ -43,18 +52,53 @@ class RunOptions:
     """Seconds a backend may stay unreachable before the run gives up (it waits and retries until then)."""
 
 
-@dataclass
-class RunReport:
+class RunOutcome(StrEnum):
     """How a run ended."""
 
-    complete: bool
+    COMPLETE = "complete"
+    """Every stage is complete."""
+    STALLED = "stalled"
+    """Nothing can move without a person: jobs failed for good or were killed, none is active or planned."""
+    STOPPED = "stopped"
+    """Asked to stop; running again resumes."""
+
+
+_MESSAGES = {
+    RunOutcome.COMPLETE: "the analysis is complete",
+    RunOutcome.STOPPED: "stopped before the end; running again resumes",
+}
+
+
+@dataclass
+class RunReport:
+    """How a run ended; `message` says it in the engine's words (the CLI words it its own way)."""
+
+    outcome: RunOutcome
     failed_for_good: list[str] = field(default_factory=list)
     killed: list[str] = field(default_factory=list)
-    message: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """The analysis is complete."""
+        return self.outcome is RunOutcome.COMPLETE
+
+    @property
+    def message(self) -> str:
+        """One line on how the run ended."""
+        if self.outcome is RunOutcome.STALLED:
+            return (
+                f"stopped: {len(self.failed_for_good)} job(s) failed for good, {len(self.killed)} killed; "
+                "fix the cause, then resubmit them and run again"
+            )
+        return _MESSAGES[self.outcome]
 
 
 class Orchestrator:
-    """Drives one analysis; `step()` is one cycle, `run()` loops until complete, stuck or stopped."""
+    """Drives one analysis; `step()` is one cycle, `run()` loops until complete, stuck or stopped.
+
+    What to do is decided by `gridpipe.workflow.progress` and `gridpipe.workflow.policy` from a snapshot
+    of the job store; this class only acts on the decisions (store, backends, gather, upload).
+    """
 
     def __init__(self, an: Analysis, options: RunOptions, notify: Notify = lambda _msg: None) -> None:
         self.an = an
@@ -62,29 +106,13 @@ class Orchestrator:
         self.notify = notify
         self._given_up: set[str] = set()
 
-    # ---- unit and stage progress ---------------------------------------------------------------
-    def unit_complete(self, unit: Unit) -> bool:
-        """A grid unit is complete once gathered; a local one once done (and uploaded if it uploads)."""
-        state = self.an.store.stage_state(unit.stage.name, unit.name)
-        if unit.stage.kind == "grid":
-            return state == "gathered"
-        if unit.stage.upload:
-            return state == "uploaded"
-        counts = self.an.store.status_counts(unit.stage.name, unit.name)
-        return bool(counts) and set(counts) == {JobStatus.DONE}
+    def snapshot(self) -> Snapshot:
+        """Jobs per status and progress marker of every unit, as the store has them now."""
+        return Snapshot.of(self.an.store.counts(), self.an.store.unit_states())
 
-    def stage_complete(self, stage: Stage) -> bool:
-        """Every unit of the stage is complete."""
-        return all(self.unit_complete(u) for u in units_of(stage))
-
-    def ready_stages(self) -> list[Stage]:
+    def ready_stages(self, snapshot: Snapshot | None = None) -> list[Stage]:
         """Incomplete stages whose needs are all complete, in workflow order."""
-        complete = {s.name for s in self.an.workflow.stages if self.stage_complete(s)}
-        return [
-            s
-            for s in self.an.workflow.stages
-            if s.name not in complete and all(n in complete for n in s.needs)
-        ]
+        return ready_stages(self.an.workflow.stages, snapshot or self.snapshot())
 
     # ---- one cycle --------------------------------------------------------------------------------
     def _retry_failures(self) -> None:
@@ -101,55 +129,62 @@ class Orchestrator:
                 )
                 self.notify(f"{name} failed for good after {self.options.max_attempts} attempt(s)")
 
-    def _plan_new_units(self, stage: Stage) -> None:
-        """Plan every unit of a ready stage that has not been planned yet, in one planning round."""
+    def _plan_units(self, stage: Stage, fresh: list[Unit]) -> None:
+        """Plan units of a ready stage not planned yet, in one planning round."""
         store = self.an.store
-        fresh = [u for u in units_of(stage) if store.stage_state(stage.name, u.name) is None]
-        if not fresh:
-            return
         added = record_plan(self.an, plan_units(self.an, stage, [u.name for u in fresh]))
         for unit in fresh:
             count = store.count(stage=stage.name, unit=unit.name)
             if stage.kind == "grid" and not count:
                 raise_empty(self.an, stage, unit)
-            store.set_stage_state(stage.name, unit.name, "planned", f"{count} job(s)")
+            store.set_stage_state(stage.name, unit.name, UnitState.PLANNED, f"{count} job(s)")
         self.notify(f"{stage.name}: planned {len(added)} job(s) in {len(fresh)} unit(s)")
 
-    def _advance_unit(self, unit: Unit) -> None:
-        store, stage = self.an.store, unit.stage
-        state = store.stage_state(stage.name, unit.name)
-        if state is None:
-            return
-        counts = store.status_counts(stage.name, unit.name)
-        if not counts or set(counts) != {JobStatus.DONE}:
-            return
-        n_jobs = counts[JobStatus.DONE]
-        if stage.kind == "grid" and state != "gathered":
-            result = gather_unit(self.an, unit, GatherOptions(jobs=self.options.gather_jobs))
-            where = (
-                f"{result.merged} ({sum(result.rows.values())} rows)"
-                if result.merged
-                else str(result.local_dir)
-            )
-            store.set_stage_state(stage.name, unit.name, "gathered", where)
-            verb = "downloaded and merged" if result.merged else "downloaded"
-            self.notify(f"{stage.name}/{unit.name}: {verb} {n_jobs} output(s) into {where}")
-        elif stage.kind == "local" and stage.upload and state != "uploaded":
-            uploaded = upload_stage_outputs(self.an, stage)
-            store.set_stage_state(stage.name, unit.name, "uploaded", f"{len(uploaded)} file(s)")
-            self.notify(f"{stage.name}: uploaded {len(uploaded)} model file(s)")
+    def _gather(self, unit: Unit, n_jobs: int) -> None:
+        stage = unit.stage
+        result = gather_unit(self.an, unit, GatherOptions(jobs=self.options.gather_jobs))
+        where = (
+            f"{result.merged} ({sum(result.rows.values())} rows)" if result.merged else str(result.local_dir)
+        )
+        self.an.store.set_stage_state(stage.name, unit.name, UnitState.GATHERED, where)
+        verb = "downloaded and merged" if result.merged else "downloaded"
+        self.notify(f"{stage.name}/{unit.name}: {verb} {n_jobs} output(s) into {where}")
 
-    def _submit(self, stages: list[Stage]) -> None:
+    def _upload(self, unit: Unit) -> None:
+        stage = unit.stage
+        uploaded = upload_stage_outputs(self.an, stage)
+        self.an.store.set_stage_state(stage.name, unit.name, UnitState.UPLOADED, f"{len(uploaded)} file(s)")
+        self.notify(f"{stage.name}: uploaded {len(uploaded)} model file(s)")
+
+    def _advance(self, stages: list[Stage], snapshot: Snapshot) -> None:
+        """Stage by stage: plan the new units, then gather or upload the units whose jobs are all done."""
+        for stage in stages:
+            fresh = units_to_plan(stage, snapshot)
+            if fresh:
+                self._plan_units(stage, fresh)
+                snapshot = self.snapshot()
+            for unit in units_of(stage):
+                progress = snapshot.unit(unit)
+                step = next_step(unit, progress)
+                if step is NextStep.GATHER:
+                    self._gather(unit, progress.count([JobStatus.DONE]))
+                elif step is NextStep.UPLOAD:
+                    self._upload(unit)
+
+    def _submit(self, stages: list[Stage]) -> int:
+        """Submit planned jobs of the ready stages into the free slots; how many were submitted."""
         active = self.an.store.count(statuses=ACTIVE_STATES)
         slots = free_slots(active, self.options.max_active)
         if not slots:
-            return
+            return 0
         names: list[str] = []
         for stage in stages:
             names += [j.name for j in self.an.store.jobs(stage=stage.name, statuses=[JobStatus.PLANNED])]
-        if names[:slots]:
-            report = submit(self.an, names[:slots])
-            self.notify(f"submitted {len(report.submitted)} job(s)")
+        if not names[:slots]:
+            return 0
+        report = submit(self.an, names[:slots])
+        self.notify(f"submitted {len(report.submitted)} job(s)")
+        return len(names[:slots])
 
     def _report_changes(self, changed: list[tuple[str, JobStatus]]) -> None:
         """One line per cycle: how many jobs ended, and which ones failed (the first few by name)."""
@@ -170,23 +205,20 @@ class Orchestrator:
         """One cycle; a report when the analysis is complete or cannot progress, else None."""
         self._report_changes(refresh(self.an))
         self._retry_failures()
-        stages = self.ready_stages()
+        snapshot = self.snapshot()
+        stages = self.ready_stages(snapshot)
         if not stages:
-            return RunReport(True, message="the analysis is complete")
-        for stage in stages:
-            self._plan_new_units(stage)
-            for unit in units_of(stage):
-                self._advance_unit(unit)
-        stages = self.ready_stages()
-        self._submit(stages)
+            return RunReport(RunOutcome.COMPLETE)
+        self._advance(stages, snapshot)
+        snapshot = self.snapshot()
+        stages = self.ready_stages(snapshot)
+        if self._submit(stages):
+            snapshot = self.snapshot()
         if not stages:
-            return RunReport(True, message="the analysis is complete")
-        return self._stuck(stages)
+            return RunReport(RunOutcome.COMPLETE)
+        return self._stalled(stages) if stalled(stages, snapshot) else None
 
-    def _stuck(self, stages: list[Stage]) -> RunReport | None:
-        busy = {*ACTIVE_STATES, JobStatus.PLANNED}
-        if any(self.an.store.count(stage=s.name, statuses=busy) for s in stages):
-            return None
+    def _stalled(self, stages: list[Stage]) -> RunReport:
         stopped = [
             j
             for s in stages
@@ -194,15 +226,7 @@ class Orchestrator:
         ]
         failed = [j.name for j in stopped if j.status == JobStatus.FAILED]
         killed = [j.name for j in stopped if j.status == JobStatus.KILLED]
-        if failed or killed:
-            return RunReport(
-                False,
-                failed,
-                killed,
-                f"stopped: {len(failed)} job(s) failed for good, {len(killed)} "
-                "killed; fix the cause, then `gridpipe resubmit --failed` and `gridpipe run`",
-            )
-        return None
+        return RunReport(RunOutcome.STALLED, failed, killed)
 
     def _wait(self, stop: threading.Event) -> None:
         """Until the next cycle is worth it: enough slots freed for waiting jobs, all jobs ended, or the
@@ -213,8 +237,8 @@ class Orchestrator:
             return
         ((backend, ids),) = active.items()
         waiting = self.an.store.count(statuses=[JobStatus.PLANNED])
-        at_most = min(len(ids) - 1, self.options.max_active // 2) if waiting else 0
-        self.an.backend_named(backend).wait(max(at_most, 0), self.options.poll_interval, stop)
+        at_most = wake_when_active_at_most(len(ids), waiting, self.options.max_active)
+        self.an.backend_named(backend).wait(at_most, self.options.poll_interval, stop)
 
     def run(self, stop: threading.Event | None = None) -> RunReport:
         """Loop until complete, stuck, or `stop` is set (then resumable); one run per analysis at a time."""
@@ -244,7 +268,7 @@ class Orchestrator:
             if report is not None:
                 return report
             self._wait(stop)
-        return RunReport(False, message="stopped; run `gridpipe run` again to resume")
+        return RunReport(RunOutcome.STOPPED)
 
 
 @contextmanager
@@ -256,10 +280,7 @@ def run_lock(an: Analysis) -> Iterator[None]:
     with held_lock(path, wait=False) as fd:
         if fd is None:
             holder = path.read_text(errors="replace").strip() or "unknown"
-            raise GridpipeError(
-                f"another gridpipe run (process {holder}) is already driving {an.path}; watch it with "
-                "`gridpipe status`, or stop it (Ctrl-C) before starting a new one"
-            )
+            raise RunLockedError(an.path, holder)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

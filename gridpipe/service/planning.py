@@ -7,13 +7,13 @@ from dataclasses import dataclass, field, replace
 
 from gridpipe.analysis.lists import read_list
 from gridpipe.analysis.naming import join_lfn
-from gridpipe.core.exceptions import ConfigError, UsageError
+from gridpipe.analysis.stage import Stage
+from gridpipe.core.exceptions import ConfigError, ModelsMissingError, UsageError
 from gridpipe.core.models import JobSpec
 from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.workflow.commands import fill
 from gridpipe.workflow.planner import Unit, plan_grid_unit, plan_local_unit, units_of
-from gridpipe.workflow.stage import Stage
 
 
 @dataclass
@@ -45,10 +45,7 @@ def model_lfns(an: Analysis, stage: Stage) -> list[str]:
         folder = join_lfn(an.grid_dir, model_stage.outdir or model_stage.name)
         found = [info.lfn for info in an.storage.list(folder)]
         if not found:
-            raise UsageError(
-                f"stage '{stage.name}' needs the models of stage '{model_stage.name}', but {folder} "
-                "holds none; run `gridpipe run`, or build them and run `gridpipe upload-models`"
-            )
+            raise ModelsMissingError(stage.name, model_stage.name, folder)
         lfns += found
     return lfns
 

@@ -420,6 +420,11 @@ class JobStore:
         ).fetchone()
         return row[0] if row else None
 
+    def unit_states(self) -> dict[tuple[str, str], str]:
+        """{(stage, unit): progress marker} of every unit that has one (one query)."""
+        rows = self._conn.execute("SELECT stage, unit, state FROM stage_state")
+        return {(stage, unit): state for stage, unit, state in rows}
+
     def set_stage_state(self, stage: str, unit: str, state: str, detail: str | None = None) -> None:
         """Record a unit's progress marker, with an event."""
         now = utcnow().isoformat()

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gridpipe.analysis.naming import DIRAC_JOBNAME_MAX, join_lfn
+from gridpipe.analysis.stage import Stage
 from gridpipe.core.exceptions import UsageError
 from gridpipe.core.models import JobSpec
 from gridpipe.workflow.commands import compile_commands, expand_commands, fill
 from gridpipe.workflow.splitter import split_files
-from gridpipe.workflow.stage import Stage
 
 
 @dataclass(frozen=True)

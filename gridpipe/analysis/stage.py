@@ -1,4 +1,4 @@
-"""A stage: one step of the workflow, declared in configs/workflow.yaml or built from Python."""
+"""A stage: one step of the workflow as configs/workflow.yaml declares it (or Python builds it)."""
 
 from __future__ import annotations
 

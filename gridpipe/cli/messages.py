@@ -1,0 +1,84 @@
+"""The engine's typed errors and run outcomes in the command line's words (flags and commands)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gridpipe.core.exceptions import (
+    DataTypeNotFoundError,
+    DownloadFailedError,
+    GridpipeError,
+    JobNotFoundError,
+    ModelsMissingError,
+    NoModelFilesError,
+    NothingChosenError,
+    ParticleNotFoundError,
+    RunLockedError,
+    StageChoiceError,
+    StageNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from gridpipe.service.orchestrator import RunReport
+
+_CHOOSE = {"resubmit": "--failed", "kill": "--stage NAME or --all"}
+
+
+def _stage_choice(e: StageChoiceError) -> str:
+    if e.output_type is None:
+        return "give --output_type TRAINING|DL2 (or --stage NAME)"
+    energy = " --estimate-energy" if e.estimate_energy else ""
+    found = ", ".join(e.matches) or "none"
+    return (
+        f"--output_type {e.output_type}{energy} matches {len(e.matches)} stage(s) ({found}); use --stage NAME"
+    )
+
+
+_WORDING: dict[type[GridpipeError], Callable[[Any], str]] = {
+    StageNotFoundError: lambda e: (
+        f"--stage {e.name!r}: no such stage in configs/workflow.yaml; known: {', '.join(e.known)}"
+    ),
+    StageChoiceError: _stage_choice,
+    NothingChosenError: lambda e: f"name the jobs to {e.action}, or pass {_CHOOSE[e.action]}",
+    JobNotFoundError: lambda e: f"{e.detail}; see `gridpipe status --jobs`",
+    RunLockedError: lambda e: (
+        f"another gridpipe run (process {e.holder}) is already driving {e.path}; watch it with "
+        "`gridpipe status`, or stop it (Ctrl-C) before starting a new one"
+    ),
+    DownloadFailedError: lambda e: (
+        f"{e.where}: {len(e.failures)} file(s) could not be downloaded and verified, first: "
+        f"{e.failures[0]}; rerun `gridpipe download` to retry"
+    ),
+    DataTypeNotFoundError: lambda e: (
+        f"--data-type {e.data_type!r}: no stage writes it; known: {', '.join(e.known)}"
+    ),
+    ParticleNotFoundError: lambda e: (
+        f"--particle {', '.join(e.particles)}: not a particle of {e.data_type}; known: {', '.join(e.known)}"
+    ),
+    ModelsMissingError: lambda e: (
+        f"stage '{e.stage}' needs the models of stage '{e.model_stage}', but {e.folder} holds none; "
+        "run `gridpipe run`, or build them and run `gridpipe upload-models`"
+    ),
+    NoModelFilesError: lambda e: f"{e.detail} (`gridpipe run`)",
+}
+
+
+def error_text(exc: GridpipeError) -> str:
+    """What the CLI prints for an error: its own wording where it has one, else the error's detail."""
+    word = _WORDING.get(type(exc))
+    return word(exc) if word is not None else exc.detail
+
+
+def run_text(report: RunReport) -> str:
+    """How `gridpipe run` ended, with the commands that help when it stalled or was stopped."""
+    from gridpipe.service.orchestrator import RunOutcome
+
+    if report.outcome is RunOutcome.STALLED:
+        return (
+            f"stopped: {len(report.failed_for_good)} job(s) failed for good, {len(report.killed)} "
+            "killed; fix the cause, then `gridpipe resubmit --failed` and `gridpipe run`"
+        )
+    if report.outcome is RunOutcome.STOPPED:
+        return "stopped; run `gridpipe run` again to resume"
+    return report.message

@@ -1,0 +1,41 @@
+"""The root typer app and its global options; command modules register on it, `cli.app` runs it.
+
+Help is plain text (typer's rich help imports rich.markdown and rich.traceback, which doubles start-up
+time).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from gridpipe import __version__
+
+app = typer.Typer(
+    name="gridpipe",
+    help="Scaffold protopipe-style grid analyses and run them on local, DIRAC and batch backends.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+state = {"debug": False}
+"""Global options of this invocation (`--debug`)."""
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gridpipe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Scaffold protopipe-style grid analyses and run them on local, DIRAC and batch backends."""
+    state["debug"] = debug
