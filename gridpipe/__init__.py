@@ -6,7 +6,7 @@ command line starts fast.
 
 from typing import Any
 
-__version__ = "0.1.0"
+from gridpipe.core.version import __version__
 
 __all__ = ["Stage", "Workflow", "__version__"]
 

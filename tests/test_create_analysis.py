@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import stat
 import string
+import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -440,7 +444,7 @@ def test_a_folder_that_is_not_an_analysis_is_never_overwritten(run_cli, tmp_path
 
 
 def test_overwrite_rerenders_configs_and_scripts_and_keeps_user_files(run_cli, tmp_path: Path) -> None:
-    create_analysis(CreateRequest(name="a", analyses_dir=tmp_path))
+    assert run_cli("create-analysis", "a", cwd=tmp_path).rc == 0  # the same gridpipe as the overwrite's
     path = tmp_path / "a"
     rendered = {rel: (path / rel).read_bytes() for rel in [*SCRIPTS, "configs/analysis.yaml"]}
     meta_before = load(path / "analysis_metadata.yaml")
@@ -476,6 +480,31 @@ def test_overwrite_rerenders_configs_and_scripts_and_keeps_user_files(run_cli, t
     assert f"overwrote analysis {path} " in log
     assert " kept data/simtel/gamma_energy.list\n" in log
     assert [p.name for p in tmp_path.iterdir()] == ["a"]
+
+
+def test_scripts_are_the_same_whichever_name_started_the_interpreter(tmp_path: Path) -> None:
+    """pip and pytest may run this environment's python under different names (python, python3, ...):
+    the scripts a creation renders do not depend on it."""
+    names = sorted(
+        p.name
+        for p in Path(sys.executable).parent.glob("python*")
+        if re.fullmatch(r"python[0-9.]*", p.name) and os.access(p, os.X_OK)
+    )
+    rendered = []
+    for name in names[:2] if len(names) > 1 else [Path(sys.executable).name] * 2:
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name(name)), "-m", "gridpipe", "create-analysis", "a"],
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if k != "GRIDPIPE"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        rendered.append([(tmp_path / "a" / rel).read_bytes() for rel in SCRIPTS])
+        shutil.rmtree(tmp_path / "a")
+    assert rendered[0] == rendered[1]
 
 
 @pytest.mark.parametrize(("content", "line"), [("name: [\n", 2), ("- a list\n", 1)])

@@ -10,7 +10,7 @@ import getpass
 import os
 import re
 import shutil
-import sys
+import sysconfig
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gridpipe import __version__
 from gridpipe.analysis.config import BACKENDS, CONFIG_MODELS, MODES, PAYLOADS, STORAGES
 from gridpipe.analysis.configio import load_model, read_yaml
 from gridpipe.analysis.layout import CREATE_LOG, METADATA_FILE, STATE_DIR, WORKFLOW_FILE
@@ -28,6 +27,7 @@ from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
 from gridpipe.core.exceptions import AnalysisExistsError, ConfigError, ConfigErrors, UsageError
 from gridpipe.core.resources import skeleton_dir
 from gridpipe.core.timeutil import utcnow
+from gridpipe.core.version import __version__
 
 
 def default_grid_home() -> str:
@@ -117,7 +117,9 @@ def _context(req: CreateRequest, path: Path, spec: WorkflowSpec) -> dict[str, An
         "inputs": dict(spec.inputs),
         "downloads": [{"data_type": dt, "particles": ps} for dt, ps in spec.downloads()],
         "version": __version__,
-        "python": sys.executable,
+        # the console script of the environment gridpipe is installed in: the same whichever name
+        # (python, python3, python3.12) the interpreter that runs gridpipe was started by
+        "gridpipe_script": str(Path(sysconfig.get_path("scripts")) / "gridpipe"),
     }
 
 

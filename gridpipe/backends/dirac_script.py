@@ -65,7 +65,7 @@ def decode_steps(arguments: str) -> str:
 @cache
 def render_wrapper() -> str:
     """The wrapper script's text (identical for every job of this gridpipe version; rendered once)."""
-    from gridpipe import __version__
     from gridpipe.analysis.render import environment, render
+    from gridpipe.core.version import __version__
 
     return render(environment(), WRAPPER_TEMPLATE, {"version": __version__})

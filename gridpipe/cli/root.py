@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from gridpipe import __version__
+from gridpipe.core.version import __version__
 
 app = typer.Typer(
     name="gridpipe",

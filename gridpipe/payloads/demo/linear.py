@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gridpipe import __version__
 from gridpipe.core.fsutil import atomic_write_bytes
+from gridpipe.core.version import __version__
 from gridpipe.payloads.demo.h5io import FILE_MODE, InputFileError
 
 FORMAT_VERSION = 1
