@@ -1,7 +1,8 @@
 """gridpipe: scaffold protopipe-style grid analyses and run them.
 
 Heavy parts (workflow engine, backends, HDF5) are imported lazily so that the
-command line starts fast.
+command line starts fast. No module of gridpipe imports this package itself (its `__version__` is
+`gridpipe.core.version`'s): the layers and their direction are in README's "Development".
 """
 
 from typing import Any

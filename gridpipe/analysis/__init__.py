@@ -1,1 +1,2 @@
-"""Analysis: config models, the tree generator, and the naming of jobs and LFNs."""
+"""Analysis: config models (grid.yaml, workflow.yaml stages, ...), the tree generator, the naming of jobs and
+LFNs. Imports only `gridpipe.core`."""

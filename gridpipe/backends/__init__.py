@@ -1,1 +1,2 @@
-"""Backends: where jobs run (local processes, DIRAC, Slurm, HTCondor), behind one batch contract."""
+"""Backends: where jobs run (local processes, DIRAC, Slurm, HTCondor), behind one batch contract.
+Imports storage, worker, analysis and core; never service or the edges."""

@@ -1,1 +1,2 @@
-"""Core: exceptions, states, small file-system and time helpers. Imports nothing else of gridpipe."""
+"""Core: models, states, exceptions, small file-system, SQLite and time helpers. The bottom layer: imports
+nothing else of gridpipe."""

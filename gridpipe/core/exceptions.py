@@ -120,7 +120,7 @@ class RunLockedError(GridpipeError):
     def __init__(self, path: Path, holder: str) -> None:
         self.path, self.holder = path, holder
         super().__init__(
-            f"another gridpipe run (process {holder}) is already driving {path}; wait for it to end, or "
+            f"another run (process {holder}) is already driving {path}; wait for it to end, or "
             "stop it before starting a new one"
         )
 

@@ -1,4 +1,4 @@
-"""HDF5 table merging: many small PyTables files of one layout into one file.
+"""HDF5 table merging: many small PyTables files of one layout into one file. Imports only `gridpipe.core`.
 
 `merge_files` walks the whole tree of the first readable input and requires every input to have the
 same nodes with the same table columns (names, types, shapes) before anything is written. Tables,

@@ -1,1 +1,2 @@
-"""Payloads gridpipe jobs can execute; `demo` is the built-in one that runs anywhere."""
+"""Payloads gridpipe jobs can execute; `demo` is the built-in one that runs anywhere. Imports only
+`gridpipe.core`."""
