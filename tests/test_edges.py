@@ -37,6 +37,14 @@ EXAMPLES: list[tuple[ex.GridpipeError, str]] = [
         "run `gridpipe run`, or build them and run `gridpipe upload-models`",
     ),
     (ex.NoModelFilesError(Path("/a/m")), "build the models first (`gridpipe run`)"),
+    (
+        ex.AnalysisNotFoundError(Path("/x"), given=True, exists=False, marker="m"),
+        "--analysis-path /x: no such",
+    ),
+    (
+        ex.AnalysisNotFoundError(Path("/x"), given=False, exists=True, marker="m"),
+        "the current directory /x is not inside a gridpipe analysis (no m found); run `gridpipe create-analysis",
+    ),
 ]
 
 

@@ -11,13 +11,10 @@ from gridpipe.core.exceptions import AnalysisNotFoundError
 def find_analysis(path: Path | None = None) -> Path:
     """The analysis root at or above `path` (default: the current directory), like git finds a repo."""
     start = (path or Path.cwd()).expanduser().resolve()
-    if path is not None and not start.exists():
-        raise AnalysisNotFoundError(f"--analysis-path {start}: no such directory")
+    given = path is not None
+    if given and not start.exists():
+        raise AnalysisNotFoundError(start, given=True, exists=False, marker=METADATA_FILE)
     for candidate in (start, *start.parents):
         if (candidate / METADATA_FILE).is_file():
             return candidate
-    where = f"--analysis-path {start}" if path is not None else f"the current directory {start}"
-    raise AnalysisNotFoundError(
-        f"{where} is not inside a gridpipe analysis (no {METADATA_FILE} found); "
-        "run `gridpipe create-analysis NAME` or pass --analysis-path"
-    )
+    raise AnalysisNotFoundError(start, given=given, exists=True, marker=METADATA_FILE)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gridpipe.core.exceptions import (
+    AnalysisNotFoundError,
     DataTypeNotFoundError,
     DownloadFailedError,
     GridpipeError,
@@ -35,11 +36,22 @@ def _stage_choice(e: StageChoiceError) -> str:
     )
 
 
+def _not_found(e: AnalysisNotFoundError) -> str:
+    if not e.exists:
+        return f"--analysis-path {e.start}: no such directory"
+    where = f"--analysis-path {e.start}" if e.given else f"the current directory {e.start}"
+    return (
+        f"{where} is not inside a gridpipe analysis (no {e.marker} found); "
+        "run `gridpipe create-analysis NAME` or pass --analysis-path"
+    )
+
+
 _WORDING: dict[type[GridpipeError], Callable[[Any], str]] = {
     StageNotFoundError: lambda e: (
         f"--stage {e.name!r}: no such stage in configs/workflow.yaml; known: {', '.join(e.known)}"
     ),
     StageChoiceError: _stage_choice,
+    AnalysisNotFoundError: _not_found,
     NothingChosenError: lambda e: f"name the jobs to {e.action}, or pass {_CHOOSE[e.action]}",
     JobNotFoundError: lambda e: f"{e.detail}; see `gridpipe status --jobs`",
     RunLockedError: lambda e: (

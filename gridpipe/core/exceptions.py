@@ -46,7 +46,17 @@ class ConfigErrors(UsageError):
 
 
 class AnalysisNotFoundError(UsageError):
-    """No analysis directory at or above the given path."""
+    """No analysis at or above `start` (the path given, or the current directory); `exists`: whether
+    `start` exists at all; `marker`: the file that marks an analysis root."""
+
+    def __init__(self, start: Path, *, given: bool, exists: bool, marker: str) -> None:
+        self.start, self.given, self.exists, self.marker = start, given, exists, marker
+        if not exists:
+            detail = f"{start}: no such directory"
+        else:
+            where = str(start) if given else f"the current directory {start}"
+            detail = f"{where} is not inside an analysis (no {marker} found); create the analysis first"
+        super().__init__(detail)
 
 
 class AnalysisExistsError(UsageError):
