@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gridpipe.core.models import BackendStatus, JobSpec
 from gridpipe.core.sqlite import connect, select_in, transaction
-from gridpipe.core.states import ACTIVE_STATES, JobStatus
+from gridpipe.core.states import ACTIVE_STATES, JobStatus, UnitState
 from gridpipe.core.timeutil import utcnow
 from gridpipe.store.schema import migrate
 
@@ -413,19 +413,19 @@ class JobStore:
             row = conn.execute("SELECT id FROM jobs WHERE name = ?", (job,)).fetchone() if job else None
             self._event(conn, utcnow().isoformat(), row[0] if row else None, kind, None, None, detail)
 
-    def stage_state(self, stage: str, unit: str) -> str | None:
-        """Progress marker of a unit beyond its jobs (e.g. 'gathered')."""
+    def stage_state(self, stage: str, unit: str) -> UnitState | None:
+        """Progress marker of a unit beyond its jobs (e.g. gathered)."""
         row = self._conn.execute(
             "SELECT state FROM stage_state WHERE stage = ? AND unit = ?", (stage, unit)
         ).fetchone()
-        return row[0] if row else None
+        return UnitState(row[0]) if row else None
 
-    def unit_states(self) -> dict[tuple[str, str], str]:
+    def unit_states(self) -> dict[tuple[str, str], UnitState]:
         """{(stage, unit): progress marker} of every unit that has one (one query)."""
         rows = self._conn.execute("SELECT stage, unit, state FROM stage_state")
-        return {(stage, unit): state for stage, unit, state in rows}
+        return {(stage, unit): UnitState(state) for stage, unit, state in rows}
 
-    def set_stage_state(self, stage: str, unit: str, state: str, detail: str | None = None) -> None:
+    def set_stage_state(self, stage: str, unit: str, state: UnitState, detail: str | None = None) -> None:
         """Record a unit's progress marker, with an event."""
         now = utcnow().isoformat()
         with self._tx() as conn:
