@@ -63,7 +63,7 @@ def test_nesting_at_the_limit_is_fine():
 
 
 def test_alias_loop_is_refused():
-    with pytest.raises(YamlProblem, match="loop|recursive"):
+    with pytest.raises(YamlProblem, match=r"loop|recursive"):
         parse("a: &a [1, *a]\n")
 
 
