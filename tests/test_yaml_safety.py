@@ -32,7 +32,11 @@ def test_alias_bombs_are_refused_quickly(levels):
 def test_mapping_alias_bomb_is_refused():
     text = "a: &a {x: 1, y: 2, z: 3, w: 4}\n"
     for i in range(1, 12):
-        text += f"b{i}: &b{i} {{" + ", ".join(f"k{j}: *{'a' if i == 1 else f'b{i - 1}'}" for j in range(6)) + "}\n"
+        text += (
+            f"b{i}: &b{i} {{"
+            + ", ".join(f"k{j}: *{'a' if i == 1 else f'b{i - 1}'}" for j in range(6))
+            + "}\n"
+        )
     with pytest.raises(YamlProblem, match="aliases"):
         parse(text)
 
@@ -100,7 +104,10 @@ def test_check_refuses_a_bomb_in_every_config(tmp_path: Path, name: str, kind: s
     config.write_text(_bomb(9) if kind == "bomb" else "x: " + "[" * 500 + "]" * 500 + "\n")
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "gridpipe", "check", "-a", str(ana)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "gridpipe", "check", "-a", str(ana)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert time.monotonic() - started < 30
     assert proc.returncode == 2, proc.stderr

@@ -127,7 +127,9 @@ def create_analysis_cmd(
         styled(
             f"{verb} analysis ",
             (str(result.path), "bold"),
-            f" ({len(result.written)} files written" + (f", {len(result.kept)} kept" if result.kept else "") + ")",
+            f" ({len(result.written)} files written"
+            + (f", {len(result.kept)} kept" if result.kept else "")
+            + ")",
         )
     )
     console().print("Next: put input LFNs in data/simtel/*.list, then `gridpipe check`.")

@@ -86,14 +86,17 @@ def status_cmd(
     json_output: bool = JsonOutput,
 ) -> None:
     """Refresh active jobs (one batch call per backend) and show counts per stage and particle."""
+    from gridpipe.cli.output import warn
     from gridpipe.cli.render import print_status
     from gridpipe.service.context import Analysis
-    from gridpipe.service.refresh import refresh
+    from gridpipe.service.refresh import refresh_or_explain
 
     an = Analysis.open(analysis_root(analysis_path))
     try:
         if not no_refresh:
-            refresh(an)
+            problem = refresh_or_explain(an)
+            if problem:
+                warn(problem)
         print_status(an, with_jobs=jobs, json_output=json_output)
     finally:
         an.close()

@@ -22,15 +22,15 @@ def _drive(path: Path, max_active: int | None, max_attempts: int | None, poll: f
     try:
         options = run_options(an, max_active, max_attempts, poll)
         out = console()
-        orchestrator = Orchestrator(
-            an, options, notify=lambda msg: out.print(styled(("·", "dim"), " ", msg))
-        )
+        orchestrator = Orchestrator(an, options, notify=lambda msg: out.print(styled(("·", "dim"), " ", msg)))
         stop = threading.Event()
         try:
             report = orchestrator.run(stop)
         except KeyboardInterrupt:
             stop.set()
-            out.print(styled(("stopped", "yellow"), ": jobs already submitted keep running; `gridpipe run` resumes"))
+            out.print(
+                styled(("stopped", "yellow"), ": jobs already submitted keep running; `gridpipe run` resumes")
+            )
             raise
         print_status(an, with_jobs=False, json_output=False)
         style = "green" if report.complete else "red"
