@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from gridpipe.core.exceptions import StorageError
 from gridpipe.core.fsutil import held_lock
-from gridpipe.core.sqlite import check_database_file, transaction, use_wal
+from gridpipe.core.sqlite import check_database_file, open_database, transaction
 from gridpipe.storage.local_files import os_errors
 
 _INHERITED: list[sqlite3.Connection] = []
@@ -48,15 +48,12 @@ class Catalogue:
     def _create(self, lock: Path) -> None:
         """Create the catalogue in WAL mode once, under the file `lock` (several processes may start at once);
         an existing catalogue this user cannot write is opened read-only."""
-        if self.path.exists():
+        if self.path.exists() and not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
             check_database_file(self.path)
-            if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
-                self._readonly = True
-                return
+            self._readonly = True
+            return
         with os_errors("local storage catalogue"), held_lock(lock, wait=True, mode=0o666):
-            with self.connect() as db:
-                use_wal(db, self._timeout)
-                db.executescript(_SCHEMA)
+            open_database(self.path, _setup).conn.close()
 
     def close(self) -> None:
         """Close the idle connections (new ones are opened if the catalogue is used again)."""
@@ -108,3 +105,7 @@ def _close_idle(idle: SimpleQueue[sqlite3.Connection]) -> None:
     """Close every idle connection."""
     for db in _drain(idle):
         db.close()
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
