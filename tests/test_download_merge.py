@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -106,10 +108,25 @@ def test_unknown_data_type_or_particle_is_a_usage_error(analysis):
 
 
 def test_demo_scripts_do_their_whole_job(tmp_path):
-    """`gridpipe demo`, then the generated scripts re-download, re-merge and upload with no edits."""
-    result = gridpipe("demo", str(tmp_path / "d"), timeout=300)
+    """`gridpipe demo` in a folder whose name holds markup, quotes and a command substitution, then the
+    generated scripts re-download, re-merge and upload with no edits. Paths print verbatim and the printed
+    hint pastes into a shell as the command it shows."""
+    hostile = tmp_path / "it's [/] $(touch pwned) [b]d"
+    result = gridpipe("demo", str(hostile), timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    path = tmp_path / "d" / "gridpipe_demo"
+    path = hostile / "gridpipe_demo"
+    assert str(path) in result.stdout
+    hint = next(line for line in result.stdout.splitlines() if "job status" in line).split(None, 2)[2]
+    pasted = subprocess.run(
+        ["bash", "-c", hint.replace("gridpipe ", f"{sys.executable} -m gridpipe ", 1)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert pasted.returncode == 0, pasted.stderr
+    assert "gridpipe_demo" in pasted.stdout
+    assert not list(tmp_path.rglob("pwned"))
     assert (path / "data" / "DL3" / "performance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     status = json.loads(gridpipe("status", "--json", "-a", str(path)).stdout)
     assert {job["status"] for job in status["jobs"]} == {"done"}
@@ -125,8 +142,6 @@ def test_demo_scripts_do_their_whole_job(tmp_path):
     with tables.open_file(dl2 / "proton" / "DL2_tail_proton_merged.h5") as h5:
         expected = len(h5.root.dl2.events)
     shutil.rmtree(dl2 / "proton")
-    import subprocess
-
     script = subprocess.run(
         ["bash", str(path / "data" / "download_and_merge.sh")],
         capture_output=True,

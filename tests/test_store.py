@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from gridpipe.core.exceptions import DatabaseFileError
 from gridpipe.core.models import BackendStatus, JobSpec
 from gridpipe.core.states import JobStatus
 from gridpipe.store import JobStore
@@ -33,7 +34,7 @@ def test_an_old_database_is_migrated_and_a_newer_one_refused(tmp_path):
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
-    with pytest.raises(RuntimeError, match="newer than this gridpipe"):
+    with pytest.raises(DatabaseFileError, match="newer than this gridpipe"):
         JobStore(db)
 
 

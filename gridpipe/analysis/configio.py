@@ -9,45 +9,12 @@ import difflib
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from gridpipe.core.exceptions import ConfigError, ConfigErrors
+from gridpipe.core.safeyaml import KeyPath, YamlProblem, parse
 
 M = TypeVar("M", bound=BaseModel)
-KeyPath = tuple[str | int, ...]
-
-
-class _DuplicateKeyError(Exception):
-    """A mapping holds the same key twice (YAML would silently keep the last value)."""
-
-    def __init__(self, path: KeyPath, first: int, again: int) -> None:
-        super().__init__(path)
-        self.path, self.first, self.again = path, first, again
-
-
-def _line_map(text: str) -> dict[KeyPath, int]:
-    """Map every key path of a YAML document to its 1-based line; refuse duplicate keys."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    lines: dict[KeyPath, int] = {}
-
-    def walk(node: yaml.Node, path: KeyPath) -> None:
-        lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = key_node.value
-                if (*path, key) in lines:
-                    raise _DuplicateKeyError((*path, key), lines[(*path, key)], key_node.start_mark.line + 1)
-                lines[(*path, key)] = key_node.start_mark.line + 1
-                walk(value_node, (*path, key))
-                lines[(*path, key)] = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                walk(item, (*path, index))
-
-    if root is not None:
-        walk(root, ())
-    return lines
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[KeyPath, int]]:
@@ -61,21 +28,11 @@ def read_yaml(path: Path) -> tuple[Any, dict[KeyPath, int]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, f"cannot read the file ({exc})") from None
     try:
-        data = yaml.safe_load(text)
-        lines = _line_map(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(path, f"invalid YAML: {problem}; fix the syntax", line=line) from None
-    except _DuplicateKeyError as exc:
-        raise ConfigError(
-            path,
-            f"duplicate key (first on line {exc.first}); keep only one",
-            key=_key_text(exc.path),
-            line=exc.again,
-        ) from None
-    return data, lines
+        document = parse(text)
+    except YamlProblem as exc:
+        key = _key_text(exc.path) if exc.path else ""
+        raise ConfigError(path, exc.message, key=key, line=exc.line) from None
+    return document.data, document.lines
 
 
 def _allowed_keys(model: type[BaseModel], loc: KeyPath) -> list[str]:

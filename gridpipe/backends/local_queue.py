@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gridpipe.core.models import JobSpec
-from gridpipe.core.sqlite import connect, select_in, transaction
+from gridpipe.core.sqlite import open_database, select_in, transaction
 from gridpipe.core.timeutil import utcnow
 
 _SCHEMA = """
@@ -74,12 +74,7 @@ class LocalQueue:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._conn = connect(root / "queue.db")
-        self._conn.executescript(_SCHEMA)
-        if "slot" not in {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}:
-            with self._tx() as conn:  # queues made before runners had slots
-                if "slot" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
-                    conn.execute("ALTER TABLE jobs ADD COLUMN slot INTEGER")
+        self._conn = open_database(root / "queue.db", _setup).conn
 
     def close(self) -> None:
         """Close the connection."""
@@ -209,3 +204,12 @@ def _record(conn: sqlite3.Connection, results: Sequence[Outcome], now: str) -> N
         "INSERT OR REPLACE INTO logs (job_id, stdout, stderr) VALUES (?, ?, ?)",
         [(r.job_id, r.stdout, r.stderr) for r in results],
     )
+
+
+def _setup(conn: sqlite3.Connection) -> None:
+    """Create the queue's tables, or add what older queues lack."""
+    conn.executescript(_SCHEMA)
+    if "slot" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+        with transaction(conn):  # queues made before runners had slots
+            if "slot" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+                conn.execute("ALTER TABLE jobs ADD COLUMN slot INTEGER")

@@ -88,10 +88,8 @@ def create_analysis_cmd(
     json_output: bool = JsonOutput,
 ) -> None:
     """Create a protopipe-style analysis directory (configs, data folders, scripts)."""
-    from rich.markup import escape
-
     from gridpipe.analysis.create import CreateRequest, create_analysis, default_grid_home
-    from gridpipe.cli.output import console, print_json
+    from gridpipe.cli.output import console, print_json, styled
 
     if name and analysis_name and name != analysis_name:
         raise UsageError(f"NAME {name!r} and --analysis_name {analysis_name!r} differ; give one of them")
@@ -126,9 +124,13 @@ def create_analysis_cmd(
         return
     verb = "Created" if result.created else "Updated"
     console().print(
-        f"{verb} analysis [bold]{escape(str(result.path))}[/] ({len(result.written)} files written"
-        + (f", {len(result.kept)} kept" if result.kept else "")
-        + ")"
+        styled(
+            f"{verb} analysis ",
+            (str(result.path), "bold"),
+            f" ({len(result.written)} files written"
+            + (f", {len(result.kept)} kept" if result.kept else "")
+            + ")",
+        )
     )
     console().print("Next: put input LFNs in data/simtel/*.list, then `gridpipe check`.")
 
@@ -136,10 +138,8 @@ def create_analysis_cmd(
 @app.command("check")
 def check_cmd(analysis_path: Path = AnalysisPath, json_output: bool = JsonOutput) -> None:
     """Validate an analysis: configs, workflow and input lists."""
-    from rich.markup import escape
-
     from gridpipe.analysis.check import check_analysis
-    from gridpipe.cli.output import console, print_json
+    from gridpipe.cli.output import console, print_json, styled
 
     root = analysis_root(analysis_path)
     findings = check_analysis(root)
@@ -157,10 +157,10 @@ def check_cmd(analysis_path: Path = AnalysisPath, json_output: bool = JsonOutput
     else:
         for finding in findings:
             style = "bold red" if finding.level == "error" else "yellow"
-            console().print(f"[{style}]{finding.level}:[/] {escape(finding.text())}", highlight=False)
+            console().print(styled((f"{finding.level}:", style), " ", finding.text()))
         warnings = len(findings) - len(errors)
         summary = f"{root}: {len(errors)} error(s), {warnings} warning(s)"
-        console().print(("[red]" if errors else "[green]") + escape(summary) + "[/]")
+        console().print(styled((summary, "red" if errors else "green")))
     if errors:
         raise typer.Exit(EXIT_USAGE)
 
@@ -176,4 +176,4 @@ def schema_cmd(
     from gridpipe.cli.output import console
 
     for path in write_schemas(output_dir):
-        console().print(f"wrote {path}", markup=False)
+        console().print(f"wrote {path}")

@@ -60,6 +60,8 @@ def run_cli(
         return _fail(_usage_line(exc), exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         return _fail("interrupted", 130)
+    except OSError as exc:  # a fault of the machine (full disk, read-only file), not a bug: one line, exit 1
+        return _fail(os_error_line(exc), EXIT_FAILED)
     except Exception as exc:
         return _fail(
             f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
@@ -67,6 +69,23 @@ def run_cli(
             EXIT_FAILED,
         )
     return code if isinstance(code, int) else 0
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for a file-system fault: the file, the cause and what to do."""
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    cause = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{where}the file system is full ({cause}); free some space there and run the command again"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (
+            f"{where}cannot be written ({cause}); this command changes the analysis: run it as the "
+            "analysis's owner or on a writable copy (status --no-refresh, status --json, logs and "
+            "submit --dry-run only read)"
+        )
+    return f"{where}{cause}"
 
 
 def _fail(message: str | None, code: int) -> int:

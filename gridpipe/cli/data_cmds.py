@@ -42,11 +42,11 @@ def _gather(
                 line = f"{data_type}/{unit.particle}: fetched {result.fetched}"
                 if result.merged:
                     line += f", merged into {result.merged.name} ({sum(result.rows.values())} rows)"
-                console().print(line, markup=False)
+                console().print(line)
                 for name in result.extra:
-                    console().print(f"  extra local file (not in storage): {name}", markup=False)
+                    console().print(f"  extra local file (not in storage): {name}")
                 for skipped in result.skipped:
-                    console().print(f"  skipped input: {skipped}", markup=False)
+                    console().print(f"  skipped input: {skipped}")
     if json_output:
         print_json(
             [
@@ -135,6 +135,5 @@ def upload_models_cmd(
         for item in files:
             console().print(
                 f"{name}: {item.lfn} ({item.size} bytes, adler32 {item.adler32}, "
-                f"replicas: {', '.join(item.replicas)})",
-                markup=False,
+                f"replicas: {', '.join(item.replicas)})"
             )

@@ -40,8 +40,8 @@ def credentials_cmd(analysis_path: Path = AnalysisPath, json_output: bool = Json
     else:
         out = console()
         for key in ("server", "credentials", "user", "group", "vo", "expires", "time_left", "state"):
-            out.print(f"{key.replace('_', ' '):<12} {report[key]}", markup=False, highlight=False)
-        out.print(f"{'properties':<12} {', '.join(report['properties']) or '-'}", markup=False)
+            out.print(f"{key.replace('_', ' '):<12} {report[key]}")
+        out.print(f"{'properties':<12} {', '.join(report['properties']) or '-'}")
     if report["state"] != "valid":
         error(f"the DIRAC token is {report['state']}: renew it with `dirac login`")
         raise typer.Exit(EXIT_FAILED)

@@ -82,12 +82,15 @@ def status_cmd(
     json_output: bool = JsonOutput,
 ) -> None:
     """Refresh active jobs (one batch call per backend) and show counts per stage and particle."""
+    from gridpipe.cli.output import warn
     from gridpipe.cli.render import print_status
-    from gridpipe.service.refresh import refresh
+    from gridpipe.service.refresh import refresh_or_explain
 
     with open_analysis(analysis_path) as an:
         if not no_refresh:
-            refresh(an)
+            problem = refresh_or_explain(an)
+            if problem:
+                warn(problem)
         print_status(an, with_jobs=jobs, json_output=json_output)
 
 
@@ -121,9 +124,9 @@ def kill_cmd(
 
     with open_analysis(analysis_path) as an:
         report = kill(an, names or [], stage=stage, all_jobs=all_jobs)
-        console().print(f"killed {len(report.killed)} job(s)", markup=False)
+        console().print(f"killed {len(report.killed)} job(s)")
         for name, status in sorted(report.ended.items()):
-            console().print(f"not killed: {name} had already ended ({status})", markup=False)
+            console().print(f"not killed: {name} had already ended ({status})")
 
 
 @app.command("logs")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from functools import cache
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+# Both consoles have rich markup switched off: every string printed, table cell included, appears exactly as
+# given (paths, names, reasons and server messages can hold "[b]" or "[/]"). Styles are given as `styled`
+# pieces, never as markup inside text.
 
 
 @cache
@@ -26,15 +31,25 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def styled(*parts: str | tuple[str, str]) -> RenderableType:
+    """One line of plain strings and (text, style) pairs; no part is read as markup."""
+    return Text.assemble(*parts)
+
+
+def command_line(*argv: str | object) -> str:
+    """A command line a user can paste into a shell: every word quoted as the shell needs."""
+    return shlex.join(str(arg) for arg in argv)
+
+
 def error(message: str) -> None:
     """Print `gridpipe: error: ...`, one line per line of `message`, on stderr."""
     for line in message.splitlines() or [""]:
-        err_console().print(f"[bold red]gridpipe: error:[/] {escape(line)}", markup=True, highlight=False)
+        err_console().print(styled(("gridpipe: error:", "bold red"), " ", line))
 
 
 def warn(message: str) -> None:
     """Print a warning line on stderr."""
-    err_console().print(f"[yellow]warning:[/] {escape(message)}", markup=True, highlight=False)
+    err_console().print(styled(("warning:", "yellow"), " ", message))
 
 
 def print_json(data: Any) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
 from rich.table import Table
 
-from gridpipe.cli.output import console, print_json
+from gridpipe.cli.output import command_line, console, print_json, styled
 from gridpipe.core.states import SHOWN_STATES, JobStatus
 
 if TYPE_CHECKING:
@@ -42,18 +41,16 @@ def print_plan(outcome: SubmitOutcome, json_output: bool, backend: Backend | Non
         return
     out = console()
     for spec in outcome.to_submit:
-        out.print(
-            f"[bold]{escape(spec.name)}[/]  ({escape(spec.stage)}/{escape(spec.unit)}, {len(spec.inputs)} input(s))"
-        )
+        out.print(styled((spec.name, "bold"), f"  ({spec.stage}/{spec.unit}, {len(spec.inputs)} input(s))"))
         for lfn in spec.inputs:
-            out.print(f"  in   {lfn}", markup=False)
+            out.print(f"  in   {lfn}")
         for argv in spec.commands:
-            out.print(f"  run  {' '.join(argv)}", markup=False)
+            out.print(f"  run  {command_line(*argv)}")
         for lfn in spec.outputs:
-            out.print(f"  out  {lfn}", markup=False)
+            out.print(f"  out  {lfn}")
         if described[spec.name]:
             for line in (described[spec.name] or "").splitlines():
-                out.print(f"  jdl  {line}", markup=False)
+                out.print(f"  jdl  {line}")
     out.print(
         f"dry run: {len(outcome.to_submit)} job(s) would be submitted to stage {outcome.stage}"
         + (f", {len(outcome.skipped_existing)} skipped (outputs exist)" if outcome.skipped_existing else "")
@@ -156,5 +153,5 @@ def print_status(an: Analysis, *, with_jobs: bool, json_output: bool) -> None:
             rows.add_column(col.replace("_", " ").replace("updated", "last change"))
         for job in data:
             values = {**job, "updated": str(job["updated"])[:19]}
-            rows.add_row(*(escape(str(values[c])) if values[c] is not None else "" for c in columns))
+            rows.add_row(*(str(values[c]) if values[c] is not None else "" for c in columns))
         console().print(rows)

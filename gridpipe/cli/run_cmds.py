@@ -17,31 +17,29 @@ if TYPE_CHECKING:
 
 
 def _drive(an: Analysis, max_active: int | None, max_attempts: int | None, poll: float | None) -> bool:
-    from rich.markup import escape
-
     from gridpipe.cli.messages import run_text
-    from gridpipe.cli.output import console
+    from gridpipe.cli.output import command_line, console, styled
     from gridpipe.cli.render import print_status
     from gridpipe.service.orchestrator import Orchestrator, run_options
 
     with an:
         options = run_options(an, max_active, max_attempts, poll)
         out = console()
-        orchestrator = Orchestrator(
-            an, options, notify=lambda msg: out.print(f"[dim]·[/] {msg}", highlight=False)
-        )
+        orchestrator = Orchestrator(an, options, notify=lambda msg: out.print(styled(("·", "dim"), " ", msg)))
         stop = threading.Event()
         try:
             report = orchestrator.run(stop)
         except KeyboardInterrupt:
             stop.set()
-            out.print("[yellow]stopped[/]: jobs already submitted keep running; `gridpipe run` resumes")
+            out.print(
+                styled(("stopped", "yellow"), ": jobs already submitted keep running; `gridpipe run` resumes")
+            )
             raise
         print_status(an, with_jobs=False, json_output=False)
         style = "green" if report.complete else "red"
-        out.print(f"[{style}]{escape(run_text(report))}[/]")
+        out.print(styled((run_text(report), style)))
         for name in report.failed_for_good[:20]:
-            out.print(f"  failed: {name}  (`gridpipe logs {name}`)", markup=False)
+            out.print(f"  failed: {name}  (`{command_line('gridpipe', 'logs', name)}`)")
         return report.complete
 
 
@@ -72,20 +70,20 @@ def demo_cmd(
     """Create a demo analysis with synthetic data and run the whole chain on this machine."""
     import time
 
-    from gridpipe.cli.output import console
+    from gridpipe.cli.output import command_line, console, styled
     from gridpipe.service.context import Analysis
     from gridpipe.service.demo import prepare_demo
 
     started = time.monotonic()
     path, created = prepare_demo(directory)
     out = console()
-    out.print(("Created" if created else "Resuming") + f" demo analysis [bold]{path}[/]")
+    out.print(styled(("Created" if created else "Resuming") + " demo analysis ", (str(path), "bold")))
     ok = _drive(Analysis.open(path), None, None, None)
     plot = path / "data" / "DL3" / "performance.png"
     out.print(f"Finished in {time.monotonic() - started:.0f} s. Results:")
-    out.print(f"  merged DL2 tables  {path / 'data' / 'DL2'}", markup=False)
-    out.print(f"  models             {path / 'estimators'}", markup=False)
-    out.print(f"  DL3 and plot       {plot}", markup=False)
-    out.print(f"  job status         gridpipe status -a '{path}'", markup=False)
+    out.print(f"  merged DL2 tables  {path / 'data' / 'DL2'}")
+    out.print(f"  models             {path / 'estimators'}")
+    out.print(f"  DL3 and plot       {plot}")
+    out.print(f"  job status         {command_line('gridpipe', 'status', '-a', path)}")
     if not ok:
         raise typer.Exit(EXIT_FAILED)

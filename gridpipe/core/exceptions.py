@@ -179,3 +179,35 @@ class NoModelFilesError(UsageError):
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         super().__init__(f"{folder}: no model files to upload; build the models first")
+
+
+class DatabaseFileError(GridpipeError):
+    """A gridpipe database file is damaged, foreign, unreadable or cannot be written; names the file."""
+
+    def __init__(self, path: Path | str, problem: str, fix: str) -> None:
+        self.path, self.problem, self.fix = str(path), problem, fix
+        super().__init__(f"{self.path}: {problem}; {fix}")
+
+
+class ReadOnlyError(DatabaseFileError):
+    """A command that must write was run on an analysis this user cannot write (another user's, a
+    read-only mount)."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(
+            path,
+            "cannot be written (read-only file, folder or file system)",
+            "this command changes the analysis: run it as the analysis's owner or on a writable copy "
+            "(reading works: status --no-refresh, status --json, logs, submit --dry-run)",
+        )
+
+
+class DiskFullError(DatabaseFileError):
+    """The file system holding a gridpipe file is full; nothing half-written was kept."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(
+            path,
+            "the file system is full",
+            "free some space there and run the command again (nothing was lost)",
+        )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gridpipe.core.exceptions import DatabaseFileError, DiskFullError, ReadOnlyError
 
 CHUNK = 500
 """Values per `IN (...)` query, well below SQLite's variable limit."""
@@ -16,14 +21,154 @@ BUSY_TIMEOUT_S = 60.0
 """How long a connection waits for other processes' locks before it gives up."""
 
 
+HEADER = b"SQLite format 3\x00"
+
+
+@dataclass
+class Database:
+    """An open gridpipe database: its connection and whether this process may only read it."""
+
+    conn: sqlite3.Connection
+    path: Path
+    readonly: bool
+
+
+def open_database(path: Path, setup: Callable[[sqlite3.Connection], None]) -> Database:
+    """Open the database at `path`, created complete or not at all (`setup` makes its schema).
+
+    A new database is built under a temporary name and linked into place, so a file under the real name
+    is always a whole gridpipe database: an empty, truncated or foreign file is refused with its name and
+    a fix, never taken for a new database. Where this user cannot write, the database is opened read-only
+    (and a missing one is an empty in-memory one), so reading commands work on another user's analysis.
+    """
+    if not path.exists():
+        if _writable(path.parent if path.parent.exists() else _existing_parent(path)):
+            _create(path, setup)
+        else:
+            conn = _connection(":memory:", uri=False)
+            setup(conn)
+            return Database(conn, path, readonly=True)
+    check_database_file(path)
+    readonly = not (_writable(path) and _writable(path.parent))
+    try:
+        if readonly:
+            conn = _readonly_connection(path)
+        else:
+            conn = _connection(str(path), uri=False)
+            use_wal(conn, BUSY_TIMEOUT_S)
+            setup(conn)
+    except sqlite3.DatabaseError as exc:
+        raise database_error(exc, path) from None
+    return Database(conn, path, readonly)
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    """A WAL-mode connection in autocommit mode that waits up to a minute for other writers."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    use_wal(conn, BUSY_TIMEOUT_S)
+    """A WAL-mode read-write connection (autocommit, waits up to a minute for other writers)."""
+    return open_database(path, lambda conn: None).conn
+
+
+def check_database_file(path: Path) -> None:
+    """Refuse a file that is not a whole SQLite database (empty, foreign, truncated), naming it."""
+    fix = "restore it from a backup, or move it away to start a new one (what it recorded would be lost)"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise DatabaseFileError(path, f"cannot be read ({exc.strerror})", "check its permissions") from None
+    if size == 0:
+        raise DatabaseFileError(path, "is empty (0 bytes): the file was truncated or replaced", fix)
+    if not head.startswith(HEADER) or len(head) < 100:
+        raise DatabaseFileError(path, "is not an SQLite database (damaged or overwritten)", fix)
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages, valid_for, changes = (int.from_bytes(head[o : o + 4], "big") for o in (28, 92, 24))
+    if valid_for == changes and size < page_size * pages:
+        raise DatabaseFileError(path, f"is truncated ({size} bytes of {page_size * pages})", fix)
+
+
+def database_error(exc: sqlite3.Error, path: Path | str) -> Exception:
+    """The gridpipe error for an SQLite failure on the database at `path` (the exception itself if none)."""
+    text = str(exc).lower()
+    if "readonly" in text or "read-only" in text:
+        return ReadOnlyError(path)
+    if "disk is full" in text or getattr(exc, "sqlite_errorcode", None) == 13:  # SQLITE_FULL
+        return DiskFullError(path)
+    if isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
+        return DatabaseFileError(
+            path,
+            "is damaged (SQLite: " + str(exc) + ")",
+            "restore it from a backup, or move it away to start a new one (what it recorded would be lost)",
+        )
+    return exc
+
+
+def _connection(target: str, *, uri: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri
+    )
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _readonly_connection(path: Path) -> sqlite3.Connection:
+    """A read-only connection; a WAL database whose shared-memory file cannot be made is read as it was
+    last checkpointed (what a clean close leaves)."""
+    target = "file:" + _uri_path(path)
+    try:
+        conn = _connection(target + "?mode=ro", uri=True)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        return _connection(target + "?mode=ro&immutable=1", uri=True)
+
+
+def _uri_path(path: Path) -> str:
+    from urllib.parse import quote
+
+    return quote(str(path.resolve()))
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def _existing_parent(path: Path) -> Path:
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return Path("/")
+
+
+def _create(path: Path, setup: Callable[[sqlite3.Connection], None]) -> None:
+    """Build the database under a temporary name, then link it into place unless another process won."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        try:
+            conn = _connection(str(tmp), uri=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                setup(conn)
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, path)  # never replaces a database another process made meanwhile
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    except sqlite3.Error as exc:
+        raise database_error(exc, path) from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskFullError(path) from None
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise ReadOnlyError(path) from None
+        raise DatabaseFileError(path, f"cannot be created ({exc.strerror})", "check the folder") from None
 
 
 def use_wal(conn: sqlite3.Connection, timeout: float) -> None:
@@ -49,13 +194,28 @@ def use_wal(conn: sqlite3.Connection, timeout: float) -> None:
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A write transaction taken at once (BEGIN IMMEDIATE), rolled back on any error."""
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        mapped = database_error(exc, _file_of(conn))
+        if mapped is exc:
+            raise
+        raise mapped from None
+
+
+def _file_of(conn: sqlite3.Connection) -> str:
+    """The file of the connection's main database."""
+    try:
+        return str(conn.execute("PRAGMA database_list").fetchone()[2]) or "(in memory)"
+    except sqlite3.Error:
+        return "(unknown database)"
 
 
 def chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from gridpipe.core.exceptions import BackendError
 from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.service.submission import reconcile_if_idle
@@ -17,6 +18,18 @@ def refresh(an: Analysis) -> list[tuple[str, JobStatus]]:
     for backend_name, ids in an.store.active_ids().items():
         changed += apply_polled(an, backend_name, ids)
     return changed
+
+
+def refresh_or_explain(an: Analysis) -> str | None:
+    """Refresh like `refresh` where possible; otherwise say why the stored state is shown unrefreshed
+    (a read-only analysis, a backend that cannot be reached) instead of failing."""
+    if an.store.readonly:
+        return f"{an.store.path} is read-only here: showing the stored state, not refreshed"
+    try:
+        refresh(an)
+    except BackendError as exc:
+        return f"could not refresh from the backend ({exc.detail}); showing the stored state"
+    return None
 
 
 def apply_polled(

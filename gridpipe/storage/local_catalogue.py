@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty, SimpleQueue
+from urllib.parse import quote
 
 from gridpipe.core.exceptions import StorageError
 from gridpipe.core.fsutil import held_lock
-from gridpipe.core.sqlite import transaction, use_wal
+from gridpipe.core.sqlite import check_database_file, open_database, transaction
 from gridpipe.storage.local_files import os_errors
 
 _INHERITED: list[sqlite3.Connection] = []
@@ -40,15 +41,21 @@ class Catalogue:
         self._timeout = timeout
         self._idle: SimpleQueue[sqlite3.Connection] = SimpleQueue()
         self._pid = os.getpid()
+        self._readonly = False
         weakref.finalize(self, _close_idle, self._idle)
         self._create(lock)
 
     def _create(self, lock: Path) -> None:
-        """Create the catalogue in WAL mode once, under the file `lock` (several processes may start at once)."""
+        """Create the catalogue in WAL mode once, under the file `lock` (several processes may start at once);
+        an existing catalogue this user cannot write is opened read-only."""
+        if self.path.exists() and not (
+            os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+        ):
+            check_database_file(self.path)
+            self._readonly = True
+            return
         with os_errors("local storage catalogue"), held_lock(lock, wait=True, mode=0o666):
-            with self.connect() as db:
-                use_wal(db, self._timeout)
-                db.executescript(_SCHEMA)
+            open_database(self.path, _setup).conn.close()
 
     def close(self) -> None:
         """Close the idle connections (new ones are opened if the catalogue is used again)."""
@@ -65,7 +72,11 @@ class Catalogue:
                 db = self._idle.get_nowait()
             except Empty:
                 db = sqlite3.connect(
-                    self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                    f"file:{quote(str(self.path.resolve()))}?mode=ro" if self._readonly else str(self.path),
+                    timeout=self._timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    uri=self._readonly,
                 )
                 db.execute("PRAGMA synchronous=NORMAL")
             try:
@@ -96,3 +107,7 @@ def _close_idle(idle: SimpleQueue[sqlite3.Connection]) -> None:
     """Close every idle connection."""
     for db in _drain(idle):
         db.close()
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)

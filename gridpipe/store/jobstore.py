@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gridpipe.core.models import BackendStatus, JobSpec
-from gridpipe.core.sqlite import connect, select_in, transaction
+from gridpipe.core.sqlite import open_database, select_in, transaction
 from gridpipe.core.states import ACTIVE_STATES, JobStatus, UnitState
 from gridpipe.core.timeutil import utcnow
-from gridpipe.store.schema import migrate
+from gridpipe.store.schema import check_version, migrate
 
 _CURRENT = "(SELECT MAX(number) FROM attempts WHERE job_id = ?)"  # the job's latest attempt
 
@@ -100,8 +100,12 @@ class JobStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = connect(path)
-        migrate(self._conn)
+        database = open_database(path, migrate)
+        self._conn = database.conn
+        self.readonly = database.readonly
+        """True when this process may only read the store (another user's analysis, a read-only mount)."""
+        if self.readonly:
+            check_version(self._conn, path)
 
     @classmethod
     def for_analysis(cls, analysis_path: Path) -> JobStore:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
+
+from gridpipe.core.exceptions import DatabaseFileError
 
 MIGRATIONS: list[str] = [
     # version 1
@@ -83,9 +86,10 @@ def migrate(conn: sqlite3.Connection) -> None:
     """Bring the database to SCHEMA_VERSION; refuse a database newer than this gridpipe."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     if current > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"job archive schema {current} is newer than this gridpipe understands ({SCHEMA_VERSION}); "
-            "upgrade gridpipe"
+        raise DatabaseFileError(
+            _file_of(conn),
+            f"job store schema {current} is newer than this gridpipe understands ({SCHEMA_VERSION})",
+            "upgrade gridpipe (pip install -U gridpipe)",
         )
     for version in range(current, SCHEMA_VERSION):
         conn.execute("BEGIN IMMEDIATE")
@@ -101,3 +105,18 @@ def migrate(conn: sqlite3.Connection) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+def check_version(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse, for a store opened read-only, a schema this gridpipe would have to upgrade first."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current != SCHEMA_VERSION:
+        raise DatabaseFileError(
+            path,
+            f"job store schema {current} differs from this gridpipe's ({SCHEMA_VERSION}) and the store is read-only",
+            "open it once with write access (or with the gridpipe version that wrote it)",
+        )
+
+
+def _file_of(conn: sqlite3.Connection) -> str:
+    return str(conn.execute("PRAGMA database_list").fetchone()[2]) or "the job store"

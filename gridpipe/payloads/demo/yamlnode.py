@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gridpipe.core.exceptions import ConfigError
+from gridpipe.core.safeyaml import YamlProblem, parse
 
 _MISSING: Any = object()
 
@@ -17,17 +16,13 @@ _MISSING: Any = object()
 def load_mapping(path: Path) -> Node:
     """Parse the YAML file at `path`, which must hold a mapping."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse(path.read_text(encoding="utf-8")).data
     except FileNotFoundError:
         raise ConfigError(path, "config file not found; check --config-file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, f"cannot read the file ({exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(
-            path, f"invalid YAML: {getattr(exc, 'problem', exc)}; fix the syntax", line=line
-        ) from None
+    except YamlProblem as exc:
+        raise ConfigError(path, exc.message, line=exc.line) from None
     if not isinstance(data, dict):
         raise ConfigError(path, "the file must hold a mapping of keys to values", line=1)
     return Node(path, "", data)
