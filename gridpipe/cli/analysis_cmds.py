@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -10,30 +9,12 @@ import typer
 from gridpipe.cli.app import app
 from gridpipe.cli.options import AnalysisPath, JsonOutput, analysis_root
 from gridpipe.core.exceptions import EXIT_USAGE, UsageError
+from gridpipe.core.plugins import Group, available
 
 
-class Backend(StrEnum):
-    """Backends a new analysis can use."""
-
-    local = "local"
-    dirac = "dirac"
-    slurm = "slurm"
-    htcondor = "htcondor"
-
-
-class Storage(StrEnum):
-    """Storages a new analysis can use."""
-
-    local = "local"
-    dirac = "dirac"
-
-
-class Payload(StrEnum):
-    """Payloads a new analysis can run."""
-
-    demo = "demo"
-    protopipe = "protopipe"
-    ctapipe = "ctapipe"
+def _installed(group: Group) -> str:
+    """The installed plugins of `group`, for --help (the choices are whatever is installed)."""
+    return ", ".join(available(group)) or "none"
 
 
 @app.command("create-analysis")
@@ -60,9 +41,9 @@ def create_analysis_cmd(
         "--GRID-path-from-home",
         help="Path from the grid home to the analyses folder.",
     ),
-    backend: Backend = typer.Option(Backend.local, help="Where jobs run."),
-    storage: Storage = typer.Option(Storage.local, help="Where files live."),
-    payload: Payload = typer.Option(Payload.demo, help="What jobs execute."),
+    backend: str = typer.Option("local", help=f"Where jobs run: {_installed(Group.backends)}."),
+    storage: str = typer.Option("local", help=f"Where files live: {_installed(Group.storages)}."),
+    payload: str = typer.Option("demo", help=f"What jobs execute: {_installed(Group.payloads)}."),
     workflow: Path = typer.Option(
         None,
         "--workflow",
@@ -103,9 +84,9 @@ def create_analysis_cmd(
         analyses_dir=analyses_dir,
         grid_home=grid_home or default_grid_home(),
         grid_path=grid_path,
-        backend=backend.value,
-        storage=storage.value,
-        payload=payload.value,
+        backend=backend,
+        storage=storage,
+        payload=payload,
         workflow=workflow.resolve() if workflow else None,
         overwrite=overwrite,
         n_file_per_job=n_file_per_job,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -46,7 +45,9 @@ class Analysis:
         """The configured backend."""
         from gridpipe.backends.registry import open_backend
 
-        return open_backend(self.grid, self.path)
+        backend = open_backend(self.grid, self.path)
+        self._closers.append(backend)
+        return backend
 
     @cached_property
     def local_backend(self) -> Backend:
@@ -55,7 +56,9 @@ class Analysis:
             return self.backend
         from gridpipe.backends.local import LocalBackend
 
-        return LocalBackend.from_config(self.grid, self.path)
+        backend = LocalBackend.from_config(self.grid, self.path)
+        self._closers.append(backend)
+        return backend
 
     def backend_for(self, where: str) -> Backend:
         """The backend of grid jobs (as configured) or of local jobs (always local)."""
@@ -70,7 +73,9 @@ class Analysis:
         """The configured storage."""
         from gridpipe.storage.registry import open_storage
 
-        return open_storage(self.grid, self.path)
+        storage = open_storage(self.grid, self.path)
+        self._closers.append(storage)
+        return storage
 
     @property
     def grid_dir(self) -> str:
@@ -91,7 +96,9 @@ class Analysis:
             for s in self.workflow.stages
             if s.kind == "grid"
         }
-        python = "python3" if self.grid.backend.name == "dirac" else sys.executable
+        from gridpipe.backends.registry import backend_class
+
+        python = backend_class(self.grid.backend.name).job_python()
         return PlanContext(
             analysis=self.grid.analysis_name,
             analysis_path=self.path,
@@ -104,7 +111,7 @@ class Analysis:
         )
 
     def close(self) -> None:
-        """Close the store (and anything else opened)."""
+        """Close the store, the backends and the storage (whichever were opened)."""
         for item in self._closers:
             item.close()  # type: ignore[attr-defined]
         self._closers.clear()
