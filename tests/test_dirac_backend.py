@@ -73,7 +73,7 @@ def dirac_analysis(tmp_path: Path, server, name: str, n_files: int, *, env_conne
     grid_file = path / "configs" / "grid.yaml"
     data = yaml.safe_load(grid_file.read_text())
     data["backend"]["name"] = "dirac"
-    section = data["backend"].setdefault("dirac", {})
+    section = data["backend"].setdefault("dirac", DiracBackend.settings_model().model_dump(mode="json"))
     if not env_connection:
         section.update(url=server.url, credentials_path=str(server.user_credentials))
     section.update({"retries": 1, "backoff": 0.05, "backoff_max": 0.2, **dirac})

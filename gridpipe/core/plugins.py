@@ -9,6 +9,8 @@ the `dirac` backend's dependencies), so a third party's plugin gets the same hin
 from __future__ import annotations
 
 import difflib
+import functools
+import sys
 from enum import StrEnum
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -63,10 +65,22 @@ class PluginBrokenError(UsageError):
 
 def entry_points_of(group: Group) -> dict[str, EntryPoint]:
     """Installed entry points of `group` by name (the first one wins when two share a name)."""
-    found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=group.value):
-        found.setdefault(ep.name, ep)
+    return dict(_scan(tuple(sys.path))[group])
+
+
+@functools.lru_cache(maxsize=4)
+def _scan(path: tuple[str, ...]) -> dict[Group, dict[str, EntryPoint]]:
+    """One scan of the installed distributions per import path (a scan costs milliseconds)."""
+    found: dict[Group, dict[str, EntryPoint]] = {group: {} for group in Group}
+    for group in Group:
+        for ep in entry_points(group=group.value):
+            found[group].setdefault(ep.name, ep)
     return found
+
+
+def rescan() -> None:
+    """Forget what was installed (after installing a plugin into this running interpreter)."""
+    _scan.cache_clear()
 
 
 def available(group: Group) -> list[str]:
