@@ -16,7 +16,8 @@ CommandLines = list[str]
 PLACEHOLDERS = frozenset(
     {"analysis", "particle", "unit", "mode", "python", "analysis_path", "configs", "merged", "token"}
 )
-"""Placeholders every command may use; grid stages add output/inputs/input/input_stem, local ones outdir."""
+"""Placeholders every command may use; grid stages add output/inputs/input/input_stem, local ones outdir
+(and `{inputs}`, which stands for no argument there)."""
 
 
 class Sweep(Strict):
@@ -93,7 +94,9 @@ class Stage(Strict):
         known = set(PLACEHOLDERS) | (
             {self.sweep.name} if self.sweep is not None and not self.sweep.env else set()
         )
-        return known | ({"output", "inputs", "input", "input_stem"} if self.kind == "grid" else {"outdir"})
+        return known | (
+            {"output", "inputs", "input", "input_stem"} if self.kind == "grid" else {"outdir", "inputs"}
+        )
 
     def commands_for(self, payload: str) -> CommandLines:
         """The command lines of this stage for a payload."""
