@@ -332,3 +332,79 @@ def test_a_stage_names_its_splitter_and_an_unknown_one_is_refused(tmp_path: Path
     errors = [f.message for f in check_analysis(path) if f.level == "error"]
     assert len(errors) == 1 and "stages[0].splitter" in errors[0]
     assert "splitter 'runs' is not installed; installed: files" in errors[0]
+
+
+# ---- the door is open: a site's own plugin package --------------------------------------------------
+EXAMPLE = Path(__file__).parent / "example_plugin"
+SITE_WORKFLOW = """\
+version: 1
+tree:
+  directories: [data/simtel, data/OUT]
+  files:
+    - {path: configs/grid.yaml, template: configs/grid.yaml.j2}
+    - {path: configs/analysis.yaml, template: configs/analysis.yaml.j2}
+    - {path: configs/RandomForestRegressor.yaml, template: configs/RandomForestRegressor.yaml.j2}
+    - {path: configs/AdaBoostRegressor.yaml, template: configs/AdaBoostRegressor.yaml.j2}
+    - {path: configs/RandomForestClassifier.yaml, template: configs/RandomForestClassifier.yaml.j2}
+    - {path: configs/performance.yaml, template: configs/performance.yaml.j2}
+inputs:
+  gamma_in: data/simtel/gamma_in.list
+stages:
+  - name: produce
+    output_type: TRAINING
+    units: [gamma]
+    input_list: "{particle}_in"
+    data_type: OUT
+    splitter: pairs
+    job_name: "{analysis}_OUT_{particle}_{token}"
+    output: "OUT_{particle}_{token}.txt"
+    command:
+      echo: ["{python} -c 'import sys; open(sys.argv[1], \\"w\\").write(\\" \\".join(sys.argv[2:]))' {output} {inputs}"]
+"""
+
+
+def test_a_site_s_own_plugins_work_without_a_line_of_gridpipe_changed(run_cli, tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(EXAMPLE)}
+    workflow = tmp_path / "workflow.yaml"
+    workflow.write_text(SITE_WORKFLOW)
+    args = ["create-analysis", "ana", "--backend", "site", "--payload", "echo", "--workflow", workflow]
+    rc, out, err = run_cli(*args, cwd=tmp_path, env=env)
+    assert rc == 0, err
+    path = tmp_path / "ana"
+    grid = path / "configs/grid.yaml"
+    assert "  site:\n    # Jobs at once on the site's machine.\n    slots: 1\n" in grid.read_text()
+    storage = LocalStorage(path / ".gridpipe/storage")
+    lfns = []
+    for run in range(1, 6):
+        (tmp_path / f"in{run}").write_text(f"run {run}\n")
+        lfns.append(f"/vo.test/sim/gamma_run{run}.txt")
+        storage.put(tmp_path / f"in{run}", lfns[-1])
+    storage.close()
+    (path / "data/simtel/gamma_in.list").write_text("\n".join(lfns) + "\n")
+    text = grid.read_text()
+    grid.write_text(text.replace("    slots: 1", "    slot: 2"))
+    rc, out, err = run_cli("check", cwd=path, env=env)
+    assert rc == 2 and "key 'backend.site.slot': unknown key (did you mean 'slots'?)" in out
+    grid.write_text(text.replace('    queue_name: "short"', '    queue_name: "long"'))
+    rc, out, err = run_cli("check", cwd=path, env=env)
+    assert rc == 0, out + err
+    rc, out, err = run_cli("submit", "--output_type", "TRAINING", "--dry-run", "--json", cwd=path, env=env)
+    assert rc == 0, err
+    planned = json.loads(out)["jobs"]
+    assert [j["name"] for j in planned] == [
+        "ana_OUT_gamma_pair0",
+        "ana_OUT_gamma_pair1",
+        "ana_OUT_gamma_pair2",
+    ]
+    assert planned[0]["backend_description"] == "queue long: ana_OUT_gamma_pair0"
+    rc, out, err = run_cli("run", "--poll-interval", "0.1", cwd=path, env=env, timeout=180)
+    assert rc == 0, out + err
+    rc, out, err = run_cli("status", "--json", cwd=path, env=env)
+    jobs = json.loads(out)["jobs"]
+    assert sorted((j["name"], j["status"]) for j in jobs) == [
+        (f"ana_OUT_gamma_pair{i}", "done") for i in range(3)
+    ]
+    outputs = sorted(p.name for p in (path / "data/OUT/gamma").glob("*.txt"))
+    assert outputs == [f"OUT_gamma_pair{i}.txt" for i in range(3)]
+    rc, out, err = run_cli("check", cwd=path)  # without the package: the names are not installed
+    assert rc == 2 and "backend 'site' is not installed; installed: dirac, local" in out
