@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -12,9 +13,13 @@ from gridpipe.core.exceptions import EXIT_USAGE, UsageError
 from gridpipe.core.plugins import Group, available
 
 
-def _installed(group: Group) -> str:
-    """The installed plugins of `group`, for --help (the choices are whatever is installed)."""
-    return ", ".join(available(group)) or "none"
+def _complete(group: Group) -> Callable[[str], list[str]]:
+    """Shell completion offers the installed plugins of `group` (read when asked, not at start-up)."""
+
+    def complete(incomplete: str) -> list[str]:
+        return [name for name in available(group) if name.startswith(incomplete)]
+
+    return complete
 
 
 @app.command("create-analysis")
@@ -41,9 +46,21 @@ def create_analysis_cmd(
         "--GRID-path-from-home",
         help="Path from the grid home to the analyses folder.",
     ),
-    backend: str = typer.Option("local", help=f"Where jobs run: {_installed(Group.backends)}."),
-    storage: str = typer.Option("local", help=f"Where files live: {_installed(Group.storages)}."),
-    payload: str = typer.Option("demo", help=f"What jobs execute: {_installed(Group.payloads)}."),
+    backend: str = typer.Option(
+        "local",
+        help="Where jobs run: an installed backend (a wrong name lists them).",
+        autocompletion=_complete(Group.backends),
+    ),
+    storage: str = typer.Option(
+        "local",
+        help="Where files live: an installed storage (a wrong name lists them).",
+        autocompletion=_complete(Group.storages),
+    ),
+    payload: str = typer.Option(
+        "demo",
+        help="What jobs execute: an installed payload (a wrong name lists them).",
+        autocompletion=_complete(Group.payloads),
+    ),
     workflow: Path = typer.Option(
         None,
         "--workflow",
