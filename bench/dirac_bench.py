@@ -69,7 +69,9 @@ def make(tmp: Path, server: DiracxServer, n: int) -> Path:
     grid_file = path / "configs" / "grid.yaml"
     data = yaml.safe_load(grid_file.read_text())
     data["backend"]["name"] = "dirac"
-    data["dirac"].update(url=server.url, credentials_path=str(server.user_credentials))
+    data["backend"].setdefault("dirac", {}).update(
+        url=server.url, credentials_path=str(server.user_credentials)
+    )
     grid_file.write_text(yaml.safe_dump(data))
     return path
 

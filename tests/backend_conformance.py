@@ -86,3 +86,11 @@ class BackendConformance:
         size = min(backend.max_batch, 50)
         ids = backend.submit([self.spec(f"conf-batch-{i}", ["true"], tmp_path) for i in range(size)])
         assert len(ids) == size
+
+    def test_poll_never_says_done_for_ids_it_does_not_know(self, backend, tmp_path):
+        ids = backend.submit([self.spec("conf-known", ["true"], tmp_path)])
+        unknown = str(int(ids["conf-known"]) + 100000) if ids["conf-known"].isdigit() else "no-such-id"
+        answers = {s.backend_id: s for s in backend.poll([unknown, ids["conf-known"]])}
+        assert ids["conf-known"] in answers
+        assert unknown not in answers or answers[unknown].status == JobStatus.FAILED
+        assert unknown not in answers or answers[unknown].reason

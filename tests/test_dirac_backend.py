@@ -73,11 +73,19 @@ def dirac_analysis(tmp_path: Path, server, name: str, n_files: int, *, env_conne
     grid_file = path / "configs" / "grid.yaml"
     data = yaml.safe_load(grid_file.read_text())
     data["backend"]["name"] = "dirac"
+    section = data["backend"].setdefault("dirac", DiracBackend.settings_model().model_dump(mode="json"))
     if not env_connection:
-        data["dirac"].update(url=server.url, credentials_path=str(server.user_credentials))
-    data["dirac"].update({"retries": 1, "backoff": 0.05, "backoff_max": 0.2, **dirac})
+        section.update(url=server.url, credentials_path=str(server.user_credentials))
+    section.update({"retries": 1, "backoff": 0.05, "backoff_max": 0.2, **dirac})
     grid_file.write_text(yaml.safe_dump(data))
     return path
+
+
+def with_dirac(grid: GridConfig, **section) -> GridConfig:
+    """`grid` with these keys of its `backend.dirac` section changed."""
+    backend = grid.backend.model_dump()
+    backend["dirac"] = {**backend.get("dirac", {}), **section}
+    return GridConfig.model_validate({**grid.model_dump(), "backend": backend})
 
 
 def cli_env(server, credentials: Path | None = None) -> dict[str, str]:
@@ -301,8 +309,8 @@ def test_config_values_dirac_cannot_carry_are_config_errors(tmp_path):
 
     path = make_analysis(tmp_path, {"gamma": 1}, name="dxconf")
     grid = load_model(GridConfig, path / "configs" / "grid.yaml")
-    bad = grid.model_copy(update={"dirac": grid.dirac.model_copy(update={"tags": ["two words", "ok"]})})
-    with pytest.raises(UsageError, match=r"grid.yaml: key 'dirac.tags': 'two words'"):
+    bad = with_dirac(grid, tags=["two words", "ok"])
+    with pytest.raises(UsageError, match=r"grid.yaml: key 'backend.dirac.tags': 'two words'"):
         DiracBackend.from_config(bad, path)
     both = bad.model_copy(update={"grid": grid.grid.model_copy(update={"banned_sites": ["a,b"]})})
     with pytest.raises(ConfigErrors, match=r"grid\.banned_sites"):
@@ -431,7 +439,7 @@ def test_dry_run_creates_nothing_test_one_and_active_jobs_are_never_resubmitted(
     assert len(names) == 5 and len(set(names)) == 5
     grid_file = path / "configs" / "grid.yaml"
     data = yaml.safe_load(grid_file.read_text())
-    data["dirac"]["monitor_url"] = "https://dirac.example.org/DIRAC/?JobID={job_id}"
+    data["backend"]["dirac"]["monitor_url"] = "https://dirac.example.org/DIRAC/?JobID={job_id}"
     grid_file.write_text(yaml.safe_dump(data))
     rows = status_json(path, diracx)["jobs"]
     assert all(row["link"] == f"https://dirac.example.org/DIRAC/?JobID={row['backend_id']}" for row in rows)
@@ -767,9 +775,7 @@ def faulty_backend(tmp_path: Path, url: str, **dirac) -> DiracBackend:
     path = make_analysis(tmp_path, {"gamma": 1}, name="dxfaults")
     grid = load_model(GridConfig, path / "configs" / "grid.yaml")
     section = {"url": url, "credentials_path": str(creds), "backoff": 0.01, "backoff_max": 0.02, **dirac}
-    return DiracBackend.from_config(
-        grid.model_copy(update={"dirac": grid.dirac.model_copy(update=section)}), path
-    )
+    return DiracBackend.from_config(with_dirac(grid, **section), path)
 
 
 def test_status_calls_are_retried_after_5xx_and_timeouts_then_reported(tmp_path):

@@ -225,7 +225,7 @@ def test_command_failures_name_the_lfn_command_and_reason(standin, tmp_path, mon
     empty.touch()
     with pytest.raises(StorageError, match="empty"):
         _storage().put(empty, lfn)
-    with pytest.raises(UsageError, match=r"storage\.dirac_se or grid\.upload_sites"):
+    with pytest.raises(UsageError, match=r"storage\.dirac\.se or grid\.upload_sites"):
         _storage(se="").put(src, lfn)
     with pytest.raises(StorageError, match="did not finish within"):
         _storage(timeout=0.001).stat([lfn])

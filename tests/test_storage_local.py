@@ -302,21 +302,21 @@ def test_from_config_uses_local_root(tmp_path):
             "analysis_name": "ana",
             "grid": {"home": "/vo.test/user/t/tester", "path": "analyses", "user_name": "tester"},
             "backend": {"name": "local"},
-            "storage": {"name": "local", "local_root": "state/storage"},
+            "storage": {"name": "local", "local_root": "state/storage"},  # where older versions wrote it
             "payload": {"name": "demo"},
         }
     )
     storage = open_storage(grid, tmp_path / "ana")
     assert isinstance(storage, LocalStorage)
     assert storage.root == (tmp_path / "ana/state/storage").resolve()
-    absolute = grid.model_copy(
-        update={"storage": grid.storage.model_copy(update={"local_root": str(tmp_path)})}
+    absolute = GridConfig.model_validate(
+        {**grid.model_dump(), "storage": {"name": "local", "local": {"root": str(tmp_path)}}}
     )
     assert open_storage(absolute, tmp_path / "ana").root == tmp_path.resolve()
 
 
 def test_unknown_storage_names_the_installed_ones():
-    with pytest.raises(UsageError, match=r"'nosuch' is not installed \(installed: .*local"):
+    with pytest.raises(UsageError, match=r"storage 'nosuch' is not installed; installed: .*local"):
         storage_class("nosuch")
 
 

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Literal
 
 from gridpipe.analysis.config import CONFIG_MODELS, GridConfig
-from gridpipe.analysis.configio import load_model
+from gridpipe.analysis.configio import load_model, read_yaml
 from gridpipe.analysis.create import read_metadata
 from gridpipe.analysis.layout import METADATA_FILE, WORKFLOW_FILE
+from gridpipe.analysis.legacy import migrate_grid
 from gridpipe.analysis.lists import scan_list
-from gridpipe.analysis.skeleton import load_workflow
-from gridpipe.core.exceptions import ConfigError, ConfigErrors
+from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
+from gridpipe.core.exceptions import ConfigError, ConfigErrors, UsageError
+from gridpipe.core.plugins import Group, load
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,16 @@ def check_analysis(path: Path) -> list[Finding]:
             continue
         if isinstance(loaded, GridConfig):
             grid = loaded
+    workflow = None
     try:
-        load_workflow(path / WORKFLOW_FILE)
+        workflow = load_workflow(path / WORKFLOW_FILE)
     except (ConfigError, ConfigErrors) as exc:
         findings += _config_findings(exc)
+    if grid is not None and workflow is not None:
+        findings += _payload_findings(grid, workflow, path / WORKFLOW_FILE)
     if grid is not None:
+        findings += _combination_findings(grid, path / "configs/grid.yaml")
+        findings += _old_key_findings(path / "configs/grid.yaml")
         if grid.analysis_name != path.name:
             findings.append(
                 Finding(
@@ -71,6 +78,59 @@ def check_analysis(path: Path) -> list[Finding]:
         for key, rel in grid.inputs.items():
             findings += _list_findings(path / rel, key)
     return sorted(findings, key=lambda f: f.level != "error")
+
+
+def combination_problem(grid: GridConfig) -> str | None:
+    """Why the chosen backend cannot work with the chosen storage, from what the two plugins declare."""
+    try:
+        backend = load(Group.backends, grid.backend.name)
+        storage = load(Group.storages, grid.storage.name)
+    except UsageError:
+        return None  # reported on backend.name / storage.name already
+    if getattr(backend, "shares_file_system", True) or getattr(storage, "reachable_from_grid", True):
+        return None
+    return (
+        f"backend {grid.backend.name!r} runs jobs on other machines, which cannot reach storage "
+        f"{grid.storage.name!r} (a folder on this one): every job would end without its outputs in storage; "
+        "choose a storage reachable from grid jobs or a backend that shares this machine's files"
+    )
+
+
+def _combination_findings(grid: GridConfig, file: Path) -> list[Finding]:
+    problem = combination_problem(grid)
+    if problem is None:
+        return []
+    _, lines = read_yaml(file)
+    return [Finding("error", str(file), f"key 'storage.name': {problem}", lines.get(("storage", "name")))]
+
+
+def _payload_findings(grid: GridConfig, workflow: WorkflowSpec, file: Path) -> list[Finding]:
+    """The chosen payload checks every stage's command lines before any job exists."""
+    try:
+        payload = load(Group.payloads, grid.payload.name)()
+    except UsageError as exc:
+        return [Finding("error", str(file.parent / "grid.yaml"), exc.detail)]
+    return [
+        Finding("error", str(file), problem)
+        for stage in workflow.stages
+        for problem in payload.check(stage.name, stage.command, stage.placeholders())
+    ]
+
+
+def _old_key_findings(file: Path) -> list[Finding]:
+    """Keys read from where older gridpipe versions wrote them: still work, but say where they go now."""
+    data, lines = read_yaml(file)
+    if not isinstance(data, dict):
+        return []
+    return [
+        Finding(
+            "warning",
+            str(file),
+            f"key '{old}': read from its old place; move it to '{new}'",
+            lines.get(tuple(old.split("."))),
+        )
+        for old, new in migrate_grid(data)[1]
+    ]
 
 
 def _list_findings(list_path: Path, key: str) -> list[Finding]:

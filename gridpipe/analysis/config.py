@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from gridpipe.analysis.legacy import migrate_grid
 from gridpipe.analysis.naming import analysis_name_problem, lfn_problem, relative_path_problem
+from gridpipe.analysis.sections import NoSettings, PluginSection, Strict
+from gridpipe.core.plugins import Group, PluginNotFoundError, available
 
-BACKENDS = ("local", "dirac", "slurm", "htcondor")
-STORAGES = ("local", "dirac")
-PAYLOADS = ("demo", "protopipe", "ctapipe")
+__all__ = ["NoSettings", "PluginSection", "Strict"]
+
 MODES = ("tail", "wave")
-
-
-class Strict(BaseModel):
-    """Base of every config section: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _check(problem_of: Any) -> Any:
@@ -52,35 +49,36 @@ class GridSection(Strict):
     )
 
 
-class BackendSection(Strict):
-    """Where jobs run."""
+class BackendSection(PluginSection):
+    """Where jobs run: `name` is an installed backend; `backend.<name>` holds that backend's settings."""
 
-    name: Literal["local", "dirac", "slurm", "htcondor"] = Field(description="Backend name.")
-    max_workers: int = Field(0, ge=0, description="local backend: processes at once (0 = number of cores).")
+    group: ClassVar[Group] = Group.backends
+    name: str = Field(description="Backend name (an installed `gridpipe.backends` plugin).")
     submit_batch: int = Field(0, ge=0, description="Most jobs per submit call (0: the backend's own limit).")
 
 
-class StorageSection(Strict):
-    """Where files live."""
+class StorageSection(PluginSection):
+    """Where files live: `name` is an installed storage; `storage.<name>` holds that storage's settings."""
 
-    name: Literal["local", "dirac"] = Field(description="Storage name.")
-    local_root: str = Field(description="local storage: absolute directory playing the storage element.")
-    dirac_se: str = Field(
-        "", description="dirac storage: storage element files are put to ('' = first upload site)."
-    )
-    dirac_command_timeout: float = Field(
-        900.0, gt=0, description="dirac storage: seconds one DIRAC data-management command may run."
-    )
-    dirac_bin_dir: str = Field(
-        "", description="dirac storage: folder holding DIRAC's dirac-dms-* commands ('' = found on PATH)."
-    )
+    group: ClassVar[Group] = Group.storages
+    name: str = Field(description="Storage name (an installed `gridpipe.storages` plugin).")
 
 
 class PayloadSection(Strict):
     """What jobs execute."""
 
-    name: Literal["demo", "protopipe", "ctapipe"] = Field(description="Payload name.")
+    name: str = Field(description="Payload name (an installed `gridpipe.payloads` plugin).")
     mode: Literal["tail", "wave"] = Field("tail", description="Image cleaning mode, part of output names.")
+
+    @field_validator("name")
+    @classmethod
+    def _installed(cls, name: str) -> str:
+        installed = available(Group.payloads)
+        if name not in installed:
+            raise PydanticCustomError(
+                "plugin_not_installed", PluginNotFoundError(Group.payloads, name, installed).detail
+            )
+        return name
 
 
 class JobsSection(Strict):
@@ -92,41 +90,6 @@ class JobsSection(Strict):
     max_attempts: int = Field(3, ge=1, le=100, description="Submissions of a job before it fails for good.")
 
 
-class DiracSection(Strict):
-    """The `dirac` backend (DIRAC through diracx-client): connection, job description, submission."""
-
-    url: str = Field("", description="DiracX server URL ('' = diracx's DIRACX_URL).")
-    credentials_path: str = Field(
-        "",
-        description="diracx credentials file ('' = DIRACX_CREDENTIALS_PATH or ~/.cache/diracx/credentials.json); "
-        "relative paths are relative to the analysis directory.",
-    )
-    output_se: str = Field("", description="Storage element for job outputs ('' = DIRAC's default).")
-    cpu_time: int = Field(86400, ge=1, description="CPUTime of every job, in seconds.")
-    priority: int | None = Field(None, ge=0, le=10, description="Job priority 0-10 (null = DIRAC's default).")
-    tags: list[str] = Field(
-        default_factory=list, description="Tags jobs require (e.g. a number of processors)."
-    )
-    job_group: str = Field(
-        "",
-        max_length=32,
-        description="JobGroup of the analysis's jobs ('' = derived from name and grid folder).",
-    )
-    min_token_validity: int = Field(
-        10, ge=0, description="Minutes a token must still be valid for a submission to start (at least 5)."
-    )
-    submit_parallel: int = Field(4, ge=1, le=32, description="Submission calls of 20 jobs in flight at once.")
-    monitor_url: str = Field(
-        "", description="DIRAC web monitor URL for job links; '{job_id}' marks where the id goes ('' = none)."
-    )
-    timeout: float = Field(60.0, gt=0, description="Seconds to wait for the server on each call.")
-    retries: int = Field(
-        4, ge=0, le=20, description="Retries of status, lookup and kill calls after network faults."
-    )
-    backoff: float = Field(1.0, ge=0, description="Seconds before the first retry (doubled each time).")
-    backoff_max: float = Field(30.0, ge=0, description="Longest wait between two retries, in seconds.")
-
-
 class GridConfig(Strict):
     """configs/grid.yaml."""
 
@@ -136,10 +99,15 @@ class GridConfig(Strict):
     storage: StorageSection
     payload: PayloadSection
     jobs: JobsSection = Field(default_factory=JobsSection)
-    dirac: DiracSection = Field(default_factory=DiracSection)
     inputs: dict[str, RelPath] = Field(
         default_factory=dict, description="Input file lists by key, relative to the analysis directory."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_places(cls, data: Any) -> Any:
+        """Keys of older grid.yaml files (`dirac:`, `backend.max_workers`, ...) are read from where they were."""
+        return migrate_grid(data)[0] if isinstance(data, dict) else data
 
 
 class GeneralSection(Strict):

@@ -43,9 +43,14 @@ def _allowed_keys(model: type[BaseModel], loc: KeyPath) -> list[str]:
             continue
         fields = current.model_fields if current is not None else {}
         field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
+        if field is None and hasattr(current, "plugin_models"):
+            current = current.plugin_models().get(part)  # a plugin's own section, e.g. backend.dirac
+            continue
         current = _item_model(field.annotation) if field is not None else None
     if current is None:
         return []
+    if hasattr(current, "allowed_keys"):
+        return list(current.allowed_keys())
     return [f.alias or name for name, f in current.model_fields.items()]
 
 
@@ -71,7 +76,8 @@ def _message(error: dict[str, Any], model: type[BaseModel]) -> str:
     if kind == "missing":
         return "required key is missing; add it"
     text = error["msg"]
-    if "input" in error and kind not in ("model_type", "dict_type") and not isinstance(error["input"], dict):
+    shown_already = ("model_type", "dict_type", "plugin_not_installed", "plugin_unavailable")
+    if "input" in error and kind not in shown_already and not isinstance(error["input"], dict):
         text += f" (got {_shown(error['input'])})"  # a whole section is not repeated: its line is named
     return text
 

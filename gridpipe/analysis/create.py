@@ -18,13 +18,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gridpipe.analysis.config import BACKENDS, CONFIG_MODELS, MODES, PAYLOADS, STORAGES
+from gridpipe.analysis.config import CONFIG_MODELS, MODES
 from gridpipe.analysis.configio import load_model, read_yaml
 from gridpipe.analysis.layout import CREATE_LOG, METADATA_FILE, STATE_DIR, WORKFLOW_FILE
 from gridpipe.analysis.naming import join_lfn, lfn_problem, relative_path_problem, validate_analysis_name
-from gridpipe.analysis.render import environment, render, yaml_document
+from gridpipe.analysis.render import environment, render, settings_block, yaml_document
 from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
 from gridpipe.core.exceptions import AnalysisExistsError, ConfigError, ConfigErrors, UsageError
+from gridpipe.core.plugins import Group, available, load
 from gridpipe.core.resources import skeleton_dir
 from gridpipe.core.timeutil import utcnow
 from gridpipe.core.version import __version__
@@ -62,7 +63,6 @@ class CreateRequest:
     n_jobs_max: int = -1
     banned_sites: tuple[str, ...] = ()
     upload_sites: tuple[str, ...] = ()
-    local_storage_root: Path | None = None
 
 
 @dataclass
@@ -83,13 +83,15 @@ def _validate(req: CreateRequest) -> None:
     if req.grid_path and relative_path_problem(req.grid_path):
         raise UsageError(f"--grid-path-from-home {req.grid_path!r}: {relative_path_problem(req.grid_path)}")
     for option, value, allowed in (
-        ("--backend", req.backend, BACKENDS),
-        ("--storage", req.storage, STORAGES),
-        ("--payload", req.payload, PAYLOADS),
+        ("--backend", req.backend, available(Group.backends)),
+        ("--storage", req.storage, available(Group.storages)),
+        ("--payload", req.payload, available(Group.payloads)),
         ("--mode", req.mode, MODES),
     ):
         if value not in allowed:
             raise UsageError(f"{option} {value!r} is not one of: {', '.join(allowed)}")
+    for group, name in ((Group.backends, req.backend), (Group.storages, req.storage)):
+        load(group, name)  # a plugin whose extra is missing says what to install, before anything is made
     if req.n_file_per_job < 1:
         raise UsageError("--n-file-per-job must be at least 1")
     if req.n_jobs_max < -1 or req.n_jobs_max == 0:
@@ -97,7 +99,6 @@ def _validate(req: CreateRequest) -> None:
 
 
 def _context(req: CreateRequest, path: Path, spec: WorkflowSpec) -> dict[str, Any]:
-    storage_root = req.local_storage_root or path / STATE_DIR / "storage"
     return {
         "name": req.name,
         "analysis_path": str(path),
@@ -113,7 +114,11 @@ def _context(req: CreateRequest, path: Path, spec: WorkflowSpec) -> dict[str, An
         "n_jobs_max": req.n_jobs_max,
         "banned_sites": list(req.banned_sites),
         "upload_sites": list(req.upload_sites),
-        "local_storage_root": str(Path(storage_root).resolve()),
+        "backends": available(Group.backends),
+        "storages": available(Group.storages),
+        "payloads": available(Group.payloads),
+        "backend_section": _section(Group.backends, req.backend, path),
+        "storage_section": _section(Group.storages, req.storage, path),
         "inputs": dict(spec.inputs),
         "downloads": [{"data_type": dt, "particles": ps} for dt, ps in spec.downloads()],
         "version": __version__,
@@ -121,6 +126,12 @@ def _context(req: CreateRequest, path: Path, spec: WorkflowSpec) -> dict[str, An
         # (python, python3, python3.12) the interpreter that runs gridpipe was started by
         "gridpipe_script": str(Path(sysconfig.get_path("scripts")) / "gridpipe"),
     }
+
+
+def _section(group: Group, name: str, path: Path) -> str:
+    """The plugin's own section of grid.yaml, rendered from its settings for a new analysis."""
+    settings = load(group, name).new_settings(path)
+    return settings_block(group.kind, name, settings)
 
 
 def _metadata(req: CreateRequest, path: Path, previous: dict[str, Any] | None) -> str:

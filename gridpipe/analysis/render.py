@@ -8,6 +8,7 @@ from typing import Any
 
 import jinja2
 import yaml
+from pydantic import BaseModel
 
 from gridpipe.core.exceptions import ConfigError
 from gridpipe.core.resources import templates_dir
@@ -39,6 +40,25 @@ _ExactDumper.add_representer(str, _represent_str)
 def yaml_document(data: Any) -> str:
     """A block YAML document (plain keys, key order kept) that parses back to exactly `data`."""
     return yaml.dump(data, Dumper=_ExactDumper, sort_keys=False, allow_unicode=True)
+
+
+def key_of(name: str) -> str:
+    """`name` as a YAML mapping key: plain when it is a simple word, else quoted."""
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name) else yaml_value(name)
+
+
+def settings_block(kind: str, name: str, settings: BaseModel, indent: str = "  ") -> str:
+    """The YAML lines of a plugin's section `name:` (each key under its description), inside `kind:`."""
+    lines = [f"{indent}# Settings of the {name} {kind} (`gridpipe schema` describes every key)."]
+    values = settings.model_dump(mode="json")
+    if not values:
+        return "\n".join([*lines, f"{indent}{key_of(name)}: {{}}", ""])
+    lines.append(f"{indent}{key_of(name)}:")
+    for key, field in type(settings).model_fields.items():
+        if field.description:
+            lines.append(f"{indent * 2}# {' '.join(field.description.split())}")
+        lines.append(f"{indent * 2}{field.alias or key}: {yaml_value(values[field.alias or key])}")
+    return "\n".join([*lines, ""])
 
 
 _SHELL_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from gridpipe.analysis.config import RelPath, Strict
+from gridpipe.core.plugins import Group, PluginNotFoundError, available
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=40)]
 UnitName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", max_length=40)]
 CommandLines = list[str]
+PLACEHOLDERS = frozenset(
+    {"analysis", "particle", "unit", "mode", "python", "analysis_path", "configs", "merged", "token"}
+)
+"""Placeholders every command may use; grid stages add output/inputs/input/input_stem, local ones outdir
+(and `{inputs}`, which stands for no argument there)."""
 
 
 class Sweep(Strict):
@@ -51,9 +58,22 @@ class Stage(Strict):
     outdir: RelPath | None = Field(None, description="local: output folder relative to the analysis.")
     upload: bool = Field(False, description="local: upload the outdir's files to the grid after success.")
     n_file_per_job: int | None = Field(None, ge=1, description="Overrides grid.yaml jobs.n_file_per_job.")
+    splitter: str = Field(
+        "files", description="grid: how inputs become jobs (an installed `gridpipe.splitters` plugin)."
+    )
     command: CommandLines | dict[str, CommandLines] = Field(
         description="Command lines run in order (no shell); or one list per payload name."
     )
+
+    @field_validator("splitter")
+    @classmethod
+    def _installed(cls, name: str) -> str:
+        installed = available(Group.splitters)
+        if name not in installed:
+            raise PydanticCustomError(
+                "plugin_not_installed", PluginNotFoundError(Group.splitters, name, installed).detail
+            )
+        return name
 
     @model_validator(mode="after")
     def _complete(self) -> Stage:
@@ -68,6 +88,15 @@ class Stage(Strict):
         elif self.outdir is None:
             raise ValueError("a local stage needs `outdir`, the folder its outputs are written to")
         return self
+
+    def placeholders(self) -> set[str]:
+        """The placeholders this stage's commands may use (what the planner fills in)."""
+        known = set(PLACEHOLDERS) | (
+            {self.sweep.name} if self.sweep is not None and not self.sweep.env else set()
+        )
+        return known | (
+            {"output", "inputs", "input", "input_stem"} if self.kind == "grid" else {"outdir", "inputs"}
+        )
 
     def commands_for(self, payload: str) -> CommandLines:
         """The command lines of this stage for a payload."""

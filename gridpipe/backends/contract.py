@@ -1,17 +1,23 @@
 """The one backend contract. Backends answer in batches; the engine owns polling, throttling and retries.
 
-Backends are found through the `gridpipe.backends` entry-point group; each entry point names a class
-with a `from_config(grid, analysis_path)` class method.
+Backends are found through the `gridpipe.backends` entry-point group (`gridpipe.core.plugins`); each
+entry point names a subclass of `Backend`. A backend owns its settings: `settings_model` validates its
+section `backend.<name>` of configs/grid.yaml (read it with `grid.backend.settings_for(name, model)`),
+and it declares its capabilities (`shares_file_system`) so that `check` can refuse what cannot work.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
+from pydantic import BaseModel
+
+from gridpipe.analysis.config import NoSettings
 from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
 
 if TYPE_CHECKING:
@@ -22,6 +28,10 @@ class Backend(ABC):
     """Submit many, poll many, cancel many, find by name, fetch logs."""
 
     name: ClassVar[str]
+    settings_model: ClassVar[type[BaseModel]] = NoSettings
+    """The model of the backend's section `backend.<name>` of configs/grid.yaml (every key has a default)."""
+    shares_file_system: ClassVar[bool] = True
+    """Jobs run where this machine's files are (local, Slurm, HTCondor); False for the grid (DIRAC)."""
     max_batch: ClassVar[int] = 1000
     """Most jobs one `submit` call may carry (DIRAC: 20); the engine batches accordingly."""
 
@@ -29,6 +39,19 @@ class Backend(ABC):
     @abstractmethod
     def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
         """Build the backend from configs/grid.yaml of the analysis at `analysis_path`."""
+
+    @classmethod
+    def new_settings(cls, analysis_path: Path) -> BaseModel:
+        """The settings `create-analysis` writes for a new analysis at `analysis_path` (the defaults)."""
+        return cls.settings_model()
+
+    @classmethod
+    def job_python(cls) -> str:
+        """The python a payload's `{python}` runs with: this interpreter where files are shared, else `python3`."""
+        return sys.executable if cls.shares_file_system else "python3"
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections, pools and files; the backend is not used again. Called by `Analysis.close`."""
 
     poll_interval: ClassVar[float] = 30.0
     """Seconds between two refreshes of `gridpipe run` when the user does not say."""
@@ -49,7 +72,11 @@ class Backend(ABC):
 
     @abstractmethod
     def poll(self, backend_ids: Sequence[str]) -> list[BackendStatus]:
-        """Current status of the given jobs, in as few calls as the backend allows."""
+        """Current status of the given jobs, in as few calls as the backend allows.
+
+        An id the backend does not know is either left out of the answer or reported FAILED with a
+        reason, never DONE: the engine only gathers outputs of jobs a backend says ended well.
+        """
 
     @abstractmethod
     def cancel(self, backend_ids: Sequence[str]) -> None:
@@ -76,6 +103,3 @@ class Backend(ABC):
 
     def preflight(self) -> None:  # noqa: B027 - optional hook
         """Raise BackendError if submitting cannot work (DIRAC: expired token); called before planning is recorded."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release what the backend holds (connections, clients); gridpipe calls it when done with it."""

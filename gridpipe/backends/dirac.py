@@ -15,12 +15,15 @@ from pathlib import Path
 from threading import Event
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
+import diracx.client  # noqa: F401 - the `dirac` extra; without it the plugin loader says what to install
+
+from gridpipe.analysis.config import Strict
 from gridpipe.backends.contract import Backend
 from gridpipe.backends.dirac_client import PER_PAGE, DiracConnection
 from gridpipe.backends.dirac_credentials import TokenInfo, check_token, read_token_info
 from gridpipe.backends.dirac_jdl import render_jdl
 from gridpipe.backends.dirac_sandbox import InputSandboxes, output_texts
-from gridpipe.backends.dirac_settings import DiracSettings, dirac_settings
+from gridpipe.backends.dirac_settings import DiracSection, DiracSettings, dirac_settings
 from gridpipe.backends.dirac_status import backend_status, gridpipe_status, monitor_link
 from gridpipe.core.exceptions import BackendError
 from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
@@ -41,6 +44,8 @@ class DiracBackend(Backend):
     """DIRAC through diracx-client; connection and credentials as diracx's own, overridable in grid.yaml."""
 
     name: ClassVar[str] = "dirac"
+    settings_model: ClassVar[type[Strict]] = DiracSection
+    shares_file_system: ClassVar[bool] = False
     max_batch: ClassVar[int] = MAX_SUBMIT
 
     def __init__(self, settings: DiracSettings, work_dir: Path) -> None:

@@ -17,6 +17,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
+from pydantic import Field
+
+from gridpipe.analysis.config import Strict
 from gridpipe.backends.contract import Backend
 from gridpipe.backends.local_executor import try_lock
 from gridpipe.backends.local_job import LOG_STREAMS, read_log, slot_log
@@ -32,10 +35,17 @@ if TYPE_CHECKING:
     from gridpipe.storage.contract import Storage
 
 
+class LocalBackendSettings(Strict):
+    """`backend.local` of configs/grid.yaml."""
+
+    max_workers: int = Field(0, ge=0, description="Processes at once (0 = number of cores).")
+
+
 class LocalBackend(Backend):
     """Processes on this machine, `workers` at a time."""
 
     name: ClassVar[str] = "local"
+    settings_model: ClassVar[type[Strict]] = LocalBackendSettings
     poll_interval: ClassVar[float] = 0.3
 
     def __init__(
@@ -53,10 +63,11 @@ class LocalBackend(Backend):
 
     @classmethod
     def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
-        """Workers from `backend.max_workers` (0: number of cores); storage as configured."""
+        """Workers from `backend.local.max_workers` (0: number of cores); storage as configured."""
         from gridpipe.storage.registry import open_storage
 
-        workers = grid.backend.max_workers or os.cpu_count() or 1
+        settings = grid.backend.settings_for(cls.name, LocalBackendSettings)
+        workers = settings.max_workers or os.cpu_count() or 1
         return cls(analysis_path, workers, lambda: open_storage(grid, analysis_path))
 
     @classmethod
@@ -66,6 +77,12 @@ class LocalBackend(Backend):
         from gridpipe.analysis.configio import load_model
 
         return cls.from_config(load_model(GridConfig, analysis_path / "configs" / "grid.yaml"), analysis_path)
+
+    def close(self) -> None:
+        """Close the queue's database connection if it was opened."""
+        queue = self.__dict__.pop("queue", None)
+        if queue is not None:
+            queue.close()
 
     @property
     def capacity(self) -> int:

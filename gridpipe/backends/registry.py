@@ -1,36 +1,30 @@
-"""Find backends through the `gridpipe.backends` entry-point group."""
+"""Open the configured backend through the one plugin loader (`gridpipe.core.plugins`)."""
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gridpipe.core.exceptions import UsageError
+from gridpipe.backends.contract import Backend
+from gridpipe.core.plugins import Group, PluginBrokenError, available, load
 
 if TYPE_CHECKING:
     from gridpipe.analysis.config import GridConfig
-    from gridpipe.backends.contract import Backend
 
-GROUP = "gridpipe.backends"
-
-
-def available() -> list[str]:
-    """Names of the installed backends."""
-    return sorted(ep.name for ep in entry_points(group=GROUP))
+GROUP = Group.backends.value
 
 
 def backend_class(name: str) -> type[Backend]:
-    """The backend class registered under `name`."""
-    found = [ep for ep in entry_points(group=GROUP) if ep.name == name]
-    if not found:
-        raise UsageError(
-            f"configs/grid.yaml: key 'backend.name': backend '{name}' is not installed; "
-            f"installed: {', '.join(available())}"
-        )
-    return found[0].load()
+    """The backend class registered under `name` (UsageError when it is not installed or cannot load)."""
+    cls = load(Group.backends, name)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise PluginBrokenError(Group.backends, name, "it is not a gridpipe Backend class")
+    return cls
 
 
 def open_backend(grid: GridConfig, analysis_path: Path) -> Backend:
     """The configured backend of an analysis."""
     return backend_class(grid.backend.name).from_config(grid, analysis_path)
+
+
+__all__ = ["GROUP", "available", "backend_class", "open_backend"]

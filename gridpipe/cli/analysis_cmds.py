@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -10,30 +10,16 @@ import typer
 from gridpipe.cli.options import AnalysisPath, JsonOutput, analysis_root
 from gridpipe.cli.root import app
 from gridpipe.core.exceptions import EXIT_USAGE, UsageError
+from gridpipe.core.plugins import Group, available
 
 
-class Backend(StrEnum):
-    """Backends a new analysis can use."""
+def _complete(group: Group) -> Callable[[str], list[str]]:
+    """Shell completion offers the installed plugins of `group` (read when asked, not at start-up)."""
 
-    local = "local"
-    dirac = "dirac"
-    slurm = "slurm"
-    htcondor = "htcondor"
+    def complete(incomplete: str) -> list[str]:
+        return [name for name in available(group) if name.startswith(incomplete)]
 
-
-class Storage(StrEnum):
-    """Storages a new analysis can use."""
-
-    local = "local"
-    dirac = "dirac"
-
-
-class Payload(StrEnum):
-    """Payloads a new analysis can run."""
-
-    demo = "demo"
-    protopipe = "protopipe"
-    ctapipe = "ctapipe"
+    return complete
 
 
 @app.command("create-analysis")
@@ -60,9 +46,21 @@ def create_analysis_cmd(
         "--GRID-path-from-home",
         help="Path from the grid home to the analyses folder.",
     ),
-    backend: Backend = typer.Option(Backend.local, help="Where jobs run."),
-    storage: Storage = typer.Option(Storage.local, help="Where files live."),
-    payload: Payload = typer.Option(Payload.demo, help="What jobs execute."),
+    backend: str = typer.Option(
+        "local",
+        help="Where jobs run: an installed backend (a wrong name lists them).",
+        autocompletion=_complete(Group.backends),
+    ),
+    storage: str = typer.Option(
+        "local",
+        help="Where files live: an installed storage (a wrong name lists them).",
+        autocompletion=_complete(Group.storages),
+    ),
+    payload: str = typer.Option(
+        "demo",
+        help="What jobs execute: an installed payload (a wrong name lists them).",
+        autocompletion=_complete(Group.payloads),
+    ),
     workflow: Path = typer.Option(
         None,
         "--workflow",
@@ -101,9 +99,9 @@ def create_analysis_cmd(
         analyses_dir=analyses_dir,
         grid_home=grid_home or default_grid_home(),
         grid_path=grid_path,
-        backend=backend.value,
-        storage=storage.value,
-        payload=payload.value,
+        backend=backend,
+        storage=storage,
+        payload=payload,
         workflow=workflow.resolve() if workflow else None,
         overwrite=overwrite,
         n_file_per_job=n_file_per_job,

@@ -81,7 +81,7 @@ def print_submit(outcome: SubmitOutcome, json_output: bool) -> None:
 
 
 def _link(an: Analysis, backend: str | None, backend_id: str | None) -> str | None:
-    if not backend_id or backend != an.grid.backend.name or backend == "local":
+    if not backend_id or backend != an.grid.backend.name:
         return None
     return an.backend.link(backend_id)
 

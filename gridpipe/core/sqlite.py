@@ -21,9 +21,6 @@ BUSY_TIMEOUT_S = 60.0
 """How long a connection waits for other processes' locks before it gives up."""
 
 
-HEADER = b"SQLite format 3\x00"
-
-
 @dataclass
 class Database:
     """An open gridpipe database: its connection and whether this process may only read it."""
@@ -53,8 +50,10 @@ def open_database(path: Path, setup: Callable[[sqlite3.Connection], None]) -> Da
     try:
         if readonly:
             conn = _readonly_connection(path)
+            check_connection(conn, path)
         else:
             conn = _connection(str(path), uri=False)
+            check_connection(conn, path)
             use_wal(conn, BUSY_TIMEOUT_S)
             setup(conn)
     except sqlite3.DatabaseError as exc:
@@ -67,24 +66,37 @@ def connect(path: Path) -> sqlite3.Connection:
     return open_database(path, lambda conn: None).conn
 
 
+_RESTORE = "restore it from a backup, or move it away to start a new one (what it recorded would be lost)"
+
+
 def check_database_file(path: Path) -> None:
-    """Refuse a file that is not a whole SQLite database (empty, foreign, truncated), naming it."""
-    fix = "restore it from a backup, or move it away to start a new one (what it recorded would be lost)"
+    """Refuse an empty file (SQLite would silently take it for a new database), naming it.
+
+    Only `stat` is used here: opening and closing a database file in a process that has SQLite
+    connections to it would drop their POSIX locks, and other processes could then reset its WAL.
+    """
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(100)
-            size = os.fstat(fh.fileno()).st_size
+        size = path.stat().st_size
     except OSError as exc:
         raise DatabaseFileError(path, f"cannot be read ({exc.strerror})", "check its permissions") from None
     if size == 0:
-        raise DatabaseFileError(path, "is empty (0 bytes): the file was truncated or replaced", fix)
-    if not head.startswith(HEADER) or len(head) < 100:
-        raise DatabaseFileError(path, "is not an SQLite database (damaged or overwritten)", fix)
-    page_size = int.from_bytes(head[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages, valid_for, changes = (int.from_bytes(head[o : o + 4], "big") for o in (28, 92, 24))
-    if valid_for == changes and size < page_size * pages:
-        raise DatabaseFileError(path, f"is truncated ({size} bytes of {page_size * pages})", fix)
+        raise DatabaseFileError(path, "is empty (0 bytes): the file was truncated or replaced", _RESTORE)
+
+
+def check_connection(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse, through an open connection, a file that is foreign, damaged or truncated, naming it."""
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            return  # pages may live in the WAL: the file alone says nothing about its length
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseFileError(path, f"is not a whole SQLite database ({exc})", _RESTORE) from None
+    size = path.stat().st_size
+    if size < pages * page_size:
+        raise DatabaseFileError(path, f"is truncated ({size} bytes of {pages * page_size})", _RESTORE)
 
 
 def database_error(exc: sqlite3.Error, path: Path | str) -> Exception:
@@ -98,7 +110,7 @@ def database_error(exc: sqlite3.Error, path: Path | str) -> Exception:
         return DatabaseFileError(
             path,
             "is damaged (SQLite: " + str(exc) + ")",
-            "restore it from a backup, or move it away to start a new one (what it recorded would be lost)",
+            _RESTORE,
         )
     return exc
 

@@ -6,7 +6,6 @@ with Analysis.open(path) as an:
 
 from __future__ import annotations
 
-import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -103,7 +102,9 @@ class Analysis:
             for s in self.workflow.stages
             if s.kind == "grid"
         }
-        python = "python3" if self.grid.backend.name == "dirac" else sys.executable
+        from gridpipe.backends.registry import backend_class
+
+        python = backend_class(self.grid.backend.name).job_python()
         return PlanContext(
             analysis=self.grid.analysis_name,
             analysis_path=self.path,

@@ -41,7 +41,7 @@ def upload_stage_outputs(an: Analysis, stage: Stage) -> list[Uploaded]:
             raise StorageError(
                 f"{lfn}: stored copy does not match {path} (adler32 {info.adler32} vs {local_sum})"
             )
-        replicas = tuple(getattr(an.storage, "replicas", lambda _lfn: list(sites))(lfn))
+        replicas = tuple(an.storage.replicas(lfn))
         missing = [site for site in sites if site not in replicas]
         if missing:
             raise StorageError(

@@ -1,7 +1,9 @@
 """The one storage contract every storage implements (local SE, DIRAC DMS, site plug-ins).
 
-Storages are found through the `gridpipe.storages` entry-point group; each entry point names a
-class with a `from_config(grid, analysis_path)` class method.
+Storages are found through the `gridpipe.storages` entry-point group (`gridpipe.core.plugins`); each
+entry point names a subclass of `Storage`. A storage owns its settings: `settings_model` validates its
+section `storage.<name>` of configs/grid.yaml, and it declares whether jobs that do not share this
+machine's file system can reach it (`reachable_from_grid`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
+from pydantic import BaseModel
+
+from gridpipe.analysis.config import NoSettings
 from gridpipe.core.exceptions import StorageError
 
 if TYPE_CHECKING:
@@ -32,6 +37,10 @@ class Storage(ABC):
     """List, stat, get (verified), put (checksummed, replicated), remove. Every method is bulk-friendly."""
 
     name: ClassVar[str]
+    settings_model: ClassVar[type[BaseModel]] = NoSettings
+    """The model of the storage's section `storage.<name>` of configs/grid.yaml (every key has a default)."""
+    reachable_from_grid: ClassVar[bool] = True
+    """Jobs on another machine (a grid site) can read and write it; False for a folder on this machine."""
     parallel_transfers: ClassVar[int] = 8
     """How many gets or puts at once pay off (a local disk: 1, threads only add overhead)."""
 
@@ -39,6 +48,14 @@ class Storage(ABC):
     @abstractmethod
     def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
         """Build the storage from configs/grid.yaml of the analysis at `analysis_path`."""
+
+    @classmethod
+    def new_settings(cls, analysis_path: Path) -> BaseModel:
+        """The settings `create-analysis` writes for a new analysis at `analysis_path` (the defaults)."""
+        return cls.settings_model()
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections, pools and files; the storage is not used again. Called by `Analysis.close`."""
 
     @abstractmethod
     def list(self, lfn_dir: str) -> list[FileInfo]:
@@ -65,12 +82,13 @@ class Storage(ABC):
     def remove(self, lfns: Sequence[str]) -> None:
         """Remove files and their catalogue entries; missing ones are ignored."""
 
+    @abstractmethod
+    def replicas(self, lfn: str) -> list[str]:
+        """Storage elements holding `lfn`, sorted; [] when it does not exist."""
+
     def exists(self, lfns: Sequence[str]) -> set[str]:
         """The subset of `lfns` that exists."""
         return set(self.stat(lfns))
-
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release what the storage holds (connections, clients); gridpipe calls it when done with it."""
 
 
 def remove_moved_source(src: str | os.PathLike[str], lfn: str) -> None:

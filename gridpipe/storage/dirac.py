@@ -20,8 +20,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
+from pydantic import Field
+
+from gridpipe.analysis.config import Strict
 from gridpipe.core.exceptions import StorageError, UsageError
 from gridpipe.storage import dirac_commands as cmd
 from gridpipe.storage.checksum import adler32_file, same_adler32
@@ -41,10 +44,21 @@ CHUNK = 500
 """Most LFNs given to one metadata or remove command."""
 
 
+class DiracStorageSettings(Strict):
+    """`storage.dirac` of configs/grid.yaml."""
+
+    se: str = Field("", description="Storage element files are put to ('' = the first of grid.upload_sites).")
+    command_timeout: float = Field(
+        900.0, gt=0, description="Seconds one DIRAC data-management command may run."
+    )
+    bin_dir: str = Field("", description="Folder holding DIRAC's dirac-dms-* commands ('' = found on PATH).")
+
+
 class DiracStorage(Storage):
     """DIRAC's file catalogue and storage elements, driven through the DIRAC client commands."""
 
     name = "dirac"
+    settings_model: ClassVar[type[Strict]] = DiracStorageSettings
 
     def __init__(self, commands: cmd.DiracCommands, *, se: str = "") -> None:
         self.commands = commands
@@ -54,13 +68,13 @@ class DiracStorage(Storage):
 
     @classmethod
     def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
-        """Commands from `storage.dirac_bin_dir` or PATH; puts go to `storage.dirac_se` or the first upload site."""
-        section = grid.storage
-        bin_dir = Path(section.dirac_bin_dir).expanduser() if section.dirac_bin_dir else None
+        """Commands from `storage.dirac.bin_dir` or PATH; puts go to `storage.dirac.se` or the first upload site."""
+        section = grid.storage.settings_for(cls.name, DiracStorageSettings)
+        bin_dir = Path(section.bin_dir).expanduser() if section.bin_dir else None
         if bin_dir is not None and not bin_dir.is_absolute():
             bin_dir = analysis_path / bin_dir
-        se = section.dirac_se or next(iter(grid.grid.upload_sites), "")
-        return cls(cmd.DiracCommands.locate(bin_dir, section.dirac_command_timeout), se=se)
+        se = section.se or next(iter(grid.grid.upload_sites), "")
+        return cls(cmd.DiracCommands.locate(bin_dir, section.command_timeout), se=se)
 
     def list(self, lfn_dir: str) -> list[FileInfo]:
         """Every file below `lfn_dir`: one find-lfns call, then metadata for up to CHUNK LFNs per call."""
@@ -198,7 +212,7 @@ class DiracStorage(Storage):
         """The storage element puts go to; UsageError when none is configured."""
         if not self.se:
             raise UsageError(
-                "configs/grid.yaml: no storage element to upload to; set storage.dirac_se or grid.upload_sites"
+                "configs/grid.yaml: no storage element to upload to; set storage.dirac.se or grid.upload_sites"
             )
         return cmd.checked_se(self.se)
 

@@ -62,7 +62,7 @@ class DiracCommands:
         paths = {name: shutil.which(name, path=where) for name in COMMANDS}
         missing = [name for name, path in paths.items() if path is None]
         if missing:
-            place = f"in storage.dirac_bin_dir {bin_dir}" if bin_dir is not None else "on PATH"
+            place = f"in storage.dirac.bin_dir {bin_dir}" if bin_dir is not None else "on PATH"
             raise UsageError(
                 f"configs/grid.yaml key 'storage.name': storage 'dirac' needs DIRAC's client commands, but "
                 f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not {place}; install DIRAC's "
@@ -94,7 +94,7 @@ class DiracCommands:
             _kill(proc)
             raise StorageError(
                 f"{what}: {name} did not finish within {self.timeout:g} s; check the DIRAC services or raise "
-                "storage.dirac_command_timeout in configs/grid.yaml"
+                "storage.dirac.command_timeout in configs/grid.yaml"
             ) from None
         except BaseException:
             _kill(proc)

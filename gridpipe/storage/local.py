@@ -14,8 +14,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
+from pydantic import Field
+
+from gridpipe.analysis.config import Strict
 from gridpipe.analysis.naming import lfn_problem
 from gridpipe.core.exceptions import StorageError
 from gridpipe.core.sqlite import chunks, marks, select_in
@@ -34,12 +37,25 @@ SE_NAME = "local"
 """The storage element name every file of this storage has a replica at."""
 BUSY_TIMEOUT_S = 60.0
 _LOCAL_ONLY = (SE_NAME,)
+DEFAULT_ROOT = Path(".gridpipe") / "storage"
+
+
+class LocalStorageSettings(Strict):
+    """`storage.local` of configs/grid.yaml."""
+
+    root: str = Field(
+        "",
+        description="Directory that plays the storage element and file catalogue "
+        "(relative: from the analysis; '' = .gridpipe/storage in the analysis).",
+    )
 
 
 class LocalStorage(Storage):
     """A directory as storage element and a SQLite file catalogue beside the files."""
 
     name = "local"
+    settings_model: ClassVar[type[Strict]] = LocalStorageSettings
+    reachable_from_grid = False
     parallel_transfers = 1
 
     durable = False
@@ -57,9 +73,16 @@ class LocalStorage(Storage):
         self._catalogue = Catalogue(self.catalogue_path, lock, timeout=BUSY_TIMEOUT_S)
 
     @classmethod
+    def new_settings(cls, analysis_path: Path) -> LocalStorageSettings:
+        """A new analysis names its storage folder in full, so that a copied analysis keeps using it."""
+        return LocalStorageSettings(root=str((analysis_path / DEFAULT_ROOT).resolve()))
+
+    @classmethod
     def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
-        """The storage at `storage.local_root` of configs/grid.yaml (relative paths: from the analysis)."""
-        root = Path(grid.storage.local_root).expanduser()
+        """The storage at `storage.local.root` of configs/grid.yaml (relative paths: from the analysis)."""
+        root = Path(
+            grid.storage.settings_for(cls.name, LocalStorageSettings).root or DEFAULT_ROOT
+        ).expanduser()
         return cls(root if root.is_absolute() else analysis_path / root)
 
     def list(self, lfn_dir: str) -> list[FileInfo]:

@@ -10,8 +10,9 @@ from gridpipe.analysis.naming import DIRAC_JOBNAME_MAX, join_lfn
 from gridpipe.analysis.stage import Stage
 from gridpipe.core.exceptions import UsageError
 from gridpipe.core.models import JobSpec
+from gridpipe.payloads.contract import payload_named
 from gridpipe.workflow.commands import compile_commands, expand_commands, fill
-from gridpipe.workflow.splitter import split_files
+from gridpipe.workflow.splitter import splitter_named
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def plan_grid_unit(
     templates = compile_commands(_templates(stage, ctx.payload), where)
     model_names = [lfn.rsplit("/", 1)[-1] for lfn in model_lfns]
     specs: list[JobSpec] = []
-    for batch in split_files(remaining, per_job):
+    for batch in splitter_named(stage.splitter).split(remaining, per_job):
         scope = {**values, "token": batch.token}
         name = fill(stage.job_name, scope, where)
         suffix = 1
@@ -160,7 +161,7 @@ def plan_local_unit(ctx: PlanContext, unit: Unit) -> JobSpec:
 
 def _templates(stage: Stage, payload: str) -> list[str]:
     try:
-        return stage.commands_for(payload)
+        return payload_named(payload).commands(stage.name, stage.command)
     except KeyError:
         raise UsageError(
             f"stage '{stage.name}' has no command for payload '{payload}'; add one to "

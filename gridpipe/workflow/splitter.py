@@ -1,12 +1,18 @@
-"""Splitters: input files into jobs (files per job) with protopipe's deterministic run tokens."""
+"""Splitters: how a unit's input files become jobs. The built-in `files` splitter (files per job, with
+protopipe's deterministic run tokens) is the default; others are found through the `gridpipe.splitters`
+entry-point group (`gridpipe.core.plugins`), each naming a subclass of `Splitter`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import ClassVar
 
 from gridpipe.analysis.naming import run_number, run_token
+from gridpipe.core.plugins import Group, PluginBrokenError, load
 
 
 @dataclass(frozen=True)
@@ -42,3 +48,35 @@ def split_files(lfns: Sequence[str], n_file_per_job: int) -> list[Batch]:
             seen[token] = 1
         batches.append(Batch(token=token, lfns=chunk))
     return batches
+
+
+class Splitter:
+    """Turns a unit's input files into jobs: batches with a token unique within the split, same every time."""
+
+    name: ClassVar[str]
+
+    def split(self, lfns: Sequence[str], n_file_per_job: int) -> list[Batch]:
+        """Batches of `lfns`; the same inputs must give the same tokens (job names never change)."""
+        raise NotImplementedError
+
+
+class FilesPerJob(Splitter):
+    """`n_file_per_job` files per job, in run order (the default)."""
+
+    name: ClassVar[str] = "files"
+
+    def split(self, lfns: Sequence[str], n_file_per_job: int) -> list[Batch]:
+        """See `split_files`."""
+        return split_files(lfns, n_file_per_job)
+
+
+DEFAULT_SPLITTER = FilesPerJob.name
+
+
+@cache
+def splitter_named(name: str) -> Splitter:
+    """The installed splitter `name` (UsageError when it is not installed or cannot load)."""
+    cls = load(Group.splitters, name)
+    if not (isinstance(cls, type) and issubclass(cls, Splitter)):
+        raise PluginBrokenError(Group.splitters, name, "it is not a gridpipe Splitter class")
+    return cls()

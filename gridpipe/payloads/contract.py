@@ -1,0 +1,75 @@
+"""The payload contract: what a job executes, as command lines made from a stage's parameters.
+
+Payloads are found through the `gridpipe.payloads` entry-point group (`gridpipe.core.plugins`); each entry
+point names a subclass of `Payload`. A stage's `command` is either one list of command lines or one list
+per payload name; the payload picks its own and checks them before any job exists (`gridpipe check`).
+"""
+
+from __future__ import annotations
+
+import shlex
+import string
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import ClassVar
+
+from gridpipe.core.plugins import Group, PluginBrokenError, load
+
+CommandLines = list[str]
+
+
+class Payload:
+    """A payload: the command lines of a stage, and the problems found in them before planning."""
+
+    name: ClassVar[str]
+
+    def commands(self, stage: str, command: Sequence[str] | Mapping[str, Sequence[str]]) -> CommandLines:
+        """The command lines of stage `stage` for this payload; KeyError when it has none."""
+        if isinstance(command, Mapping):
+            if self.name not in command:
+                raise KeyError(self.name)
+            return list(command[self.name])
+        return list(command)
+
+    def check(
+        self, stage: str, command: Sequence[str] | Mapping[str, Sequence[str]], placeholders: set[str]
+    ) -> list[str]:
+        """Problems of the stage's command lines for this payload (one line each, [] when fine)."""
+        try:
+            lines = self.commands(stage, command)
+        except KeyError:
+            return [
+                f"stage '{stage}' has no command for payload '{self.name}'; add one or choose another payload"
+            ]
+        problems: list[str] = []
+        for line in lines:
+            try:
+                if not shlex.split(line):
+                    problems.append(f"stage '{stage}': empty command")
+            except ValueError as exc:
+                problems.append(f"stage '{stage}': cannot split command {line!r} ({exc})")
+                continue
+            problems += [
+                f"stage '{stage}': unknown placeholder {{{name}}} in {line!r}"
+                for name in _fields(line)
+                if name not in placeholders
+            ]
+        return problems
+
+
+def _fields(template: str) -> list[str]:
+    """The placeholder names of a format template (`{merged[dl2][gamma]}` -> `merged`)."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        return []
+    return [field.split("[", 1)[0].split(".", 1)[0] for _, field, _, _ in parsed if field]
+
+
+@cache
+def payload_named(name: str) -> Payload:
+    """The installed payload `name` (UsageError when it is not installed or cannot load)."""
+    cls = load(Group.payloads, name)
+    if not (isinstance(cls, type) and issubclass(cls, Payload)):
+        raise PluginBrokenError(Group.payloads, name, "it is not a gridpipe Payload class")
+    return cls()
