@@ -20,6 +20,9 @@ ANALYSIS_NAME_MAX = DIRAC_JOBNAME_MAX - _LONGEST_SUFFIX
 """So that every job name derived from an analysis name fits DIRAC's JobName."""
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SAFE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=@-]*")
+JDL_FORBIDDEN = frozenset('";,[]{}%')
+"""Characters DIRAC's JDL cannot carry in a string (it has no escapes)."""
 _RUN_RE = re.compile(r"run(\d+)", re.IGNORECASE)
 _LFN_BAD = re.compile(r"[\s\x00-\x1f\x7f]")
 
@@ -74,6 +77,37 @@ def lfn_problem(lfn: str) -> str | None:
         return "an LFN may not contain '.' or '..' components"
     if "//" in lfn:
         return "an LFN may not contain empty components ('//')"
+    bad = sorted(set(lfn) & JDL_FORBIDDEN)
+    if bad:
+        return f"an LFN may not contain {' '.join(bad)} (DIRAC's job description cannot carry them)"
+    return None
+
+
+def job_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a job name (it names folders, logs and DIRAC jobs), or None if it can."""
+    if len(name) > DIRAC_JOBNAME_MAX:
+        return f"is {len(name)} characters, over DIRAC's {DIRAC_JOBNAME_MAX}"
+    if not _SAFE_NAME_RE.fullmatch(name):
+        return "may only hold letters, digits and . _ + = @ -, and must start with a letter or digit"
+    return None
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why `name` cannot be one file's name inside a folder gridpipe writes, or None if it can."""
+    if not _SAFE_NAME_RE.fullmatch(name):
+        return (
+            "must be one file name (no '/' or '..') of letters, digits and . _ + = @ -, "
+            "starting with a letter or digit"
+        )
+    if len(name) > 255:
+        return f"is {len(name)} characters, over the file system's 255"
+    return None
+
+
+def value_name_problem(value: str) -> str | None:
+    """Why a value cannot become part of unit, job and file names (a sweep value), or None."""
+    if not re.fullmatch(r"[A-Za-z0-9.+-][A-Za-z0-9._+=@-]*", value) or set(value) <= {"."}:
+        return "may only hold letters, digits and . _ + = @ - (it becomes part of job and file names)"
     return None
 
 

@@ -2,22 +2,55 @@
 
 from __future__ import annotations
 
+import string
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from gridpipe.analysis.config import RelPath, Strict
+from gridpipe.analysis.naming import value_name_problem
 from gridpipe.core.plugins import Group, PluginNotFoundError, available
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=40)]
-UnitName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$", max_length=40)]
-CommandLines = list[str]
+UnitName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=40)]
 PLACEHOLDERS = frozenset(
     {"analysis", "particle", "unit", "mode", "python", "analysis_path", "configs", "merged", "token"}
 )
 """Placeholders every command may use; grid stages add output/inputs/input/input_stem, local ones outdir
 (and `{inputs}`, which stands for no argument there)."""
+
+
+def _command_problem(line: str) -> str:
+    if not line.strip():
+        raise ValueError("a command line is empty; write the program and its arguments")
+    return line
+
+
+CommandLine = Annotated[str, AfterValidator(_command_problem)]
+CommandLines = Annotated[list[CommandLine], Field(min_length=1)]
+
+
+def _name_template(template: str) -> str:
+    """A template of a job or file name: its fixed text may not hold path separators or spaces, and its
+    placeholders are plain names; the filled-in name is checked again when jobs are planned."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"bad placeholder ({exc}); write {{name}}") from None
+    for literal, field, spec, conversion in parts:
+        if (
+            any(c in literal for c in "/\\")
+            or ".." in literal
+            or any(not c.isprintable() or c.isspace() for c in literal)
+        ):
+            raise ValueError("must be one name: no '/', '\\', '..', spaces or control characters")
+        if field is not None and (not field.isidentifier() or conversion or (spec and "{" in spec)):
+            raise ValueError(f"placeholder {{{field}}} must be a plain {{name}}")
+    return template
+
+
+NameTemplate = Annotated[str, AfterValidator(_name_template)]
 
 
 class Sweep(Strict):
@@ -28,6 +61,26 @@ class Sweep(Strict):
     env: bool = Field(
         False, description="Pass the value as environment variable `name` instead of a placeholder."
     )
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _no_booleans(cls, values: object) -> object:
+        if isinstance(values, list) and any(isinstance(v, bool) for v in values):
+            raise ValueError("a sweep value is true/false (YAML reads yes/no/on/off so); quote it")
+        return values
+
+    @field_validator("values")
+    @classmethod
+    def _values_name_units(cls, values: list[str | int | float]) -> list[str | int | float]:
+        seen: set[str] = set()
+        for value in values:
+            problem = value_name_problem(str(value))
+            if problem:
+                raise ValueError(f"sweep value {str(value)[:40]!r} {problem}")
+            if str(value) in seen:
+                raise ValueError(f"sweep value {str(value)[:40]!r} appears twice (each makes one unit)")
+            seen.add(str(value))
+        return values
 
 
 class Stage(Strict):
@@ -48,9 +101,9 @@ class Stage(Strict):
     data_type: RelPath | None = Field(
         None, description="grid: folder below data/ where outputs are gathered."
     )
-    job_name: str = Field(description="Job name template, e.g. '{analysis}_DL2_{unit}_{token}'.")
-    output: str | None = Field(None, description="grid: output file name template of one job.")
-    merged: str | None = Field(None, description="grid: merged file name template of one unit.")
+    job_name: NameTemplate = Field(description="Job name template, e.g. '{analysis}_DL2_{unit}_{token}'.")
+    output: NameTemplate | None = Field(None, description="grid: output file name template of one job.")
+    merged: NameTemplate | None = Field(None, description="grid: merged file name template of one unit.")
     models: list[Identifier] = Field(
         default_factory=list, description="Local stages whose uploaded files jobs get."
     )

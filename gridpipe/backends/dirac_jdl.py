@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from gridpipe.analysis.naming import JDL_FORBIDDEN
 from gridpipe.backends.dirac_script import WRAPPER_NAME, encode_steps
 from gridpipe.core.exceptions import UsageError
 from gridpipe.core.models import JobSpec
@@ -29,7 +30,7 @@ JOB_GROUP_MAX = 32
 JOB_NAME_MAX = 128
 """DIRAC's JobName column is VARCHAR(128)."""
 STD_OUT, STD_ERR = "std.out", "std.err"
-_FORBIDDEN = frozenset('";,[]{}%')
+_FORBIDDEN = JDL_FORBIDDEN
 
 
 @dataclass(frozen=True)

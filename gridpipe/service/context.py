@@ -21,7 +21,8 @@ from gridpipe.analysis.stage import Stage
 from gridpipe.backends.contract import Backend
 from gridpipe.storage.contract import Storage
 from gridpipe.store import JobStore
-from gridpipe.workflow.planner import PlanContext
+from gridpipe.workflow.commands import fill
+from gridpipe.workflow.planner import PlanContext, checked_file_name
 
 
 @dataclass
@@ -90,9 +91,14 @@ class Analysis:
 
     def merged_path(self, stage: Stage, particle: str) -> Path:
         """Local path of the merged output of a grid stage's unit."""
-        name = (stage.merged or f"{stage.name}_{{particle}}_merged.h5").format(
-            particle=particle, unit=particle, mode=self.grid.payload.mode, analysis=self.grid.analysis_name
-        )
+        values = {
+            "particle": particle,
+            "unit": particle,
+            "mode": self.grid.payload.mode,
+            "analysis": self.grid.analysis_name,
+        }
+        template = stage.merged or f"{stage.name}_{{particle}}_merged.h5"
+        name = checked_file_name(fill(template, values, f"stage '{stage.name}'"), stage, "merged")
         return self.path / "data" / (stage.data_type or stage.name) / particle / name
 
     def plan_context(self) -> PlanContext:

@@ -5,7 +5,9 @@ Templates are split once per unit (`compile_commands`); each job only substitute
 
 from __future__ import annotations
 
+import re
 import shlex
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,18 +33,50 @@ def stem(name: str) -> str:
 
 
 def fill(template: str, values: Mapping[str, Any], where: str) -> str:
-    """Format one template; an unknown placeholder is a clear error naming `where`."""
+    """Fill one template's `{name}` placeholders (`{name[key]}` indexes a mapping; `{{`/`}}` are braces).
+
+    Only values handed in are reachable: attribute access (`{x.__class__}`), nested fields and conversions
+    are refused, so a template can never read more than its documented placeholders. An unknown or bad
+    placeholder is a clear error naming `where`.
+    """
     if "{" not in template and "}" not in template:
         return template
+    out: list[str] = []
     try:
-        return template.format_map(values)
-    except (KeyError, IndexError) as exc:
+        for literal, field_name, spec, conversion in _FORMATTER.parse(template):
+            out.append(literal)
+            if field_name is None:
+                continue
+            out.append(format(_lookup(field_name, values, template, where), _plain_spec(spec, conversion)))
+    except ValueError as exc:
+        raise UsageError(f"{where}: bad placeholder in {template!r} ({exc}); write {{name}}") from None
+    return "".join(out)
+
+
+_FORMATTER = string.Formatter()
+_FIELD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[[^\[\]]+\])*)")
+
+
+def _lookup(field_name: str, values: Mapping[str, Any], template: str, where: str) -> Any:
+    match = _FIELD.fullmatch(field_name)
+    if not match:
+        raise ValueError(f"{{{field_name}}} is not a placeholder name")
+    name, keys = match.groups()
+    if name not in values:
         known = ", ".join(sorted(k for k in values if not k.startswith("_")))
-        raise UsageError(
-            f"{where}: unknown placeholder {{{exc.args[0]}}} in {template!r}; known: {known}"
-        ) from None
-    except (ValueError, AttributeError) as exc:
-        raise UsageError(f"{where}: bad placeholder in {template!r} ({exc})") from None
+        raise UsageError(f"{where}: unknown placeholder {{{name}}} in {template!r}; known: {known}")
+    value = values[name]
+    for key in re.findall(r"\[([^\[\]]+)\]", keys):
+        if not isinstance(value, Mapping) or key not in value:
+            raise UsageError(f"{where}: {{{field_name}}} in {template!r}: no entry {key!r}")
+        value = value[key]
+    return value
+
+
+def _plain_spec(spec: str | None, conversion: str | None) -> str:
+    if conversion or (spec and ("{" in spec or "}" in spec)):
+        raise ValueError("conversions (!r) and nested placeholders are not allowed")
+    return spec or ""
 
 
 def compile_commands(templates: Sequence[str], where: str) -> list[CommandTemplate]:

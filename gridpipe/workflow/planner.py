@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridpipe.analysis.naming import DIRAC_JOBNAME_MAX, join_lfn
+from gridpipe.analysis.naming import file_name_problem, job_name_problem, join_lfn
 from gridpipe.analysis.stage import Stage
 from gridpipe.core.exceptions import UsageError
 from gridpipe.core.models import JobSpec
@@ -80,10 +80,21 @@ def _env(unit: Unit) -> dict[str, str]:
 
 
 def _check_name(name: str, stage: Stage) -> str:
-    if len(name) > DIRAC_JOBNAME_MAX:
+    problem = job_name_problem(name)
+    if problem:
         raise UsageError(
-            f"stage '{stage.name}': job name {name!r} is {len(name)} characters, over DIRAC's "
-            f"{DIRAC_JOBNAME_MAX}; shorten the analysis name or the stage's job_name template"
+            f"stage '{stage.name}': job name {name[:140]!r} {problem}; fix the stage's job_name template "
+            "(or shorten the analysis name)"
+        )
+    return name
+
+
+def checked_file_name(name: str, stage: Stage, key: str) -> str:
+    """`name` (a filled-in `output` or `merged` template), or UsageError when it is not one safe file name."""
+    problem = file_name_problem(name)
+    if problem:
+        raise UsageError(
+            f"stage '{stage.name}': {key} {name[:140]!r} {problem}; fix the stage's {key} template"
         )
     return name
 
@@ -117,7 +128,7 @@ def plan_grid_unit(
             name = fill(stage.job_name, {**scope, "token": f"{batch.token}-b{suffix}"}, where)
             scope["token"] = f"{batch.token}-b{suffix}"
         taken.add(_check_name(name, stage))
-        output = fill(stage.output or "", scope, where)
+        output = checked_file_name(fill(stage.output or "", scope, where), stage, "output")
         inputs = [lfn.rsplit("/", 1)[-1] for lfn in batch.lfns]
         if len({*inputs, *model_names}) != len(inputs) + len(model_names):
             raise UsageError(
