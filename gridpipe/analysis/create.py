@@ -22,7 +22,7 @@ from gridpipe.analysis.config import CONFIG_MODELS, MODES
 from gridpipe.analysis.configio import load_model, read_yaml
 from gridpipe.analysis.layout import CREATE_LOG, METADATA_FILE, STATE_DIR, WORKFLOW_FILE
 from gridpipe.analysis.naming import join_lfn, lfn_problem, relative_path_problem, validate_analysis_name
-from gridpipe.analysis.render import environment, render, settings_block, yaml_document
+from gridpipe.analysis.render import environment, overridden_templates, render, settings_block, yaml_document
 from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
 from gridpipe.core.exceptions import AnalysisExistsError, ConfigError, ConfigErrors, UsageError
 from gridpipe.core.plugins import Group, available, load
@@ -58,6 +58,8 @@ class CreateRequest:
     payload: str = "demo"
     mode: str = "tail"
     workflow: Path | None = None
+    templates: Path | None = None
+    """A folder of templates replacing gridpipe's own of the same name (e.g. `configs/grid.yaml.j2`)."""
     overwrite: bool = False
     n_file_per_job: int = 10
     n_jobs_max: int = -1
@@ -73,10 +75,16 @@ class CreateResult:
     created: bool
     written: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    overridden: list[str] = field(default_factory=list)
+    """Templates taken from the request's `templates` folder instead of gridpipe's own."""
+    backed_up: dict[str, str] = field(default_factory=dict)
+    """Files an overwrite replaced although they differed from the new version: {file: its backup copy}."""
 
 
 def _validate(req: CreateRequest) -> None:
     validate_analysis_name(req.name)
+    if req.templates is not None and not req.templates.is_dir():
+        raise UsageError(f"--templates {req.templates}: not a folder; give the folder holding your templates")
     problem = lfn_problem(req.grid_home)
     if problem:
         raise UsageError(f"--grid-home {req.grid_home!r}: {problem}")
@@ -176,8 +184,7 @@ def _build(
     previous: dict[str, Any] | None,
 ) -> tuple[list[str], list[str]]:
     """Write the whole tree into `stage`; return (replaceable files, create-if-missing files)."""
-    extra = [req.workflow.parent / "templates"] if req.workflow else []
-    env = environment([d for d in extra if d.is_dir()])
+    env = environment([req.templates] if req.templates else [])
     context = _context(req, path, spec)
     replace: list[str] = [METADATA_FILE, WORKFLOW_FILE]
     keep: list[str] = []
@@ -223,13 +230,22 @@ def _self_check(stage: Path, path: Path) -> None:
 
 def _install_over(
     stage: Path, path: Path, replace: list[str], keep: list[str]
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """Move the new files into the analysis; a file about to be replaced that differs from its new
+    version (a user's edit) is first copied below `.gridpipe/overwritten/<time>/`."""
     written, kept = [], []
+    backed_up: dict[str, str] = {}
+    backups = Path(STATE_DIR) / "overwritten" / utcnow().strftime("%Y%m%dT%H%M%S.%fZ")
     for directory in sorted(d for d in stage.rglob("*") if d.is_dir()):
         (path / directory.relative_to(stage)).mkdir(parents=True, exist_ok=True)
     for rel in replace:
         source = stage / rel
         (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        old = path / rel
+        if rel != METADATA_FILE and old.is_file() and old.read_bytes() != source.read_bytes():
+            (path / backups / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(old, path / backups / rel)
+            backed_up[rel] = str(backups / rel)
         os.replace(source, path / rel)
         written.append(rel)
     for rel in keep:
@@ -238,7 +254,7 @@ def _install_over(
         else:
             os.replace(stage / rel, path / rel)
             written.append(rel)
-    return written, kept
+    return written, kept, backed_up
 
 
 def _log(root: Path, path: Path, written: list[str], kept: list[str], created: bool) -> None:
@@ -278,6 +294,7 @@ def create_analysis(req: CreateRequest) -> CreateResult:
         raise UsageError(f"--analyses-dir {parent}: cannot create it ({exc.strerror})") from None
     with _staging(parent, req.name) as stage:
         replace, keep = _build(stage, req, path, spec, spec_text, previous)
+        overridden = _overridden(req, spec)
         if previous is None:
             written = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
             _log(stage, path, written, [], created=True)
@@ -285,7 +302,17 @@ def create_analysis(req: CreateRequest) -> CreateResult:
                 stage.rename(path)
             except OSError as exc:
                 raise AnalysisExistsError(f"{path} could not be created ({exc.strerror})") from None
-            return CreateResult(path=path, created=True, written=written)
-        written, kept = _install_over(stage, path, replace, keep)
+            return CreateResult(path=path, created=True, written=written, overridden=overridden)
+        written, kept, backed_up = _install_over(stage, path, replace, keep)
     _log(path, path, written, kept, created=False)
-    return CreateResult(path=path, created=False, written=written, kept=kept)
+    return CreateResult(
+        path=path, created=False, written=written, kept=kept, overridden=overridden, backed_up=backed_up
+    )
+
+
+def _overridden(req: CreateRequest, spec: WorkflowSpec) -> list[str]:
+    """Templates of this tree that the request's template folder replaces."""
+    if req.templates is None:
+        return []
+    names = sorted({item.template for item in spec.tree.files} | {"lists/input.list.j2"})
+    return overridden_templates(environment([req.templates]), names)

@@ -7,6 +7,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 import yaml
 from pydantic import BaseModel
 
@@ -78,13 +79,15 @@ def yaml_path(base: str, relative: str) -> str:
 
 
 def environment(extra_dirs: list[Path] | None = None) -> jinja2.Environment:
-    """A strict environment: unknown variables are errors, nothing is HTML-escaped."""
+    """A strict, sandboxed environment: unknown variables are errors, nothing is HTML-escaped, and a
+    template (gridpipe's or a user's override from `extra_dirs`) can reach no Python internals nor change
+    the values it is given."""
     search = [str(d) for d in (extra_dirs or [])] + [str(templates_dir())]
-    env = jinja2.Environment(
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701
+        autoescape=False,
     )
     env.filters["yaml"] = yaml_value
     env.filters["yaml_path"] = yaml_path
@@ -105,7 +108,26 @@ def render(env: jinja2.Environment, template: str, context: dict[str, Any]) -> s
         raise ConfigError(
             exc.filename or template, f"template syntax error: {exc.message}", line=exc.lineno
         ) from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise ConfigError(
+            template,
+            f"template refused by the sandbox ({exc}); templates may only use the documented variables",
+        ) from None
     except jinja2.TemplateError as exc:
         raise ConfigError(
             template, f"template error: {exc.message}; use only the documented variables"
         ) from None
+
+
+def overridden_templates(env: jinja2.Environment, names: list[str]) -> list[str]:
+    """Which of the templates `names` a user's template folder replaces (not taken from gridpipe's own)."""
+    own = str(templates_dir())
+    out = []
+    for name in names:
+        try:
+            source = env.loader.get_source(env, name)[1] if env.loader else None  # type: ignore[union-attr]
+        except jinja2.TemplateNotFound:
+            continue
+        if source and not source.startswith(own):
+            out.append(name)
+    return out

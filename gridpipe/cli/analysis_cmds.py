@@ -69,6 +69,14 @@ def create_analysis_cmd(
         dir_okay=False,
         show_default=False,
     ),
+    templates: Path = typer.Option(
+        None,
+        "--templates",
+        help="Folder of templates replacing gridpipe's own of the same relative name "
+        "(e.g. configs/grid.yaml.j2); the ones used are reported.",
+        file_okay=False,
+        show_default=False,
+    ),
     n_file_per_job: int = typer.Option(10, "--n-file-per-job", "-n", help="Input files per job."),
     n_jobs_max: int = typer.Option(-1, "--n-jobs-max", help="Most jobs one submit creates (-1: no limit)."),
     banned_site: list[str] = typer.Option(
@@ -103,6 +111,7 @@ def create_analysis_cmd(
         storage=storage,
         payload=payload,
         workflow=workflow.resolve() if workflow else None,
+        templates=templates.resolve() if templates else None,
         overwrite=overwrite,
         n_file_per_job=n_file_per_job,
         n_jobs_max=n_jobs_max,
@@ -117,6 +126,8 @@ def create_analysis_cmd(
                 "created": result.created,
                 "written": result.written,
                 "kept": result.kept,
+                "overridden_templates": result.overridden,
+                "backed_up": result.backed_up,
             }
         )
         return
@@ -130,6 +141,10 @@ def create_analysis_cmd(
             + ")",
         )
     )
+    for name in result.overridden:
+        console().print(f"  template {name}: yours, from {templates}")
+    for rel, copy in result.backed_up.items():
+        console().print(f"  replaced {rel}, which you had changed; your version is kept as {copy}")
     console().print("Next: put input LFNs in data/simtel/*.list, then `gridpipe check`.")
 
 

@@ -6,7 +6,7 @@ import glob
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from gridpipe.core.exceptions import (
     DataTypeNotFoundError,
@@ -14,6 +14,7 @@ from gridpipe.core.exceptions import (
     GridpipeError,
     ParticleNotFoundError,
 )
+from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.storage.contract import FileInfo
 from gridpipe.workflow.commands import fill
@@ -53,6 +54,12 @@ def output_pattern(an: Analysis, unit: Unit) -> str:
     return glob.escape(text).replace("\0", "*")
 
 
+def unit_output_names(an: Analysis, unit: Unit) -> set[str]:
+    """File names of the outputs of a unit's finished jobs, as the job store records them."""
+    jobs = an.store.jobs(stage=unit.stage.name, unit=unit.name, statuses=[JobStatus.DONE])
+    return {PurePosixPath(lfn).name for job in jobs for lfn in job.spec.outputs}
+
+
 def gather_unit(an: Analysis, unit: Unit, options: GatherOptions | None = None) -> GatherResult:
     """Download (sync-recover) and merge one unit's outputs; raises if files are missing after retries."""
     options = options or GatherOptions()
@@ -83,6 +90,12 @@ def gather_unit(an: Analysis, unit: Unit, options: GatherOptions | None = None) 
 
     merged_path = an.merged_path(stage, particle)
     inputs = sorted(p for p in local_dir.glob(pattern) if p.is_file() and p != merged_path)
+    expected = unit_output_names(an, unit)
+    if expected:  # exactly this unit's outputs: never an older generation's files that share the pattern
+        skipped_foreign = [p.name for p in inputs if p.name not in expected]
+        inputs = [p for p in inputs if p.name in expected]
+    else:
+        skipped_foreign = []
     if not inputs:
         raise GridpipeError(
             f"{stage.name}/{particle}: no outputs matching {pattern} in {local_dir} to merge; "
@@ -97,6 +110,10 @@ def gather_unit(an: Analysis, unit: Unit, options: GatherOptions | None = None) 
         remove_inputs=options.remove_inputs,
     )
     skipped = [f"{s.path.name}: {s.reason}" for s in merged.skipped]
+    skipped += [
+        f"{name}: not an output of this unit's jobs (an older workflow's?); not merged"
+        for name in skipped_foreign
+    ]
     return GatherResult(local_dir, fetched, extra, merged_path, dict(merged.rows), skipped)
 
 
