@@ -19,16 +19,16 @@ from rich.text import Text
 @cache
 def console() -> Console:
     """Console for normal output (stdout); piped output is never cut to a terminal's width."""
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, markup=False)
     if not out.is_terminal:
-        out = Console(highlight=False, soft_wrap=True, width=1000)
+        out = Console(highlight=False, soft_wrap=True, width=1000, markup=False)
     return out
 
 
 @cache
 def err_console() -> Console:
     """Console for messages and errors (stderr)."""
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def styled(*parts: str | tuple[str, str]) -> RenderableType:
