@@ -73,8 +73,9 @@ class Workflow:
         particles: Sequence[str] | None = None,
         dry_run: bool = False,
         limit: int | None = None,
+        test: bool = False,
     ) -> Any:
-        """Plan and submit one stage's jobs (see `gridpipe submit`)."""
+        """Plan and submit one stage's jobs (see `gridpipe submit`); `test`: exactly one job."""
         from gridpipe.service.jobs import submit_stage
 
         return submit_stage(
@@ -84,6 +85,7 @@ class Workflow:
             dry_run=dry_run,
             limit=limit,
             n_file_per_job=None,
+            test=test,
         )
 
     def run(
@@ -115,9 +117,7 @@ class Workflow:
         args = parser.parse_args(argv)
         return _guard(
             lambda: _print_outcome(
-                self.submit(
-                    stage, particles=args.particle, dry_run=args.dry_run, limit=1 if args.test else None
-                )
+                self.submit(stage, particles=args.particle, dry_run=args.dry_run, test=args.test)
             )
         )
 
