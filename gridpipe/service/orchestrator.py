@@ -145,10 +145,14 @@ class Orchestrator:
         if not slots:
             return
         names: list[str] = []
-        for stage in stages:
-            names += [j.name for j in self.an.store.jobs(stage=stage.name, statuses=[JobStatus.PLANNED])]
-        if names[:slots]:
-            report = submit(self.an, names[:slots])
+        for stage in stages:  # only the jobs that fit: 100,000 planned jobs are not read every cycle
+            if len(names) < slots:
+                planned = self.an.store.jobs(
+                    stage=stage.name, statuses=[JobStatus.PLANNED], limit=slots - len(names)
+                )
+                names += [j.name for j in planned]
+        if names:
+            report = submit(self.an, names)
             self.notify(f"submitted {len(report.submitted)} job(s)")
 
     def _report_changes(self, changed: list[tuple[str, JobStatus]]) -> None:
