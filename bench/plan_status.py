@@ -35,7 +35,12 @@ def _median(cmd: list[str], n: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lfns", type=int, default=100_000)
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.lfns = 500
     with tempfile.TemporaryDirectory() as tmp:
         path = create_analysis(CreateRequest(name="bench", analyses_dir=Path(tmp), n_file_per_job=1)).path
         lst = path / "data" / "simtel" / "gamma_energy.list"

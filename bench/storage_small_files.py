@@ -92,7 +92,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1, help="bytes per file")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scratch", type=Path, default=None, help="parent of the scratch folder")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.rounds = 50, 1
     has_move = "move" in inspect.signature(LocalStorage.put).parameters
     scratch = Path(tempfile.mkdtemp(prefix="gridpipe-small-files-bench-", dir=args.scratch))
     phases: dict[str, list[tuple[float, float, float]]] = {}
