@@ -115,3 +115,24 @@ def test_status_jobs_shows_a_first_screen_and_everything_on_request(tmp_path):
 def test_status_json_of_an_analysis_without_jobs_is_valid(tmp_path):
     path = _analysis(tmp_path, 1)
     assert _status_json(path) == {"analysis": str(path), "stages": {}, "jobs": []}
+
+
+def test_the_readme_documents_every_key_of_a_job_in_status_json():
+    from gridpipe.service.status import JOB_KEYS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("`gridpipe status --json` streams")[1].split("```json\n")[1].split("```")[0]
+    documented = json.loads(block)["jobs"][0]
+    assert tuple(documented) == JOB_KEYS
+
+
+def test_run_keeps_a_deep_local_queue_by_default(tmp_path):
+    from gridpipe.service.context import Analysis
+    from gridpipe.service.orchestrator import run_options
+
+    an = Analysis.open(_analysis(tmp_path, 1))
+    try:
+        assert run_options(an).max_active == an.backend.capacity >= 1000  # the executor bounds concurrency
+        assert run_options(an, max_active=7).max_active == 7
+    finally:
+        an.close()

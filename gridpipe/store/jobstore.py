@@ -270,14 +270,26 @@ class JobStore:
         insertion order (jobs not done first with `done_last`), read through a cursor: memory stays flat
         however many jobs there are."""
         clause, args = _filters(stage, None, statuses)
-        order = "status = 'done', id" if done_last else "id"
-        sql = (
-            "SELECT name, stage, unit, status, attempts, backend_id, site, updated, reason, backend"
-            f" FROM jobs {clause} ORDER BY {order} LIMIT ?"
+        clause = clause.replace("status IN", "+status IN")  # walk the rows in id order, stop at `limit`
+        select = (
+            "SELECT name, stage, unit, status, attempts, backend_id, site, updated, reason, backend FROM jobs"
         )
-        cursor = self._conn.cursor()  # its own cursor: other queries may run while it is read
-        cursor.arraysize = 1000
-        yield from cursor.execute(sql, [*args, -1 if limit is None else limit])
+        parts = [(clause, args)]
+        if done_last:  # two walks in id order (no sort of every row): jobs not done, then done ones
+            joiner = " AND " if clause else "WHERE "
+            parts = [
+                (clause + joiner + "+status != 'done'", args),
+                (clause + joiner + "+status = 'done'", args),
+            ]
+        left = -1 if limit is None else limit
+        for where, values in parts:
+            cursor = self._conn.cursor()  # its own cursor: other queries may run while it is read
+            cursor.arraysize = 1000
+            for row in cursor.execute(f"{select} {where} ORDER BY id LIMIT ?", [*values, left]):
+                left -= 1
+                yield row
+            if left == 0:
+                return
 
     # ---- submission protocol --------------------------------------------------------------------
     def begin_attempts(self, names: Sequence[str], backend: str) -> None:
