@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from engine_helpers import make_analysis
+from engine_helpers import make_analysis, wait_executor_gone
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
 
@@ -242,6 +242,8 @@ def main() -> None:
             n // args.sweep_divisor: sweep_at(root, n // args.sweep_divisor, args.timeout) for n in sizes
         }
         run = run_compare(root, args.run_jobs, args.workers, args.timeout)
+        for lock in root.glob("**/.gridpipe/local/executor.lock"):  # the local executors exit when idle
+            wait_executor_gone(lock.parents[2], timeout=120)
     startup = jobs[sizes[0]]["baseline: gridpipe --help"].cpu
     print(
         f"growth: CPU seconds beyond start-up (`gridpipe --help`: {startup:.2f} s CPU), one size over the last"
