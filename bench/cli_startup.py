@@ -54,7 +54,12 @@ def main() -> None:
     """Measure and print medians and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="runs per command (default 15)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 2
     gridpipe = _gridpipe_command()
     commands = {
         "python -c 'import typer'": [sys.executable, "-c", "import typer"],

@@ -64,7 +64,11 @@ def measure(server: DiracxServer, n: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000)
-    n = parser.parse_args().jobs
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
+    args = parser.parse_args()
+    n = 40 if args.quick else args.jobs
     with tempfile.TemporaryDirectory(prefix="diracx-bench-") as tmp, contextlib.ExitStack() as stack:
         t_start, server = timed(lambda: stack.enter_context(running_server(Path(tmp))))
         m = measure(server, n)

@@ -53,7 +53,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=200_000, help="bytes per file")
     parser.add_argument("--jobs", type=int, action="append", help="parallel gets (repeatable; default 8)")
     parser.add_argument("--scratch", type=Path, default=None, help="parent of the scratch folder")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.size = 50, 10_000
     scratch = Path(tempfile.mkdtemp(prefix="gridpipe-download-bench-", dir=args.scratch))
     try:
         storage = LocalStorage(scratch / "se")

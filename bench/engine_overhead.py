@@ -77,7 +77,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--rounds", type=int, default=5, help="alternating pool/engine rounds")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.rounds = 20, 1
     pool_s: list[float] = []
     engine_s: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,6 +22,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -185,9 +186,15 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=None, help="scratch folder (default under /tmp)")
     parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma list out of {','.join(METHODS)}")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.total_mb = 2.0
+        args.scratch = args.scratch or Path(tempfile.mkdtemp(prefix="gridpipe-merge-bench-quick-"))
     folder = args.scratch or Path(f"/tmp/gridpipe-merge-bench-{int(args.total_mb)}mb")
     if args.child:
         child(args.child, folder, args.out)
@@ -206,7 +213,7 @@ def main() -> None:
             f"{method:<22}{r['seconds']:9.2f}{total_mb / r['seconds']:9.0f}{ratio}{r['out_mb']:9.1f}"
             f"{r['rss_kb'] / 1024:13.0f}{(r['rss_kb'] - r['rss_before_kb']) / 1024:11.0f}"
         )
-    rows = {r["rows"] for r in results.values() if "rows" in r}
+    rows = {int(r["rows"]) for r in results.values() if "rows" in r}
     print(f"row totals of the merged files: {sorted(rows)} (must be one value)")
     if not args.keep:
         shutil.rmtree(folder)

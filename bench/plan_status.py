@@ -35,7 +35,13 @@ def _median(cmd: list[str], n: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lfns", type=int, default=100_000)
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
     args = parser.parse_args()
+    runs = 5
+    if args.quick:
+        args.lfns, runs = 500, 1
     with tempfile.TemporaryDirectory() as tmp:
         path = create_analysis(CreateRequest(name="bench", analyses_dir=Path(tmp), n_file_per_job=1)).path
         lst = path / "data" / "simtel" / "gamma_energy.list"
@@ -60,9 +66,9 @@ def main() -> None:
         peak = _peak_mb()
         an.close()
         gp = [sys.executable, "-m", "gridpipe"]
-        status_s = _median([*gp, "status", "--no-refresh", "-a", str(path)])
-        json_s = _median([*gp, "status", "--no-refresh", "--json", "-a", str(path)])
-        help_s = _median([*gp, "--help"])
+        status_s = _median([*gp, "status", "--no-refresh", "-a", str(path)], runs)
+        json_s = _median([*gp, "status", "--no-refresh", "--json", "-a", str(path)], runs)
+        help_s = _median([*gp, "--help"], runs)
     print(f"{args.lfns} LFNs, 1 file per job -> {len(plan.new)} jobs")
     print(f"  read the list (baseline)       {read_s:7.3f} s  ({len(baseline)} lines)")
     print(f"  plan jobs                      {plan_s:7.3f} s  ratio {plan_s / read_s:6.1f}")

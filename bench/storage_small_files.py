@@ -92,7 +92,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1, help="bytes per file")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scratch", type=Path, default=None, help="parent of the scratch folder")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.rounds = 100, 1
     has_move = "move" in inspect.signature(LocalStorage.put).parameters
     scratch = Path(tempfile.mkdtemp(prefix="gridpipe-small-files-bench-", dir=args.scratch))
     phases: dict[str, list[tuple[float, float, float]]] = {}
@@ -112,8 +117,13 @@ def main() -> None:
         wall, user, system = min(results)
         print(
             f"{name:<15} {wall * per:7.1f} {user * per:7.1f} {system * per:7.1f}"
-            f"   {wall / base[0]:23.2f} {user / base[1]:5.2f} {system / base[2]:7.2f}"
+            f"   {_ratio(wall, base[0], 23)} {_ratio(user, base[1], 5)} {_ratio(system, base[2], 7)}"
         )
+
+
+def _ratio(value: float, base: float, width: int) -> str:
+    """value / base, or '-' when the baseline is below the clock's resolution (tiny runs)."""
+    return f"{value / base:{width}.2f}" if base > 0 else f"{'-':>{width}}"
 
 
 if __name__ == "__main__":

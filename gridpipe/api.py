@@ -74,13 +74,16 @@ class Workflow:
         particles: Sequence[str] | None = None,
         dry_run: bool = False,
         limit: int | None = None,
+        test: bool = False,
     ) -> Any:
-        """Plan and submit one stage's jobs (see `gridpipe submit`)."""
+        """Plan and submit one stage's jobs (see `gridpipe submit`); `test`: exactly one job."""
         from gridpipe.service.jobs import select_stage, submit_stage
 
         with self.analysis as an:
             chosen = select_stage(an, stage, None, False)
-            return submit_stage(an, chosen, particles, dry_run=dry_run, limit=limit, n_file_per_job=None)
+            return submit_stage(
+                an, chosen, particles, dry_run=dry_run, limit=limit, n_file_per_job=None, test=test
+            )
 
     def run(
         self,

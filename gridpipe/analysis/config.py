@@ -86,7 +86,11 @@ class JobsSection(Strict):
 
     n_file_per_job: int = Field(10, ge=1, le=10000, description="Input files per job.")
     n_jobs_max: int = Field(-1, ge=-1, description="Most jobs one submit creates (-1: no limit).")
-    max_active: int = Field(0, ge=0, description="Most active jobs during `run` (0: twice the workers).")
+    max_active: int = Field(
+        0,
+        ge=0,
+        description="Most active jobs during `run` (0: the backend's default: local 1000, dirac 500).",
+    )
     max_attempts: int = Field(3, ge=1, le=100, description="Submissions of a job before it fails for good.")
 
 

@@ -86,8 +86,9 @@ class LocalBackend(Backend):
 
     @property
     def capacity(self) -> int:
-        """Keep the workers busy and the next jobs queued."""
-        return 2 * self.workers
+        """A deep queue: the executor already runs only `workers` jobs at once, and each cycle of `run`
+        (refresh, submit) is then shared by hundreds of jobs instead of a few."""
+        return max(1000, 2 * self.workers)
 
     def submit(self, specs: Sequence[JobSpec]) -> dict[str, str]:
         """Queue the jobs and make sure an executor runs them."""

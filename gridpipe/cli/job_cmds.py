@@ -64,9 +64,14 @@ def submit_cmd(
 
     with open_analysis(analysis_path) as an:
         chosen = select_stage(an, stage, output_type.value if output_type else None, estimate_energy)
-        limit = 1 if test else max_jobs
         outcome = submit_stage(
-            an, chosen, particle or None, dry_run=dry_run, limit=limit, n_file_per_job=n_file_per_job
+            an,
+            chosen,
+            particle or None,
+            dry_run=dry_run,
+            limit=max_jobs,
+            n_file_per_job=n_file_per_job,
+            test=test,
         )
         if dry_run:
             print_plan(outcome, json_output, an.backend_for(chosen.kind))
@@ -74,24 +79,56 @@ def submit_cmd(
             print_submit(outcome, json_output)
 
 
+class ShownState(StrEnum):
+    """Job states `status --status` filters on."""
+
+    PLANNED = "planned"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    KILLED = "killed"
+
+
 @app.command("status")
 def status_cmd(
-    jobs: bool = typer.Option(False, "--jobs", help="One row per job."),
+    jobs: bool = typer.Option(
+        False, "--jobs", help="Job rows too: the first 50, jobs not done first (see --limit, --all)."
+    ),
+    limit: int = typer.Option(
+        None, "--limit", min=1, help="At most N job rows (implies --jobs).", show_default=False
+    ),
+    all_jobs: bool = typer.Option(False, "--all", help="Every job row (implies --jobs; streamed)."),
+    stage: str = typer.Option(None, "--stage", help="Only jobs of this stage.", show_default=False),
+    state: list[ShownState] = typer.Option(
+        [], "--status", help="Only jobs in this state (repeatable).", case_sensitive=False
+    ),
+    units: bool = typer.Option(False, "--units", help="One row per unit, even for a stage with many."),
     no_refresh: bool = typer.Option(False, "--no-refresh", help="Do not ask the backends first."),
     analysis_path: Path = AnalysisPath,
     json_output: bool = JsonOutput,
 ) -> None:
-    """Refresh active jobs (one batch call per backend) and show counts per stage and particle."""
-    from gridpipe.cli.output import warn
-    from gridpipe.cli.render import print_status
-    from gridpipe.service.refresh import refresh_or_explain
+    """Refresh active jobs (one batch call per backend) and show counts per stage and particle.
 
+    `--json` streams every job (or those chosen by --stage, --status, --limit).
+    """
+    from gridpipe.cli.output import warn
+    from gridpipe.cli.render import DEFAULT_JOB_ROWS, print_status
+    from gridpipe.service.refresh import refresh_or_explain
+    from gridpipe.service.status import JobFilter
+
+    chosen = frozenset(s.value for s in state) or None
+    if all_jobs or json_output:
+        which = JobFilter(stage, chosen, None if all_jobs else limit)
+    else:
+        which = JobFilter(stage, chosen, limit or DEFAULT_JOB_ROWS, done_last=True)
+    listed = jobs or all_jobs or limit is not None or bool(stage) or bool(state)
     with open_analysis(analysis_path) as an:
         if not no_refresh:
             problem = refresh_or_explain(an)
             if problem:
                 warn(problem)
-        print_status(an, with_jobs=jobs, json_output=json_output)
+        print_status(an, with_jobs=listed, json_output=json_output, which=which, all_units=units)
 
 
 @app.command("resubmit")

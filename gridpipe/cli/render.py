@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from gridpipe.cli.output import command_line, console, print_json, styled
-from gridpipe.core.states import SHOWN_STATES, JobStatus
+from gridpipe.cli.output import command_line, console, print_json
+from gridpipe.core.states import SHOWN_STATES
 
 if TYPE_CHECKING:
     from gridpipe.backends.contract import Backend
     from gridpipe.service.context import Analysis
     from gridpipe.service.jobs import SubmitOutcome
-
-
-def _shown(status: str) -> str:
-    return JobStatus.QUEUED.value if status == JobStatus.SUBMITTING else status
+    from gridpipe.service.status import JobFilter
 
 
 def print_plan(outcome: SubmitOutcome, json_output: bool, backend: Backend | None = None) -> None:
@@ -40,17 +39,22 @@ def print_plan(outcome: SubmitOutcome, json_output: bool, backend: Backend | Non
         )
         return
     out = console()
-    for spec in outcome.to_submit:
-        out.print(styled((spec.name, "bold"), f"  ({spec.stage}/{spec.unit}, {len(spec.inputs)} input(s))"))
-        for lfn in spec.inputs:
-            out.print(f"  in   {lfn}")
-        for argv in spec.commands:
-            out.print(f"  run  {command_line(*argv)}")
-        for lfn in spec.outputs:
-            out.print(f"  out  {lfn}")
-        if described[spec.name]:
-            for line in (described[spec.name] or "").splitlines():
-                out.print(f"  jdl  {line}")
+    bold = ("\x1b[1m", "\x1b[0m") if out.is_terminal and not out.no_color else ("", "")
+    lines: list[str] = []
+    for spec in outcome.to_submit:  # plain writes, verbatim: rich's per-line print costs ~0.1 ms a line
+        lines.append(
+            f"{bold[0]}{spec.name}{bold[1]}  ({spec.stage}/{spec.unit}, {len(spec.inputs)} input(s))"
+        )
+        lines += [f"  in   {lfn}" for lfn in spec.inputs]
+        lines += [f"  run  {command_line(*argv)}" for argv in spec.commands]
+        lines += [f"  out  {lfn}" for lfn in spec.outputs]
+        lines += [f"  jdl  {line}" for line in (described[spec.name] or "").splitlines()]
+        if len(lines) > 10_000:
+            out.file.write("\n".join(lines) + "\n")
+            lines.clear()
+    if lines:
+        out.file.write("\n".join(lines) + "\n")
+    out.file.flush()
     out.print(
         f"dry run: {len(outcome.to_submit)} job(s) would be submitted to stage {outcome.stage}"
         + (f", {len(outcome.skipped_existing)} skipped (outputs exist)" if outcome.skipped_existing else "")
@@ -86,72 +90,117 @@ def _link(an: Analysis, backend: str | None, backend_id: str | None) -> str | No
     return an.backend.link(backend_id)
 
 
-def status_data(an: Analysis) -> dict[str, object]:
-    """The documented JSON form of `status`."""
-    stages: dict[str, dict[str, dict[str, int]]] = {}
-    for stage, units in an.store.counts().items():
-        for unit, counts in units.items():
-            merged: dict[str, int] = {}
-            for status, n in counts.items():
-                merged[_shown(status)] = merged.get(_shown(status), 0) + n
-            stages.setdefault(stage, {})[unit] = merged
-    jobs = [
-        {
-            "name": r[0],
-            "stage": r[1],
-            "particle": r[2],
-            "status": _shown(r[3]),
-            "attempts": r[4],
-            "backend_id": r[5],
-            "site": r[6],
-            "updated": r[7],
-            "reason": r[8],
-            "link": _link(an, r[9], r[5]),
-        }
-        for r in an.store.summary_rows()
-    ]
-    return {"analysis": str(an.path), "stages": stages, "jobs": jobs}
+TABLE_ROWS_MAX = 1000
+"""More job rows than this are streamed as tab-separated lines (a rich table holds every row in memory)."""
+
+UNIT_ROWS_MAX = 20
+"""A stage with more units than this (a parameter sweep) is one row of `status` unless --units is given."""
+
+DEFAULT_JOB_ROWS = 50
+"""Rows `status --jobs` shows unless told (`--limit N`, `--all`)."""
 
 
-def print_status(an: Analysis, *, with_jobs: bool, json_output: bool) -> None:
-    """Counts per stage and particle by state (and one row per job with --jobs)."""
+def write_status_json(an: Analysis, which: JobFilter | None = None) -> None:
+    """The documented JSON form of `status`, written as the store is read: one job per line, memory flat."""
+    from gridpipe.service.status import JobFilter, job_rows, stage_counts
+
+    out = sys.stdout
+    head = json.dumps({"analysis": str(an.path), "stages": stage_counts(an)}, indent=2, ensure_ascii=False)
+    out.write(head[: head.rindex("}")].rstrip() + ',\n  "jobs": [')
+    sep, buffered = "\n    ", []
+    for job in job_rows(an, which or JobFilter()):
+        buffered.append(sep + json.dumps(job, ensure_ascii=False, default=str))
+        sep = ",\n    "
+        if len(buffered) >= 1000:
+            out.write("".join(buffered))
+            buffered.clear()
+    out.write("".join(buffered) + ("\n  ]\n}\n" if sep != "\n    " else "]\n}\n"))
+    out.flush()
+
+
+def print_status(
+    an: Analysis,
+    *,
+    with_jobs: bool,
+    json_output: bool,
+    which: JobFilter | None = None,
+    all_units: bool = False,
+) -> None:
+    """Counts per stage and particle by state (and job rows with --jobs: the first screen by default)."""
+    from gridpipe.service.status import JobFilter, stage_counts
+
     if json_output:
-        print_json(status_data(an))
+        write_status_json(an, which)
         return
     table = Table(title=f"{an.grid.analysis_name} ({an.grid.backend.name} backend)")
     table.add_column("stage")
     table.add_column("particle")
     for state in SHOWN_STATES:
         table.add_column(state.value, justify="right")
-    counts = an.store.counts()
+    counts = stage_counts(an)
     order = [s.name for s in an.workflow.stages] + sorted(set(counts) - {s.name for s in an.workflow.stages})
+    folded = 0
     for stage in order:
-        for unit, by_state in sorted(counts.get(stage, {}).items()):
-            shown = {s: 0 for s in SHOWN_STATES}
-            for status, n in by_state.items():
-                shown[JobStatus(_shown(status))] += n
-            table.add_row(stage, unit, *(str(shown[s]) if shown[s] else "·" for s in SHOWN_STATES))
+        units = counts.get(stage, {})
+        if len(units) > UNIT_ROWS_MAX and not all_units:  # a sweep's 10,000 units: one row
+            total: dict[str, int] = {}
+            for by_state in units.values():
+                for state, n in by_state.items():
+                    total[state] = total.get(state, 0) + n
+            rows: list[tuple[str, dict[str, int]]] = [(f"({len(units)} units)", total)]
+            folded += 1
+        else:
+            rows = sorted(units.items())
+        for unit, by_state in rows:
+            cells = (str(by_state[s]) if by_state.get(s) else "·" for s in SHOWN_STATES)
+            table.add_row(stage, unit, *cells)
     console().print(table)
+    if folded:
+        console().print(f"stages with over {UNIT_ROWS_MAX} units are summed; --units shows every unit")
     if with_jobs:
-        data = status_data(an)["jobs"]
-        assert isinstance(data, list)
-        columns = [
-            "name",
-            "stage",
-            "particle",
-            "status",
-            "attempts",
-            "backend_id",
-            "site",
-            "updated",
-            "reason",
-        ]
-        if any(job["link"] for job in data):
-            columns.append("link")
+        print_job_rows(an, which or JobFilter(limit=DEFAULT_JOB_ROWS, done_last=True))
+
+
+def print_job_rows(an: Analysis, which: JobFilter) -> None:
+    """Job rows: a table up to TABLE_ROWS_MAX rows, else tab-separated lines; then what was left out."""
+    from gridpipe.service.status import count_jobs, job_rows
+
+    columns = ["name", "stage", "particle", "status", "attempts", "backend_id", "site", "updated", "reason"]
+    titles = [c.replace("_", " ").replace("updated", "last change") for c in [*columns, "link"]]
+    out = console()
+    shown = 0
+    if which.limit is not None and which.limit <= TABLE_ROWS_MAX:
+        jobs = list(job_rows(an, which))
+        with_link = any(job["link"] for job in jobs)
         rows = Table()
-        for col in columns:
-            rows.add_column(col.replace("_", " ").replace("updated", "last change"))
-        for job in data:
-            values = {**job, "updated": str(job["updated"])[:19]}
-            rows.add_row(*(str(values[c]) if values[c] is not None else "" for c in columns))
-        console().print(rows)
+        for title in titles[: len(columns) + with_link]:
+            rows.add_column(title)
+        for job in jobs:
+            values = [_cell(job, c) for c in columns + (["link"] if with_link else [])]
+            rows.add_row(*values)
+        out.print(rows)
+        shown = len(jobs)
+    else:  # streamed, verbatim, one line per job: for `less`, `grep` and `cut`
+        out.file.write("\t".join(titles) + "\n")
+        lines: list[str] = []
+        for job in job_rows(an, which):
+            lines.append("\t".join(_cell(job, c).replace("\t", " ") for c in [*columns, "link"]))
+            if len(lines) >= 1000:
+                out.file.write("\n".join(lines) + "\n")
+                lines.clear()
+        out.file.write("".join(line + "\n" for line in lines))
+        out.file.flush()
+        return
+    total = count_jobs(an, which) if which.limit is not None and shown >= which.limit else shown
+    if total > shown:
+        out.print(
+            f"{shown} of {total} job(s) shown{' (not done first)' if which.done_last else ''}; "
+            "--limit N or --all for more, --stage NAME / --status STATE to choose, --json for everything"
+        )
+
+
+def _cell(job: dict[str, object], column: str) -> str:
+    value = job[column]
+    if value is None:
+        return ""
+    return str(value)[:19] if column == "updated" else str(value)

@@ -20,6 +20,8 @@ from gridpipe.service.planning import Plan, plan_units, record_plan
 from gridpipe.service.submission import SubmitReport, reconcile, submission_lock, submit
 from gridpipe.store import JobRecord
 
+PLANNED = JobStatus.PLANNED
+
 
 @dataclass
 class SubmitOutcome:
@@ -57,26 +59,38 @@ def submit_stage(
     dry_run: bool,
     limit: int | None,
     n_file_per_job: int | None,
+    test: bool = False,
 ) -> SubmitOutcome:
-    """Plan the stage's jobs, skip those whose outputs exist or that are active, submit up to `limit`."""
+    """Plan the stage's jobs, skip those whose outputs exist or that are active, submit up to `limit`.
+
+    With `test`, exactly one job is submitted and only the units needed for it are planned (a stage with a
+    10,000-value sweep plans one unit, not 10,000); otherwise every unit is planned and recorded.
+    """
     if not dry_run:
         an.backend_for(stage.kind).preflight()  # e.g. the DIRAC token, before anything is recorded
-    plan = plan_units(an, stage, particles, n_file_per_job=n_file_per_job)
-    present = set(plan.existing_outputs)
-    fresh = [s for s in plan.new if not (s.outputs and s.where == "grid" and set(s.outputs) <= present)]
-    skipped = [s.name for s in plan.new if s not in fresh]
+    if test:
+        limit = 1
     cap = limit if limit is not None else (an.grid.jobs.n_jobs_max if an.grid.jobs.n_jobs_max > 0 else None)
+    units = _units(stage, particles) if particles is not None else None
+    enough = None
+    if test:  # a job already planned is the one submitted; else plan units until one has a job to submit
+        enough = 0 if an.store.count(stage=stage.name, units=units, statuses=[PLANNED], limit=1) else 1
+    plan = plan_units(an, stage, particles, n_file_per_job=n_file_per_job, enough=enough)
+    present = set(plan.existing_outputs)
+    fresh: list[JobSpec] = []
+    skipped: list[str] = []
+    for spec in plan.new:
+        exists = bool(spec.outputs) and spec.where == "grid" and set(spec.outputs) <= present
+        if exists:
+            skipped.append(spec.name)
+        else:
+            fresh.append(spec)
     if dry_run:
         return SubmitOutcome(stage.name, plan, fresh[:cap] if cap else fresh, skipped)
     record_plan(an, plan)
     with submission_lock(an):
         recovered = reconcile(an)  # a crashed submit's jobs: adopted, or planned again (and chosen below)
-    planned = [
-        j
-        for j in an.store.jobs(stage=stage.name, statuses=[JobStatus.PLANNED])
-        if particles is None or j.spec.unit in _units(stage, particles)
-    ]
-    chosen = planned[:cap] if cap else planned
+    chosen = an.store.jobs(stage=stage.name, units=units, statuses=[PLANNED], limit=cap)
     report = submit(an, [j.name for j in chosen])
     report.adopted.update(recovered.adopted)
     return SubmitOutcome(stage.name, plan, [j.spec for j in chosen], skipped, report)

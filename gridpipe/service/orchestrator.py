@@ -178,13 +178,15 @@ class Orchestrator:
         if not slots:
             return 0
         names: list[str] = []
-        for stage in stages:
-            names += [j.name for j in self.an.store.jobs(stage=stage.name, statuses=[JobStatus.PLANNED])]
-        if not names[:slots]:
-            return 0
-        report = submit(self.an, names[:slots])
-        self.notify(f"submitted {len(report.submitted)} job(s)")
-        return len(names[:slots])
+        for stage in stages:  # only the jobs that fit: 100,000 planned jobs are not read every cycle
+            if len(names) < slots:
+                planned = self.an.store.jobs(
+                    stage=stage.name, statuses=[JobStatus.PLANNED], limit=slots - len(names)
+                )
+                names += [j.name for j in planned]
+        if names:
+            report = submit(self.an, names)
+            self.notify(f"submitted {len(report.submitted)} job(s)")
 
     def _report_changes(self, changed: list[tuple[str, JobStatus]]) -> None:
         """One line per cycle: how many jobs ended, and which ones failed (the first few by name)."""

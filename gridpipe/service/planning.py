@@ -57,8 +57,14 @@ def plan_units(
     *,
     n_file_per_job: int | None = None,
     check_storage: bool = True,
+    enough: int | None = None,
 ) -> Plan:
-    """Jobs for every input not yet covered by a job of the same unit (nothing is written)."""
+    """Jobs for every input not yet covered by a job of the same unit (nothing is written).
+
+    With `enough`, planning stops after the unit that brings the jobs to submit (those whose outputs are
+    not all in storage yet) to `enough`: `submit --test` on a 10,000-value sweep plans one unit, not all.
+    Each input list is read once, and the store is read once per stage, however many units there are.
+    """
     ctx = replace(an.plan_context(), n_file_per_job_override=n_file_per_job)
     plan = Plan()
     units = units_of(stage, particles)
@@ -67,30 +73,49 @@ def plan_units(
             f"stage '{stage.name}' has no unit for particle(s) {', '.join(particles or [])}; "
             f"its units are: {', '.join(stage.units)}"
         )
-    taken = {row[0] for row in an.store.summary_rows()}
+    taken = an.store.names()
+    if stage.kind == "local":
+        planned_units = set(an.store.inputs_by_unit(stage.name))
+        plan.new = [plan_local_unit(ctx, u) for u in units if u.name not in planned_units]
+        return plan
+    covered_by_unit = an.store.inputs_by_unit(stage.name)
+    lists: dict[str, list[str]] = {}
+    models: list[str] | None = None
+    to_submit = 0
     for unit in units:
-        existing = an.store.jobs(stage=stage.name, unit=unit.name)
-        if stage.kind == "local":
-            if not existing:
-                plan.new.append(plan_local_unit(ctx, unit))
-            continue
+        if enough is not None and to_submit >= enough:
+            break
         _, rel = input_list_path(an, stage, unit)
-        lfns = read_list(an.path / rel)
-        covered = {lfn for job in existing for lfn in job.spec.inputs}
-        models = model_lfns(an, stage) if stage.models and any(lfn not in covered for lfn in lfns) else []
-        plan.new += plan_grid_unit(ctx, unit, lfns, covered=covered, taken=taken, model_lfns=models)
-    if check_storage and plan.new:
-        outputs = [lfn for spec in plan.new if spec.where == "grid" for lfn in spec.outputs]
-        present = an.storage.exists(outputs) if outputs else set()
-        plan.existing_outputs = sorted(present)
+        lfns = lists[rel] if rel in lists else lists.setdefault(rel, read_list(an.path / rel))
+        covered = covered_by_unit.get(unit.name, set())
+        if models is None and stage.models and any(lfn not in covered for lfn in lfns):
+            models = model_lfns(an, stage)
+        specs = plan_grid_unit(ctx, unit, lfns, covered=covered, taken=taken, model_lfns=models or [])
+        plan.new += specs
+        if enough is not None:
+            present = _present(an, specs) if check_storage else set()
+            plan.existing_outputs += sorted(present)
+            to_submit += sum(1 for spec in specs if not _all_in(spec, present))
+    if check_storage and enough is None and plan.new:
+        plan.existing_outputs = sorted(_present(an, plan.new))
     return plan
+
+
+def _present(an: Analysis, specs: Sequence[JobSpec]) -> set[str]:
+    """Outputs of these grid jobs that are already in storage (one batch call)."""
+    outputs = [lfn for spec in specs if spec.where == "grid" for lfn in spec.outputs]
+    return an.storage.exists(outputs) if outputs else set()
+
+
+def _all_in(spec: JobSpec, present: set[str]) -> bool:
+    return spec.where == "grid" and bool(spec.outputs) and set(spec.outputs) <= present
 
 
 def record_plan(an: Analysis, plan: Plan) -> list[str]:
     """Write planned jobs to the store; jobs whose outputs all exist are recorded as done."""
     added = an.store.add_jobs(plan.new)
     present = set(plan.existing_outputs)
-    already = [s.name for s in plan.new if s.where == "grid" and s.outputs and set(s.outputs) <= present]
+    already = [s.name for s in plan.new if _all_in(s, present)]
     if already:
         an.store.set_status(already, JobStatus.DONE, "output already in storage; not submitted")
     return added

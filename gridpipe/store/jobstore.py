@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +56,8 @@ class Event:
     detail: str | None
 
 
+SummaryRow = tuple[str, str, str, str, int, str | None, str | None, str, str | None, str | None]
+
 _JOB_COLUMNS = (
     "name, stage, unit, status, attempts, backend, backend_id, site, reason, flagged, updated, spec"
 )
@@ -79,7 +81,10 @@ def _record(row: sqlite3.Row) -> JobRecord:
 
 
 def _filters(
-    stage: str | None, unit: str | None, statuses: Iterable[JobStatus] | None
+    stage: str | None,
+    unit: str | None,
+    statuses: Iterable[JobStatus] | None,
+    units: Collection[str] | None = None,
 ) -> tuple[str, list[str]]:
     where, args = [], []
     if stage is not None:
@@ -88,6 +93,9 @@ def _filters(
     if unit is not None:
         where.append("unit = ?")
         args.append(unit)
+    if units is not None:  # one JSON parameter: any number of units (a sweep may have 10,000)
+        where.append("unit IN (SELECT value FROM json_each(?))")
+        args.append(json.dumps(sorted(units)))
     if statuses is not None:
         wanted = [str(s) for s in statuses]
         where.append(f"status IN ({','.join('?' * len(wanted))})")
@@ -142,19 +150,30 @@ class JobStore:
 
     # ---- jobs -----------------------------------------------------------------------------------
     def add_jobs(self, specs: Iterable[JobSpec]) -> list[str]:
-        """Record planned jobs in one transaction; jobs whose name exists are left alone. Returns new names."""
+        """Record planned jobs in one transaction; jobs whose name exists are left alone. Returns new names.
+
+        One bulk insert: new rows get ids above the largest before it (the write lock is held), so their
+        events are written by one INSERT ... SELECT and their names read back in order.
+        """
         now = utcnow().isoformat()
-        added: list[str] = []
+        rows = [
+            (spec.name, spec.stage, spec.unit, json.dumps(spec.to_json()), JobStatus.PLANNED, now)
+            for spec in specs
+        ]
+        if not rows:
+            return []
         with self._tx() as conn:
-            for spec in specs:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO jobs (name, stage, unit, spec, status, updated) VALUES (?, ?, ?, ?, ?, ?)",
-                    (spec.name, spec.stage, spec.unit, json.dumps(spec.to_json()), JobStatus.PLANNED, now),
-                )
-                if cur.rowcount:
-                    self._event(conn, now, cur.lastrowid, "planned", None, JobStatus.PLANNED)
-                    added.append(spec.name)
-        return added
+            last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM jobs").fetchone()[0]
+            conn.executemany(
+                "INSERT OR IGNORE INTO jobs (name, stage, unit, spec, status, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.execute(
+                "INSERT INTO events (ts, job_id, kind, old, new, detail)"
+                " SELECT ?, id, 'planned', NULL, ?, NULL FROM jobs WHERE id > ? ORDER BY id",
+                (now, JobStatus.PLANNED, last),
+            )
+            return [row[0] for row in conn.execute("SELECT name FROM jobs WHERE id > ? ORDER BY id", (last,))]
 
     def get(self, names: Sequence[str]) -> dict[str, JobRecord]:
         """Records of the named jobs that exist."""
@@ -167,13 +186,39 @@ class JobStore:
         stage: str | None = None,
         unit: str | None = None,
         statuses: Iterable[JobStatus] | None = None,
+        units: Collection[str] | None = None,
+        limit: int | None = None,
     ) -> list[JobRecord]:
-        """Jobs filtered by stage, unit and status, in insertion order."""
-        clause, args = _filters(stage, unit, statuses)
-        return [
-            _record(r)
-            for r in self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY id", args)
-        ]
+        """Jobs filtered by stage, unit (or units) and status, in insertion order; at most `limit`."""
+        return list(self.iter_jobs(stage=stage, unit=unit, statuses=statuses, units=units, limit=limit))
+
+    def iter_jobs(
+        self,
+        *,
+        stage: str | None = None,
+        unit: str | None = None,
+        statuses: Iterable[JobStatus] | None = None,
+        units: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[JobRecord]:
+        """Like `jobs`, read through a cursor (memory stays flat however many jobs there are)."""
+        clause, args = _filters(stage, unit, statuses, units)
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY id" + (
+            " LIMIT ?" if limit is not None else ""
+        )
+        for row in self._conn.execute(sql, [*args, limit] if limit is not None else args):
+            yield _record(row)
+
+    def names(self) -> set[str]:
+        """The names of every job (one light query)."""
+        return {row[0] for row in self._conn.execute("SELECT name FROM jobs")}
+
+    def inputs_by_unit(self, stage: str) -> dict[str, set[str]]:
+        """{unit: input LFNs of its jobs} of one stage (the specs are parsed once, in one query)."""
+        out: dict[str, set[str]] = {}
+        for unit, spec in self._conn.execute("SELECT unit, spec FROM jobs WHERE stage = ?", (stage,)):
+            out.setdefault(unit, set()).update(json.loads(spec).get("inputs", ()))
+        return out
 
     def count(
         self,
@@ -181,9 +226,14 @@ class JobStore:
         stage: str | None = None,
         unit: str | None = None,
         statuses: Iterable[JobStatus] | None = None,
+        units: Collection[str] | None = None,
+        limit: int | None = None,
     ) -> int:
-        """Number of jobs matching the filters (no rows are read)."""
-        clause, args = _filters(stage, unit, statuses)
+        """Number of jobs matching the filters, counted up to `limit` if given (no rows are read)."""
+        clause, args = _filters(stage, unit, statuses, units)
+        if limit is not None:
+            sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM jobs {clause} LIMIT ?)"
+            return self._conn.execute(sql, [*args, limit]).fetchone()[0]
         return self._conn.execute(f"SELECT COUNT(*) FROM jobs {clause}", args).fetchone()[0]
 
     def status_counts(self, stage: str, unit: str) -> dict[str, int]:
@@ -214,14 +264,36 @@ class JobStore:
 
     def summary_rows(
         self,
-    ) -> list[tuple[str, str, str, str, int, str | None, str | None, str, str | None, str | None]]:
-        """(name, stage, unit, status, attempts, backend_id, site, updated, reason, backend) of every job."""
-        return list(
-            self._conn.execute(
-                "SELECT name, stage, unit, status, attempts, backend_id, site, updated, reason, backend"
-                " FROM jobs ORDER BY id"
-            )
+        *,
+        stage: str | None = None,
+        statuses: Iterable[JobStatus] | None = None,
+        limit: int | None = None,
+        done_last: bool = False,
+    ) -> Iterator[SummaryRow]:
+        """(name, stage, unit, status, attempts, backend_id, site, updated, reason, backend) of the jobs, in
+        insertion order (jobs not done first with `done_last`), read through a cursor: memory stays flat
+        however many jobs there are."""
+        clause, args = _filters(stage, None, statuses)
+        clause = clause.replace("status IN", "+status IN")  # walk the rows in id order, stop at `limit`
+        select = (
+            "SELECT name, stage, unit, status, attempts, backend_id, site, updated, reason, backend FROM jobs"
         )
+        parts = [(clause, args)]
+        if done_last:  # two walks in id order (no sort of every row): jobs not done, then done ones
+            joiner = " AND " if clause else "WHERE "
+            parts = [
+                (clause + joiner + "+status != 'done'", args),
+                (clause + joiner + "+status = 'done'", args),
+            ]
+        left = -1 if limit is None else limit
+        for where, values in parts:
+            cursor = self._conn.cursor()  # its own cursor: other queries may run while it is read
+            cursor.arraysize = 1000
+            for row in cursor.execute(f"{select} {where} ORDER BY id LIMIT ?", [*values, left]):
+                left -= 1
+                yield row
+            if left == 0:
+                return
 
     # ---- submission protocol --------------------------------------------------------------------
     def begin_attempts(self, names: Sequence[str], backend: str) -> None:

@@ -1,0 +1,69 @@
+"""Every benchmark in bench/ runs in its quick mode and prints its numbers: a benchmark that rots fails the build.
+
+No timing is asserted (CI machines vary); what is checked is that the benchmark ran to the end (exit 0) and
+printed the lines that carry its numbers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+NUMBER = r"\d+\.\d+"
+
+# bench -> patterns its output must hold (each with the numbers it measured)
+EXPECTED: dict[str, list[str]] = {
+    "cli_startup.py": [
+        rf"gridpipe --help\s+median\s+{NUMBER} ms",
+        rf"ratio gridpipe --help / import typer: {NUMBER}",
+    ],
+    "plan_status.py": [rf"plan jobs\s+{NUMBER} s", rf"`gridpipe status --json`\s+{NUMBER} s"],
+    "engine_overhead.py": [rf"process pool \(baseline\)\s+{NUMBER}", rf"ratio of best times\s+{NUMBER}"],
+    "storage_small_files.py": [rf"shutil.copyfile\s+{NUMBER}"],
+    "download_bench.py": [rf"cp -r\s+:\s+{NUMBER}", rf"sync jobs=8\s+\(verified\)\s+:\s+{NUMBER}"],
+    "merge_bench.py": [
+        rf"\ncat\s+{NUMBER}",
+        rf"\ngridpipe\s+{NUMBER}",
+        r"row totals of the merged files: \[\d+\]",
+    ],
+    "scale.py": [
+        rf"submit --max-jobs 10\s+{NUMBER}s\s+{NUMBER}s",
+        rf"status --json\s+{NUMBER}s\s+{NUMBER}s",
+        rf"submit --test\s+{NUMBER}s",
+        rf"run \(defaults\)\s+{NUMBER}s\s+ratio to the pool\s+{NUMBER}",
+    ],
+    "diracx_raw_bench.py": [rf"submit 40 jobs in calls of 20: {NUMBER} s total"],
+    "dirac_bench.py": [
+        rf"engine exactly-once submit \(store included\)\s+{NUMBER} s",
+        r"engine refresh \(store\)\s+\d+ ms",
+    ],
+}
+NEEDS_DIRACX = {"diracx_raw_bench.py", "dirac_bench.py"}
+
+
+def test_every_bench_is_covered():
+    assert sorted(p.name for p in BENCH.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bench", sorted(EXPECTED))
+def test_bench_runs_in_quick_mode(bench, tmp_path):
+    if bench in NEEDS_DIRACX and importlib.util.find_spec("diracx.routers") is None:
+        pytest.skip("the loopback DiracX server needs diracx-routers (the test extra)")
+    result = subprocess.run(
+        [sys.executable, str(BENCH / bench), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for pattern in EXPECTED[bench]:
+        assert re.search(pattern, result.stdout), f"{bench}: no match for {pattern!r} in:\n{result.stdout}"
