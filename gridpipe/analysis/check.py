@@ -47,8 +47,16 @@ def check_analysis(path: Path) -> list[Finding]:
             read_metadata(path)
         except ConfigError as exc:
             findings += _config_findings(exc)
+    workflow = None
+    try:
+        workflow = load_workflow(path / WORKFLOW_FILE)
+    except (ConfigError, ConfigErrors) as exc:
+        findings += _config_findings(exc)
+    made = {item.path for item in workflow.tree.files} if workflow is not None else None
     grid: GridConfig | None = None
     for name, model in CONFIG_MODELS.items():
+        if made is not None and name != "grid.yaml" and f"configs/{name}" not in made:
+            continue  # this workflow's tree has no such file (a custom workflow): nothing to check
         try:
             loaded = load_model(model, path / "configs" / name)
         except (ConfigError, ConfigErrors) as exc:
@@ -56,11 +64,6 @@ def check_analysis(path: Path) -> list[Finding]:
             continue
         if isinstance(loaded, GridConfig):
             grid = loaded
-    workflow = None
-    try:
-        workflow = load_workflow(path / WORKFLOW_FILE)
-    except (ConfigError, ConfigErrors) as exc:
-        findings += _config_findings(exc)
     if grid is not None and workflow is not None:
         findings += _payload_findings(grid, workflow, path / WORKFLOW_FILE)
     if grid is not None:

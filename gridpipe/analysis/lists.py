@@ -27,6 +27,10 @@ def scan_list(path: Path) -> tuple[list[str], list[ListIssue], list[ListIssue]]:
         ) from None
     except UnicodeDecodeError:
         raise ConfigError(path, "input list is not UTF-8 text; write one LFN per line") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "input list is a folder; give a text file with one LFN per line") from None
+    except OSError as exc:
+        raise ConfigError(path, f"input list cannot be read ({exc.strerror})") from None
     lfns: list[str] = []
     errors: list[ListIssue] = []
     duplicates: list[ListIssue] = []

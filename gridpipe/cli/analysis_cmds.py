@@ -151,11 +151,11 @@ def create_analysis_cmd(
 @app.command("check")
 def check_cmd(analysis_path: Path = AnalysisPath, json_output: bool = JsonOutput) -> None:
     """Validate an analysis: configs, workflow and input lists."""
-    from gridpipe.analysis.check import check_analysis
     from gridpipe.cli.output import console, print_json, styled
+    from gridpipe.service.check import check
 
     root = analysis_root(analysis_path)
-    findings = check_analysis(root)
+    findings = check(root)
     errors = [f for f in findings if f.level == "error"]
     if json_output:
         print_json(
