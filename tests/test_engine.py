@@ -173,8 +173,9 @@ def test_kill_leaves_a_job_that_has_already_ended_as_it_ended(tmp_path):
 
 
 def test_a_second_run_is_refused_while_the_first_drives_the_analysis(tmp_path):
+    # jobs of 4 s: the first run is still driving when the second one has started, even on a busy machine
     path = make_analysis(
-        tmp_path, {"gamma": 2, "proton": 1}, workflow=slow_workflow(tmp_path, 1), n_file_per_job=1
+        tmp_path, {"gamma": 2, "proton": 1}, workflow=slow_workflow(tmp_path, 4), n_file_per_job=1
     )
     first = start_run(path)
     deadline = time.monotonic() + 30
