@@ -49,7 +49,10 @@ class Backend(ABC):
 
     @abstractmethod
     def poll(self, backend_ids: Sequence[str]) -> list[BackendStatus]:
-        """Current status of the given jobs, in as few calls as the backend allows."""
+        """Current status of the given jobs, in as few calls as the backend allows.
+
+        An id the backend does not know is left out of the answer or reported FAILED, never DONE.
+        """
 
     @abstractmethod
     def cancel(self, backend_ids: Sequence[str]) -> None:
@@ -76,3 +79,6 @@ class Backend(ABC):
 
     def preflight(self) -> None:  # noqa: B027 - optional hook
         """Raise BackendError if submitting cannot work (DIRAC: expired token); called before planning is recorded."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the backend holds (connections, clients); may be called more than once."""

@@ -69,6 +69,9 @@ class Storage(ABC):
         """The subset of `lfns` that exists."""
         return set(self.stat(lfns))
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the storage holds (connections, clients); may be called more than once."""
+
 
 def remove_moved_source(src: str | os.PathLike[str], lfn: str) -> None:
     """Remove the source of a successful `put(..., move=True)`; StorageError (the file is stored) if it stays."""
