@@ -16,6 +16,7 @@ import socket
 import sys
 import threading
 import traceback
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -121,6 +122,8 @@ def run_job_file(job_file: Path, job: JobFile, stopper: _Stopper) -> ExitRecord:
             storage.close()
     if result.status == JobStatus.DONE:
         shutil.rmtree(work, ignore_errors=True)
+    elif result.status == JobStatus.KILLED and stopper.signal is not None:
+        result = replace(result, reason=f"the job worker got {signal.Signals(stopper.signal).name}")
     return _record(job, result, started)
 
 

@@ -156,9 +156,9 @@ def _read(path: Path, model: type[M], what: str, version: int) -> M:
     except OSError as exc:
         raise RecordError(path, f"cannot read the {what}: {exc.strerror or exc}") from None
     except ValueError as exc:
-        raise RecordError(path, f"not a {what}: not JSON ({exc})") from None
+        raise RecordError(path, f"not a valid {what}: not JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise RecordError(path, f"not a {what}: a JSON object is expected")
+        raise RecordError(path, f"not a valid {what}: a JSON object is expected")
     if data.get("version") != version:
         raise RecordError(
             path, f"{what} version {data.get('version')!r} is not supported (this gridpipe reads {version})"
@@ -168,4 +168,4 @@ def _read(path: Path, model: type[M], what: str, version: int) -> M:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
-        raise RecordError(path, f"not a {what}: key '{key}': {first['msg']}") from None
+        raise RecordError(path, f"not a valid {what}: key '{key}': {first['msg']}") from None
