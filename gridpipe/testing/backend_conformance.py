@@ -108,7 +108,7 @@ class BackendConformance:
         assert len(ids) == size
 
     def test_close_may_be_called_more_than_once(self, backend: Backend, tmp_path: Path) -> None:
-        """gridpipe closes every backend it opened; a second close (e.g. by a fixture) is harmless."""
+        """`close()` ends the use of a backend; calling it again (e.g. from a fixture) is harmless."""
         backend.submit([self.spec("conf-before-close", ["true"], tmp_path)])
         backend.close()
         backend.close()

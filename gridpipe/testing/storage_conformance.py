@@ -191,7 +191,7 @@ class StorageConformance:
         assert path.read_bytes() == b"keep me"
 
     def test_close_may_be_called_more_than_once(self, storage: Storage, lfn_base: str, src: MakeFile) -> None:
-        """gridpipe closes every storage it opened; a second close (e.g. by a fixture) is harmless."""
+        """`close()` ends the use of a storage; calling it again (e.g. from a fixture) is harmless."""
         storage.put(src(b"before close"), f"{lfn_base}/close/file.h5")
         storage.close()
         storage.close()
