@@ -188,6 +188,10 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "not-json": ("{not json", "not a valid job file: not JSON"),
         "a-list": ("[1, 2]", "a JSON object is expected"),
         "version": (json.dumps({**good, "version": 2}), "job file version 2 is not supported"),
+        "no-version": (
+            json.dumps({k: v for k, v in good.items() if k != "version"}),
+            "key 'version' is missing",
+        ),
         "no-spec": (json.dumps({k: v for k, v in good.items() if k != "spec"}), "key 'spec': Field required"),
         "relative": (json.dumps({**good, "analysis": "an"}), "key 'analysis'"),
         "empty-argv": (
@@ -203,6 +207,7 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     for name, (text, says) in contents.items():
         (jobs / f"{name}.job.json").write_text(text)
         cases[name] = ([str(jobs / f"{name}.job.json")], says)
+    cases["a-folder"] = ([str(jobs)], "cannot read the job file: Is a directory")
     cases["missing"] = (
         [str(jobs / "missing.job.json")],
         "cannot read the job file: No such file or directory",
@@ -360,3 +365,34 @@ def test_the_local_backend_ends_jobs_as_the_worker_does(tmp_path, analysis):
     assert record_of(tmp_path / "jobs" / "same_ok.job.json").outputs == (
         OutputRecord(lfn=info.lfn, size=info.size, adler32=info.adler32),
     )
+
+
+def test_a_work_folder_that_cannot_be_made_fails_the_job_with_a_record(tmp_path, analysis):
+    (tmp_path / "a-file").write_text("not a folder\n")
+    path = tmp_path / "jobs" / "w_nowork.job.json"
+    write_job_file(
+        path,
+        JobFile(analysis=str(analysis), spec=spec("w_nowork", ["true"]), work_dir=str(tmp_path / "a-file")),
+    )
+    done = worker(path)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    record = record_of(path)
+    assert record.status == JobStatus.FAILED
+    assert (
+        record.reason
+        == f"cannot prepare the work folder {tmp_path}/a-file/gridpipe-w_nowork: Not a directory"
+    )
+
+
+def test_a_job_runs_in_the_work_dir_its_job_file_names(tmp_path, analysis):
+    scratch = tmp_path / "scratch"
+    lfn = "/vo.test/user/w/worker/scratch/OUT_gamma_run1.txt"
+    job = spec("w_scratch", [PYTHON, "-c", UPPER], ["sh", "-c", "pwd > $OUT_PWD"], outputs=(lfn,))
+    job = JobSpec(**{**job.__dict__, "env": {"OUT_PWD": str(tmp_path / "pwd.txt")}})
+    path = tmp_path / "jobs" / "w_scratch.job.json"
+    write_job_file(path, JobFile(analysis=str(analysis), spec=job, work_dir=str(scratch)))
+    done = worker(path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pwd.txt").read_text() == f"{scratch}/gridpipe-w_scratch\n"
+    assert list(scratch.iterdir()) == []  # done: its work folder is removed
+    assert [o.lfn for o in record_of(path).outputs] == [lfn]

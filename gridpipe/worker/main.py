@@ -102,29 +102,38 @@ def run_job_file(job_file: Path, job: JobFile, stopper: _Stopper) -> ExitRecord:
     """Run the job of `job_file` to its end and return its exit record (not yet written)."""
     started = utcnow()
     work = work_folder(job_file, job)
-    shutil.rmtree(work, ignore_errors=True)  # what an earlier try of this job file left
-    logs = {stream: beside(job_file, f".{stream}.log") for stream in ("stdout", "stderr")}
-    workspace = Workspace(work, logs)
-    storage: Storage | None = None
     try:
-        if job.spec.where == "grid":
-            storage = open_analysis_storage(Path(job.analysis))
-        env = {**os.environ, **job.spec.env}
-        result = run_job(job.spec, workspace, storage, env, stopper.cancel, stopper.started)
-    except GridpipeError as exc:  # the storage cannot be opened
-        result = failed(exc.detail)
-    except Exception as exc:  # a bug of gridpipe's, not of the job: on the job, and whole on stderr
-        traceback.print_exc()
-        result = failed(f"internal error of the job worker: {type(exc).__name__}: {exc}")
+        shutil.rmtree(work, ignore_errors=True)  # what an earlier try of this job file left
+        logs = {stream: beside(job_file, f".{stream}.log") for stream in ("stdout", "stderr")}
+        workspace = Workspace(work, logs)
+    except OSError as exc:
+        return _record(job, failed(f"cannot prepare the work folder {work}: {exc.strerror or exc}"), started)
+    try:
+        result = _run_in(workspace, job, stopper)
     finally:
         workspace.close()
-        if storage is not None:
-            storage.close()
     if result.status == JobStatus.DONE:
         shutil.rmtree(work, ignore_errors=True)
     elif result.status == JobStatus.KILLED and stopper.signal is not None:
         result = replace(result, reason=f"the job worker got {signal.Signals(stopper.signal).name}")
     return _record(job, result, started)
+
+
+def _run_in(workspace: Workspace, job: JobFile, stopper: _Stopper) -> JobResult:
+    storage: Storage | None = None
+    try:
+        if job.spec.where == "grid":
+            storage = open_analysis_storage(Path(job.analysis))
+        env = {**os.environ, **job.spec.env}
+        return run_job(job.spec, workspace, storage, env, stopper.cancel, stopper.started)
+    except GridpipeError as exc:  # the storage cannot be opened
+        return failed(exc.detail)
+    except Exception as exc:  # a bug of gridpipe's, not of the job: on the job, and whole on stderr
+        traceback.print_exc()
+        return failed(f"internal error of the job worker: {type(exc).__name__}: {exc}")
+    finally:
+        if storage is not None:
+            storage.close()
 
 
 def _record(job: JobFile, result: JobResult, started: datetime) -> ExitRecord:

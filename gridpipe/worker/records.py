@@ -159,9 +159,11 @@ def _read(path: Path, model: type[M], what: str, version: int) -> M:
         raise RecordError(path, f"not a valid {what}: not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise RecordError(path, f"not a valid {what}: a JSON object is expected")
-    if data.get("version") != version:
+    if "version" not in data:
+        raise RecordError(path, f"not a valid {what}: key 'version' is missing")
+    if data["version"] != version:
         raise RecordError(
-            path, f"{what} version {data.get('version')!r} is not supported (this gridpipe reads {version})"
+            path, f"{what} version {data['version']!r} is not supported (this gridpipe reads {version})"
         )
     try:
         return model.model_validate(data)
