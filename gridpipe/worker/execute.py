@@ -47,9 +47,9 @@ def execute(
     code = os.waitstatus_to_exitcode(status)
     if cancel.is_set():
         return killed()
+    if code == 0:
+        return None
     name = PurePosixPath(argv[0]).name
     if code < 0:
         return failed(f"{name} was killed by signal {-code}", code)
-    if code != 0:
-        return failed(f"{name} exited with code {code}", code)
-    return None
+    return failed(f"{name} exited with code {code}", code)

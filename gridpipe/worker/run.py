@@ -11,7 +11,7 @@ from gridpipe.core.states import JobStatus
 from gridpipe.storage.contract import Storage
 from gridpipe.worker.execute import execute
 from gridpipe.worker.result import JobResult, failed, killed
-from gridpipe.worker.transfer import make_output_folders, missing_output, register_outputs, stage_in
+from gridpipe.worker.transfer import make_output_folders, missing_output, produced, register_outputs, stage_in
 from gridpipe.worker.workspace import Workspace
 
 NO_STORAGE = "no storage configured for a grid job"
@@ -46,10 +46,11 @@ def run_job(
                 return ended
         if spec.where == "grid":
             assert storage is not None
-            missing = missing_output(spec, workspace.work)
+            outputs = produced(spec, workspace.work)
+            missing = missing_output(outputs)
             if missing:
                 return failed(missing, 0)
-            return JobResult(JobStatus.DONE, 0, None, register_outputs(spec, workspace.work, storage))
+            return JobResult(JobStatus.DONE, 0, None, register_outputs(outputs, storage))
     except (GridpipeError, OSError) as exc:
         return failed(exc.detail if isinstance(exc, GridpipeError) else f"{type(exc).__name__}: {exc}")
     return JobResult(JobStatus.DONE, 0, None)

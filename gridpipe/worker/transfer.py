@@ -18,18 +18,22 @@ def stage_in(spec: JobSpec, work: Path, storage: Storage) -> None:
         storage.get(lfn, work / PurePosixPath(lfn).name)
 
 
-def missing_output(spec: JobSpec, work: Path) -> str | None:
+def produced(spec: JobSpec, work: Path) -> list[tuple[str, Path]]:
+    """Each output LFN of a grid job with the file in `work` it is registered from (same basename)."""
+    return [(lfn, work / PurePosixPath(lfn).name) for lfn in spec.outputs]
+
+
+def missing_output(outputs: list[tuple[str, Path]]) -> str | None:
     """Why the outputs cannot be registered (the first one not produced), or None."""
-    for lfn in spec.outputs:
-        name = PurePosixPath(lfn).name
-        if not os.path.isfile(work / name):
-            return f"output {name} was not produced"
+    for _, path in outputs:
+        if not os.path.isfile(path):
+            return f"output {path.name} was not produced"
     return None
 
 
-def register_outputs(spec: JobSpec, work: Path, storage: Storage) -> tuple[FileInfo, ...]:
-    """Store every output file of `work` under its LFN (moved, not copied, where the storage can)."""
-    return tuple(storage.put(work / PurePosixPath(lfn).name, lfn, move=True) for lfn in spec.outputs)
+def register_outputs(outputs: list[tuple[str, Path]], storage: Storage) -> tuple[FileInfo, ...]:
+    """Store every output file under its LFN (moved, not copied, where the storage can)."""
+    return tuple(storage.put(path, lfn, move=True) for lfn, path in outputs)
 
 
 def make_output_folders(spec: JobSpec) -> None:
