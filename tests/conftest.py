@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import pytest
 
+pytest.register_assert_rewrite("gridpipe.testing")  # the shipped conformance suites: detailed failures
+
 
 class CliResult(NamedTuple):
     """Exit code and output of one `gridpipe` run (unpacks as `rc, out, err`)."""
