@@ -81,3 +81,5 @@ def _reap_background_runs():
     from engine_helpers import reap_runs
 
     reap_runs()
+
+collect_ignore = ["example_plugin"]  # a site's own package: its suite runs through test_plugins with it installed

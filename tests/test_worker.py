@@ -288,11 +288,14 @@ def test_a_worker_told_to_stop_kills_its_payload_and_records_it(tmp_path, analys
 
 
 def test_the_worker_imports_no_backend_nor_service(tmp_path, analysis):
+    """The worker runs on batch nodes: it loads no engine, store or command line. (Reading grid.yaml loads
+    the configured backend and storage plugins, whose settings models validate their sections.)"""
     path = job_file(tmp_path, analysis, spec("w_imports", [PYTHON, "-c", UPPER], outputs=()))
     probe = (
         "import sys; from gridpipe.worker.main import main; code = main([sys.argv[1]]); "
-        "bad = sorted(m for m in sys.modules if m.startswith(('gridpipe.backends', 'gridpipe.service', "
-        "'gridpipe.cli', 'gridpipe.workflow', 'gridpipe.store'))); print(code, bad)"
+        "bad = sorted(m for m in sys.modules if m.startswith(('gridpipe.service', "
+        "'gridpipe.cli', 'gridpipe.workflow', 'gridpipe.store', 'gridpipe.backends.local_executor'))); "
+        "print(code, bad)"
     )
     done = subprocess.run([PYTHON, "-c", probe, str(path)], capture_output=True, text=True, check=False)
     assert done.stdout == "0 []\n", done.stderr
