@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import pytest
 
+pytest.register_assert_rewrite("gridpipe.testing")  # the shipped conformance suites: detailed failures
+
 
 class CliResult(NamedTuple):
     """Exit code and output of one `gridpipe` run (unpacks as `rc, out, err`)."""
@@ -79,3 +81,5 @@ def _reap_background_runs():
     from engine_helpers import reap_runs
 
     reap_runs()
+
+collect_ignore = ["example_plugin"]  # a site's own package: its suite runs through test_plugins with it installed

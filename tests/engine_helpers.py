@@ -78,15 +78,17 @@ def wait_idle(path: Path, timeout: float = 60) -> LocalQueue:
 
 def wait_executor_gone(path: Path, timeout: float = 30) -> None:
     """Wait until the analysis's local executor has exited (it keeps the environment it was started with)."""
-    from gridpipe.backends.local_executor import try_lock
+    from gridpipe.core.fsutil import held_lock
 
     lock = path / ".gridpipe" / "local" / "executor.lock"
     deadline = time.monotonic() + timeout
-    while (fd := try_lock(lock)) is None:
+    while True:
+        with held_lock(lock, wait=False) as fd:
+            if fd is not None:
+                return
         if time.monotonic() > deadline:
             raise TimeoutError("the local executor did not exit")
         time.sleep(0.1)
-    os.close(fd)
 
 
 def slow_workflow(tmp: Path, seconds: float) -> Path:

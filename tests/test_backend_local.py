@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from backend_conformance import BackendConformance
 from engine_helpers import make_analysis
 
 from gridpipe.service.context import Analysis
+from gridpipe.testing.backend_conformance import BackendConformance
 
 
 class TestLocalBackend(BackendConformance):

@@ -27,7 +27,6 @@ pytest.importorskip("diracx.api")
 pytest.importorskip("moto")
 
 import yaml
-from backend_conformance import BackendConformance
 from DIRACCommon.Core.Utilities.ClassAd.ClassAdLight import ClassAd
 from DIRACCommon.WorkloadManagementSystem.DB.JobDBUtils import extractJDL
 from diracx_server import free_port, search_all
@@ -42,6 +41,7 @@ from gridpipe.core.models import JobSpec
 from gridpipe.core.states import FINAL_STATES, JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.service.orchestrator import Orchestrator, RunOptions
+from gridpipe.testing.backend_conformance import BackendConformance
 
 WORKFLOW = """\
 version: 1

@@ -213,14 +213,15 @@ def _executors(path: Path) -> list[int]:
 
 
 def test_an_executor_holds_the_lock_from_its_start_so_no_second_one_is_started(tmp_path):
-    from gridpipe.backends.local_executor import try_lock
+    from gridpipe.core.fsutil import held_lock
 
     path = make_analysis(tmp_path, {"gamma": 1}, n_file_per_job=1)
     an = Analysis.open(path)
     try:
         for _ in range(5):  # `run` and `status` call this on every poll, even while an executor starts up
             an.backend.ensure_running()
-        assert try_lock(path / ".gridpipe" / "local" / "executor.lock") is None  # handed over at once
+        with held_lock(path / ".gridpipe" / "local" / "executor.lock", wait=False) as fd:
+            assert fd is None  # handed over at once
         seen: set[int] = set()
         for _ in range(25):  # a process's command line can read empty for a moment after its exec
             seen.update(_executors(path))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -409,3 +411,19 @@ def test_a_site_s_own_plugins_work_without_a_line_of_gridpipe_changed(run_cli, t
     assert outputs == [f"OUT_gamma_pair{i}.txt" for i in range(3)]
     rc, out, err = run_cli("check", cwd=path)  # without the package: the names are not installed
     assert rc == 2 and "backend 'site' is not installed; installed: dirac, local" in out
+
+
+def test_a_site_s_backend_passes_the_shipped_conformance_suite(tmp_path: Path) -> None:
+    """The example package runs gridpipe.testing's suite on its own backend, as a site would."""
+    suite = EXAMPLE / "gridpipe_example" / "test_conformance.py"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(EXAMPLE)},
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout

@@ -20,7 +20,6 @@ import tables
 import yaml
 from dl2_files import ROWS, write_dl2
 from engine_helpers import gridpipe
-from storage_conformance import StorageConformance
 
 from gridpipe.analysis.config import GridConfig
 from gridpipe.analysis.create import CreateRequest, create_analysis
@@ -30,6 +29,7 @@ from gridpipe.storage.checksum import adler32_bytes
 from gridpipe.storage.dirac import DiracStorage
 from gridpipe.storage.dirac_commands import COMMANDS, DiracCommands
 from gridpipe.storage.registry import open_storage
+from gridpipe.testing.storage_conformance import StorageConformance
 
 STANDIN = Path(__file__).parent / "dirac_dms_standin"
 SE1, SE2, SE3 = "STANDIN-SE-1", "STANDIN-SE-2", "STANDIN-SE-3"

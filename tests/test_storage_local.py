@@ -11,7 +11,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-from storage_conformance import StorageConformance
 
 from gridpipe.analysis.config import GridConfig
 from gridpipe.core.exceptions import StorageError, UsageError
@@ -20,6 +19,7 @@ from gridpipe.storage.checksum import adler32_bytes, adler32_file, copy_with_adl
 from gridpipe.storage.contract import Storage
 from gridpipe.storage.local import LocalStorage
 from gridpipe.storage.registry import STORAGE_GROUP, open_storage, storage_class, storage_entry_points
+from gridpipe.testing.storage_conformance import StorageConformance
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 

@@ -17,15 +17,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
-from pydantic import Field
-
 from gridpipe.analysis.config import Strict
 from gridpipe.backends.contract import Backend
-from gridpipe.backends.local_executor import try_lock
-from gridpipe.backends.local_job import LOG_STREAMS, read_log, slot_log
 from gridpipe.backends.local_queue import LocalQueue
+from gridpipe.backends.local_setup import EXECUTOR_LOCK, LocalBackendSettings, LocalSetup, local_dir_of
+from gridpipe.backends.local_slot import read_log, slot_log
+from gridpipe.core.fsutil import held_lock
 from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
 from gridpipe.core.states import JobStatus
+from gridpipe.worker.workspace import LOG_STREAMS
 
 WAIT_STEP_SECONDS = 0.02
 _STATUS = {str(s): s for s in JobStatus}
@@ -33,12 +33,6 @@ _STATUS = {str(s): s for s in JobStatus}
 if TYPE_CHECKING:
     from gridpipe.analysis.config import GridConfig
     from gridpipe.storage.contract import Storage
-
-
-class LocalBackendSettings(Strict):
-    """`backend.local` of configs/grid.yaml."""
-
-    max_workers: int = Field(0, ge=0, description="Processes at once (0 = number of cores).")
 
 
 class LocalBackend(Backend):
@@ -52,7 +46,7 @@ class LocalBackend(Backend):
         self, analysis_path: Path, workers: int, storage_factory: Callable[[], Storage | None]
     ) -> None:
         self.analysis_path = analysis_path
-        self.local_dir = analysis_path / ".gridpipe" / "local"
+        self.local_dir = local_dir_of(analysis_path)
         self.workers = workers
         self.storage_factory = storage_factory
 
@@ -64,19 +58,8 @@ class LocalBackend(Backend):
     @classmethod
     def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
         """Workers from `backend.local.max_workers` (0: number of cores); storage as configured."""
-        from gridpipe.storage.registry import open_storage
-
-        settings = grid.backend.settings_for(cls.name, LocalBackendSettings)
-        workers = settings.max_workers or os.cpu_count() or 1
-        return cls(analysis_path, workers, lambda: open_storage(grid, analysis_path))
-
-    @classmethod
-    def for_analysis(cls, analysis_path: Path) -> Self:
-        """The backend of an analysis, configured from its grid.yaml (used by the executor)."""
-        from gridpipe.analysis.config import GridConfig
-        from gridpipe.analysis.configio import load_model
-
-        return cls.from_config(load_model(GridConfig, analysis_path / "configs" / "grid.yaml"), analysis_path)
+        setup = LocalSetup.from_config(grid, analysis_path)
+        return cls(setup.analysis_path, setup.workers, setup.storage_factory)
 
     def close(self) -> None:
         """Close the queue's database connection if it was opened."""
@@ -97,10 +80,11 @@ class LocalBackend(Backend):
         return ids
 
     def poll(self, backend_ids: Sequence[str]) -> list[BackendStatus]:
-        """One query for all given jobs."""
+        """One query for all given jobs; ids the queue does not know are left out."""
+        known = [i for i in backend_ids if i.isascii() and i.isdigit()]
         out = [
             BackendStatus(str(r.id), _STATUS[r.status], "localhost", r.exit_code, r.reason)
-            for r in self.queue.rows(backend_ids)
+            for r in self.queue.rows(known)
         ]
         if any(s.status in (JobStatus.QUEUED, JobStatus.RUNNING) for s in out):
             self.ensure_running()  # a new executor also fails the jobs of one that died as lost
@@ -141,12 +125,15 @@ class LocalBackend(Backend):
     def ensure_running(self) -> None:
         """Start the executor unless one holds the lock; the lock is handed to the new executor."""
         _reap()
-        self.local_dir.mkdir(parents=True, exist_ok=True)
-        lock = try_lock(self.local_dir / "executor.lock")
-        if lock is None:
-            return
+        with held_lock(self.local_dir / EXECUTOR_LOCK, wait=False) as held:
+            if held is None:
+                return
+            self._start_executor(held)
+
+    def _start_executor(self, held: int) -> None:
+        """Start an executor that takes over the lock `held` through its own copy of the descriptor."""
+        lock = _above_standard(os.dup(held))
         try:
-            lock = _above_standard(lock)
             log = _above_standard(
                 os.open(self.local_dir / "executor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             )

@@ -10,7 +10,6 @@ starts a new one whenever jobs are queued and none runs. Started as
 
 from __future__ import annotations
 
-import fcntl
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.context
@@ -20,23 +19,19 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gridpipe.backends.local_job import (
-    JOB_ENV_MARK,
-    LOG_INLINE_BYTES,
-    LOG_STREAMS,
-    JobResult,
-    Slot,
-    job_mark,
-    read_log,
-    slot_log,
-)
 from gridpipe.backends.local_queue import LocalQueue, Outcome
+from gridpipe.backends.local_setup import EXECUTOR_LOCK, LocalSetup
+from gridpipe.backends.local_slot import JOB_ENV_MARK, LOG_INLINE_BYTES, Slot, job_mark, read_log, slot_log
 from gridpipe.core.exceptions import GridpipeError
+from gridpipe.core.fsutil import held_lock
 from gridpipe.core.states import JobStatus
 from gridpipe.core.timeutil import utcnow
+from gridpipe.worker.workspace import LOG_STREAMS
 
 if TYPE_CHECKING:
     from gridpipe.storage.contract import Storage
@@ -49,15 +44,18 @@ MAX_RUNNER_REPLACEMENTS = 8
 RUNNERS_DIE = "the local backend's runner processes keep dying; see .gridpipe/local/executor.log"
 
 
-def try_lock(path: Path) -> int | None:
-    """An exclusive non-blocking lock on `path`: the fd, or None when someone holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+@contextmanager
+def _executor_lock(path: Path, handed: int | None) -> Iterator[int | None]:
+    """The executor lock for a round: the descriptor handed over by the starter, else taken here (None when
+    another executor holds it)."""
+    if handed is None:
+        with held_lock(path, wait=False) as fd:
+            yield fd
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+        yield handed
+    finally:
+        os.close(handed)
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -168,12 +166,10 @@ class _CancelWatch:
 def _runner(analysis_path: Path, number: int) -> None:
     """One runner process in slot `number`: claim a job, run it, record it with the next claim; exit
     after a quiet spell."""
-    from gridpipe.backends.local import LocalBackend
-
-    backend = LocalBackend.for_analysis(analysis_path)
-    queue = LocalQueue(backend.local_dir)
-    slot = Slot(backend.local_dir, number)
-    watch = _CancelWatch(backend.local_dir)
+    setup = LocalSetup.for_analysis(analysis_path)
+    queue = LocalQueue(setup.local_dir)
+    slot = Slot(setup.local_dir, number)
+    watch = _CancelWatch(setup.local_dir)
     storage: Storage | None = None
     idle_since: float | None = None
     finished: list[Outcome] = []
@@ -192,22 +188,21 @@ def _runner(analysis_path: Path, number: int) -> None:
             cancel = watch.begin(job_id)
             try:
                 if spec.where == "grid" and storage is None:
-                    storage = backend.storage_factory()
-                result = slot.run(job_id, spec, storage, cancel, watch.started)
+                    storage = setup.storage_factory()
+                outcome = slot.run(job_id, spec, storage, cancel, watch.started)
             except GridpipeError as exc:  # e.g. the storage cannot be opened
-                result = JobResult(JobStatus.FAILED, None, exc.detail)
+                outcome = Outcome(job_id, str(JobStatus.FAILED), None, exc.detail)
             except Exception:  # a bug in gridpipe, not in the job: report it on the job and in the log
                 _log_traceback(f"job {job_id}")
-                result = JobResult(
-                    JobStatus.FAILED, None, "internal error of the local runner; see executor.log"
+                outcome = Outcome(
+                    job_id,
+                    str(JobStatus.FAILED),
+                    None,
+                    "internal error of the local runner; see executor.log",
                 )
             finally:
                 watch.end()
-            finished = [
-                Outcome(
-                    job_id, str(result.status), result.exit_code, result.reason, result.stdout, result.stderr
-                )
-            ]
+            finished = [outcome]
     finally:
         watch.stop.set()
         slot.close()
@@ -281,32 +276,27 @@ def main(analysis_path: Path, lock_fd: int | None = None) -> int:
     `lock_fd` is the executor lock already taken by the process that started this one (handed over, so
     no second executor can be started while this one is still starting up).
     """
-    from gridpipe.backends.local import LocalBackend
-
     if lock_fd is not None:
         os.set_inheritable(lock_fd, False)  # payloads must not hold the lock after the executor is gone
-    backend = LocalBackend.for_analysis(analysis_path)
-    lock_path = backend.local_dir / "executor.lock"
+    setup = LocalSetup.for_analysis(analysis_path)
+    local_dir = setup.local_dir
     context = multiprocessing.get_context("fork")
     while True:
-        fd = lock_fd if lock_fd is not None else try_lock(lock_path)
-        lock_fd = None  # handed over once; later rounds take the lock themselves
-        if fd is None:
-            return 0
-        try:
-            queue = LocalQueue(backend.local_dir)
-            recover_lost(queue, backend.local_dir)
+        with _executor_lock(local_dir / EXECUTOR_LOCK, lock_fd) as fd:
+            lock_fd = None  # handed over once; later rounds take the lock themselves
+            if fd is None:
+                return 0
+            queue = LocalQueue(local_dir)
+            recover_lost(queue, local_dir)
             queue.close()  # no connection crosses the fork
-            healthy = _supervise(context, analysis_path, backend.local_dir, backend.workers)
-            queue = LocalQueue(backend.local_dir)
+            healthy = _supervise(context, analysis_path, local_dir, setup.workers)
+            queue = LocalQueue(local_dir)
             # every runner has exited: a job still `running` has lost its runner
-            recover_lost(queue, backend.local_dir)
+            recover_lost(queue, local_dir)
             if not healthy:
                 queue.fail_queued(RUNNERS_DIE)
             pending = queue.count("queued")
             queue.close()
-        finally:
-            os.close(fd)
         if not healthy:
             return 1
         if pending == 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,9 @@ BAD_LFNS = [
 ]
 
 
+MakeFile = Callable[[bytes], Path]
+
+
 def _adler(data: bytes) -> str:
     return f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
 
@@ -35,14 +39,16 @@ class StorageConformance:
 
     @pytest.fixture
     def storage(self) -> Storage:
+        """The storage under test (override)."""
         raise NotImplementedError("override the `storage` fixture")
 
     @pytest.fixture
     def lfn_base(self) -> str:
+        """A folder the tests may write below (override if the storage needs another)."""
         return "/vo.test/user/t/tester/conformance"
 
     @pytest.fixture
-    def src(self, tmp_path):
+    def src(self, tmp_path: Path) -> MakeFile:
         """A function writing bytes to a fresh local file."""
         counter = iter(range(1_000_000))
 
@@ -54,7 +60,7 @@ class StorageConformance:
 
         return make
 
-    def test_put_get_round_trip(self, storage, lfn_base, src, tmp_path):
+    def test_put_get_round_trip(self, storage: Storage, lfn_base: str, src: MakeFile, tmp_path: Path) -> None:
         data = os.urandom(70_000)
         lfn = f"{lfn_base}/rt/file.h5"
         info = storage.put(src(data), lfn)
@@ -64,7 +70,7 @@ class StorageConformance:
         assert dest.read_bytes() == data
         assert [p.name for p in dest.parent.iterdir()] == ["file.h5"]
 
-    def test_stat_is_bulk_and_skips_missing(self, storage, lfn_base, src):
+    def test_stat_is_bulk_and_skips_missing(self, storage: Storage, lfn_base: str, src: MakeFile) -> None:
         lfns = [f"{lfn_base}/stat/f{i}.h5" for i in range(3)]
         for i, lfn in enumerate(lfns):
             storage.put(src(b"x" * (i + 1)), lfn)
@@ -76,7 +82,9 @@ class StorageConformance:
         assert storage.exists(asked) == set(lfns)
         assert storage.stat([]) == {}
 
-    def test_list_is_recursive_sorted_and_complete(self, storage, lfn_base, src):
+    def test_list_is_recursive_sorted_and_complete(
+        self, storage: Storage, lfn_base: str, src: MakeFile
+    ) -> None:
         base = f"{lfn_base}/list"
         lfns = [f"{base}/a/f{i:03d}.h5" for i in range(120)]
         lfns += [f"{base}/a/deeper/g{i}.h5" for i in range(3)]
@@ -94,7 +102,9 @@ class StorageConformance:
         assert storage.list(f"{base}/nothing") == []
         assert storage.list(f"{base}/a/f000.h5") == []
 
-    def test_overwrite_put_replaces(self, storage, lfn_base, src, tmp_path):
+    def test_overwrite_put_replaces(
+        self, storage: Storage, lfn_base: str, src: MakeFile, tmp_path: Path
+    ) -> None:
         lfn = f"{lfn_base}/over/file.h5"
         storage.put(src(b"first version"), lfn)
         info = storage.put(src(b"second"), lfn)
@@ -103,7 +113,7 @@ class StorageConformance:
         storage.get(lfn, tmp_path / "got.h5")
         assert (tmp_path / "got.h5").read_bytes() == b"second"
 
-    def test_remove(self, storage, lfn_base, src, tmp_path):
+    def test_remove(self, storage: Storage, lfn_base: str, src: MakeFile, tmp_path: Path) -> None:
         lfns = [f"{lfn_base}/rm/f{i}.h5" for i in range(4)]
         for lfn in lfns:
             storage.put(src(b"data"), lfn)
@@ -114,7 +124,9 @@ class StorageConformance:
             storage.get(lfns[0], tmp_path / "gone.h5")
         storage.remove([])
 
-    def test_get_missing_raises_and_writes_nothing(self, storage, lfn_base, tmp_path):
+    def test_get_missing_raises_and_writes_nothing(
+        self, storage: Storage, lfn_base: str, tmp_path: Path
+    ) -> None:
         dest = tmp_path / "out" / "missing.h5"
         dest.parent.mkdir()
         with pytest.raises(StorageError) as err:
@@ -122,7 +134,7 @@ class StorageConformance:
         assert "/no/such/file.h5" in err.value.detail
         assert list(dest.parent.iterdir()) == []
 
-    def test_failed_get_keeps_existing_dest(self, storage, lfn_base, tmp_path):
+    def test_failed_get_keeps_existing_dest(self, storage: Storage, lfn_base: str, tmp_path: Path) -> None:
         dest = tmp_path / "dl" / "kept.h5"
         dest.parent.mkdir()
         dest.write_bytes(b"what the user had")
@@ -132,7 +144,7 @@ class StorageConformance:
         assert [p.name for p in dest.parent.iterdir()] == ["kept.h5"]
 
     @pytest.mark.parametrize("bad", BAD_LFNS)
-    def test_bad_lfns_refused(self, storage, src, tmp_path, bad):
+    def test_bad_lfns_refused(self, storage: Storage, src: MakeFile, tmp_path: Path, bad: str) -> None:
         path = src(b"data")
         with pytest.raises(StorageError):
             storage.put(path, bad)
@@ -146,7 +158,7 @@ class StorageConformance:
             storage.list(bad)
         assert not (tmp_path / "out.h5").exists()
 
-    def test_put_of_missing_source_raises(self, storage, lfn_base, tmp_path):
+    def test_put_of_missing_source_raises(self, storage: Storage, lfn_base: str, tmp_path: Path) -> None:
         lfn = f"{lfn_base}/nosrc/file.h5"
         with pytest.raises(StorageError):
             storage.put(tmp_path / "does-not-exist.h5", lfn)
@@ -154,7 +166,9 @@ class StorageConformance:
             storage.put(tmp_path / "does-not-exist.h5", lfn, move=True)
         assert storage.stat([lfn]) == {}
 
-    def test_put_move_consumes_the_source(self, storage, lfn_base, src, tmp_path):
+    def test_put_move_consumes_the_source(
+        self, storage: Storage, lfn_base: str, src: MakeFile, tmp_path: Path
+    ) -> None:
         data = os.urandom(50_000)
         lfn = f"{lfn_base}/move/file.h5"
         path = src(data)
@@ -170,8 +184,14 @@ class StorageConformance:
         assert list((tmp_path / "src").iterdir()) == []
 
     @pytest.mark.parametrize("bad", BAD_LFNS[:2])
-    def test_put_move_that_fails_keeps_the_source(self, storage, src, bad):
+    def test_put_move_that_fails_keeps_the_source(self, storage: Storage, src: MakeFile, bad: str) -> None:
         path = src(b"keep me")
         with pytest.raises(StorageError):
             storage.put(path, bad, move=True)
         assert path.read_bytes() == b"keep me"
+
+    def test_close_may_be_called_more_than_once(self, storage: Storage, lfn_base: str, src: MakeFile) -> None:
+        """`close()` ends the use of a storage; calling it again (e.g. from a fixture) is harmless."""
+        storage.put(src(b"before close"), f"{lfn_base}/close/file.h5")
+        storage.close()
+        storage.close()
