@@ -22,6 +22,7 @@ from gridpipe.backends.contract import Backend
 from gridpipe.backends.local_queue import LocalQueue
 from gridpipe.backends.local_setup import EXECUTOR_LOCK, LocalBackendSettings, LocalSetup, local_dir_of
 from gridpipe.backends.local_slot import read_log, slot_log
+from gridpipe.core.exceptions import ExecutorFailingError
 from gridpipe.core.fsutil import held_lock
 from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
 from gridpipe.core.states import JobStatus
@@ -128,6 +129,7 @@ class LocalBackend(Backend):
         with held_lock(self.local_dir / EXECUTOR_LOCK, wait=False) as held:
             if held is None:
                 return
+            _refuse_a_failing_executor(self.local_dir)
             self._start_executor(held)
 
     def _start_executor(self, held: int) -> None:
@@ -157,7 +159,7 @@ class LocalBackend(Backend):
                 os.close(log)
         finally:
             os.close(lock)  # the executor holds the lock through its own copy of the descriptor
-        _spawned.add(pid)
+        _spawned[pid] = self.local_dir
 
 
 _LOCK_FD = 3
@@ -171,15 +173,39 @@ def _above_standard(fd: int) -> int:
     return moved
 
 
-_spawned: set[int] = set()
+_spawned: dict[int, Path] = {}
+"""Executors this process started and not yet collected, with their local folder."""
+_exits: dict[Path, list[tuple[float, int]]] = {}
+"""(time, exit code) of the executors this process started, per local folder, newest last."""
+FAILING_STARTS = 3
+"""Executors that exited with an error one after the other, each within FAILING_WINDOW_S: stop starting them."""
+FAILING_WINDOW_S = 60.0
+LOW_SPACE_BYTES = 1 << 20
 
 
 def _reap() -> None:
-    """Collect executors this process started that have exited (no zombies in long runs)."""
-    for pid in list(_spawned):
+    """Collect executors this process started that have exited (no zombies in long runs), noting how."""
+    for pid, local_dir in list(_spawned.items()):
         try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
+            done, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            done = pid
+            done, status = pid, 0
         if done:
-            _spawned.discard(pid)
+            del _spawned[pid]
+            exits = _exits.setdefault(local_dir, [])
+            exits.append((time.monotonic(), os.waitstatus_to_exitcode(status)))
+            del exits[:-FAILING_STARTS]
+
+
+def _refuse_a_failing_executor(local_dir: Path) -> None:
+    """ExecutorFailingError when the last FAILING_STARTS executors of `local_dir` all failed, recently."""
+    recent = [code for at, code in _exits.get(local_dir, []) if time.monotonic() - at < FAILING_WINDOW_S]
+    if len(recent) < FAILING_STARTS or any(code == 0 for code in recent):
+        return
+    try:
+        space = os.statvfs(local_dir)
+        disk_full = space.f_bavail * space.f_frsize < LOW_SPACE_BYTES
+    except OSError:
+        disk_full = False
+    _exits[local_dir] = []  # the next command may try again, after the user has acted
+    raise ExecutorFailingError(local_dir, recent[-1], disk_full=disk_full)

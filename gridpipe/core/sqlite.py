@@ -39,9 +39,11 @@ def open_database(path: Path, setup: Callable[[sqlite3.Connection], None]) -> Da
     (and a missing one is an empty in-memory one), so reading commands work on another user's analysis.
     """
     if not path.exists():
-        if _writable(path.parent if path.parent.exists() else _existing_parent(path)):
+        try:
+            if not _writable(path.parent if path.parent.exists() else _existing_parent(path)):
+                raise ReadOnlyError(path)
             _create(path, setup)
-        else:
+        except (ReadOnlyError, DiskFullError):  # nothing recorded yet, and nothing can be: an empty view
             conn = _connection(":memory:", uri=False)
             setup(conn)
             return Database(conn, path, readonly=True)
@@ -52,10 +54,17 @@ def open_database(path: Path, setup: Callable[[sqlite3.Connection], None]) -> Da
             conn = _readonly_connection(path)
             check_connection(conn, path)
         else:
-            conn = _connection(str(path), uri=False)
-            check_connection(conn, path)
-            use_wal(conn, BUSY_TIMEOUT_S)
-            setup(conn)
+            try:
+                conn = _connection(str(path), uri=False)
+                check_connection(conn, path)
+                use_wal(conn, BUSY_TIMEOUT_S)
+                setup(conn)
+            except sqlite3.OperationalError as exc:
+                if not isinstance(database_error(exc, path), DiskFullError):
+                    raise
+                # a full disk: what is recorded can still be read; any write says the disk is full
+                conn, readonly = _readonly_connection(path), True
+                check_connection(conn, path)
     except sqlite3.DatabaseError as exc:
         raise database_error(exc, path) from None
     return Database(conn, path, readonly)

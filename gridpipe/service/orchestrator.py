@@ -283,8 +283,11 @@ def run_lock(an: Analysis) -> Iterator[None]:
         if fd is None:
             holder = path.read_text(errors="replace").strip() or "unknown"
             raise RunLockedError(an.path, holder)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # e.g. a full disk: name the file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         yield
 
 

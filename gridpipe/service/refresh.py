@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from gridpipe.core.exceptions import BackendError
+from gridpipe.core.exceptions import BackendError, DatabaseFileError, ExecutorFailingError
 from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.service.submission import reconcile_if_idle
@@ -27,8 +27,8 @@ def refresh_or_explain(an: Analysis) -> str | None:
         return f"{an.store.path} is read-only here: showing the stored state, not refreshed"
     try:
         refresh(an)
-    except BackendError as exc:
-        return f"could not refresh from the backend ({exc.detail}); showing the stored state"
+    except (BackendError, DatabaseFileError, ExecutorFailingError) as exc:
+        return f"could not refresh ({exc.detail}); showing the stored state"
     return None
 
 
