@@ -167,7 +167,7 @@ def test_grid_config_has_every_value_filled_in(created: tuple[Path, dict]) -> No
     expected = {
         "analysis_name": "demo",
         "backend": {"name": "local"},
-        "storage": {"name": "local", "local": {"root": str(path / ".gridpipe/storage")}},
+        "storage": {"name": "local", "local": {"root": ".gridpipe/storage"}},
         "payload": {"name": "demo", "mode": "tail"},
         "jobs": {"n_file_per_job": 10, "n_jobs_max": -1},
     }
@@ -409,7 +409,7 @@ def test_any_accepted_value_reaches_configs_and_metadata_exactly(
             "banned_sites": sites,
             "upload_sites": sites[::-1],
         }
-        assert grid["storage"]["local"]["root"] == str(path / ".gridpipe/storage")
+        assert grid["storage"]["local"]["root"] == ".gridpipe/storage"
         regressor = load(path / "configs/RandomForestRegressor.yaml")["General"]
         assert regressor["outdir"] == str(path / "estimators/energy_regressor")
         meta = load(path / "analysis_metadata.yaml")

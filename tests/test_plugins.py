@@ -134,7 +134,7 @@ def test_create_renders_the_chosen_plugins_defaults(tmp_path: Path) -> None:
     assert data["storage"] == {"name": "dirac", "dirac": {"se": "", "command_timeout": 900.0, "bin_dir": ""}}
     local = yaml.safe_load((_new(tmp_path, "loc") / "configs/grid.yaml").read_text())
     assert local["backend"] == {"name": "local", "submit_batch": 0, "local": {"max_workers": 0}}
-    assert local["storage"]["local"] == {"root": str(tmp_path / "loc/.gridpipe/storage")}
+    assert local["storage"]["local"] == {"root": ".gridpipe/storage"}
 
 
 def test_a_plugin_section_has_file_line_key_errors_and_suggestions(tmp_path: Path) -> None:

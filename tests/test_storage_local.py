@@ -306,6 +306,7 @@ def test_from_config_uses_local_root(tmp_path):
             "payload": {"name": "demo"},
         }
     )
+    (tmp_path / "ana").mkdir()
     storage = open_storage(grid, tmp_path / "ana")
     assert isinstance(storage, LocalStorage)
     assert storage.root == (tmp_path / "ana/state/storage").resolve()

@@ -46,7 +46,7 @@ class LocalStorageSettings(Strict):
     root: str = Field(
         "",
         description="Directory that plays the storage element and file catalogue "
-        "(relative: from the analysis; '' = .gridpipe/storage in the analysis).",
+        "(relative: from the analysis, so it moves with it; '' = .gridpipe/storage in the analysis).",
     )
 
 
@@ -63,8 +63,14 @@ class LocalStorage(Storage):
     every later `get` detect a file torn by a power loss, so the per-file fsync (3 ms here) buys little."""
 
     def __init__(self, root: Path) -> None:
+        if not Path(root).is_dir() and not Path(root).parent.is_dir():
+            raise StorageError(
+                f"local storage root {root} does not exist, nor does the folder above it (was the analysis "
+                "or the storage moved?); set storage.local.root in configs/grid.yaml to where the storage is "
+                "now ('' for .gridpipe/storage inside the analysis)"
+            )
         with fs.os_errors(f"local storage root {root}"):
-            Path(root).mkdir(parents=True, exist_ok=True)
+            Path(root).mkdir(exist_ok=True)
         self.root = Path(os.path.realpath(root))
         self.catalogue_path = self.root / f"{RESERVED_PREFIX}.db"
         self._prefix = str(self.root).rstrip("/")
@@ -74,8 +80,8 @@ class LocalStorage(Storage):
 
     @classmethod
     def new_settings(cls, analysis_path: Path) -> LocalStorageSettings:
-        """A new analysis names its storage folder in full, so that a copied analysis keeps using it."""
-        return LocalStorageSettings(root=str((analysis_path / DEFAULT_ROOT).resolve()))
+        """A new analysis names its storage folder relative to itself: moved or copied, it keeps it."""
+        return LocalStorageSettings(root=str(DEFAULT_ROOT))
 
     @classmethod
     def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
@@ -83,7 +89,13 @@ class LocalStorage(Storage):
         root = Path(
             grid.storage.settings_for(cls.name, LocalStorageSettings).root or DEFAULT_ROOT
         ).expanduser()
-        return cls(root if root.is_absolute() else analysis_path / root)
+        if root.is_absolute():
+            return cls(root)
+        inside = analysis_path / root
+        if analysis_path.is_dir():  # a folder of the analysis itself: made as needed
+            with fs.os_errors(f"local storage root {inside}"):
+                inside.parent.mkdir(parents=True, exist_ok=True)
+        return cls(inside)
 
     def list(self, lfn_dir: str) -> list[FileInfo]:
         """Every file below `lfn_dir` (recursive), sorted by LFN, from one catalogue range query."""

@@ -195,6 +195,11 @@ def sync(
             extra=[p for p in plan.extra if fnmatchcase(p.name, pattern)],
             partial=[p for p in plan.partial if fnmatchcase(temp_target(p.name) or "", pattern)],
         )
+    if delete_extra and not remote and plan.extra:
+        raise StorageError(
+            f"the storage lists no file below {lfn_dir}, so all {len(plan.extra)} local file(s) in {local_dir} "
+            "look extra; nothing was deleted: check the storage configuration (a moved or new storage?)"
+        )
     report = download(storage, plan.to_fetch, local_dir, jobs=jobs, retries=retries, progress=progress)
     deleted = _delete([*plan.extra, *plan.partial]) if delete_extra else []
     return SyncReport(plan, report, deleted)
