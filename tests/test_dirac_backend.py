@@ -854,3 +854,22 @@ class TestDiracBackendConformance(BackendConformance):
                 )
             server.assign_output_sandbox(job_id, files)
         return {s.backend_id: s.status for s in backend.poll(ids)}
+
+
+def test_status_with_the_server_down_shows_the_stored_state_soon(diracx, tmp_path):
+    """With the default patience (4 retries, backoff up to 30 s) `run` waits out outages, but `status`
+    gives up within seconds and shows what is stored, with a warning."""
+    path = dirac_analysis(tmp_path, diracx, "dxdown", 2, retries=4, backoff=1.0, backoff_max=30.0, timeout=60)
+    submitted = gridpipe("submit", "--stage", "produce", "-a", str(path), env=cli_env(diracx))
+    assert submitted.returncode == 0, submitted.stderr
+    diracx.kill_server()
+    try:
+        started = time.monotonic()
+        status = gridpipe("status", "--json", "-a", str(path), env=cli_env(diracx))
+        elapsed = time.monotonic() - started
+        assert status.returncode == 0, status.stderr
+        assert "could not refresh" in status.stderr and "showing the stored state" in status.stderr
+        assert {job["status"] for job in json.loads(status.stdout)["jobs"]} == {"queued"}
+        assert elapsed < 8, elapsed  # the configured patience alone would be 1+2+4+8 s of backoff
+    finally:
+        diracx.start_server()

@@ -50,6 +50,10 @@ class Backend(ABC):
         """The python a payload's `{python}` runs with: this interpreter where files are shared, else `python3`."""
         return sys.executable if cls.shares_file_system else "python3"
 
+    def limit_patience(self, seconds: float) -> None:  # noqa: B027 - optional hook
+        """Spend at most about `seconds` on one call, retries included: an interactive command (`status`)
+        would rather show what is stored than wait out an outage. Backends without retries ignore it."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections, pools and files; the backend is not used again. Called by `Analysis.close`."""
 

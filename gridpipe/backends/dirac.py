@@ -213,6 +213,11 @@ class DiracBackend(Backend):
         """The job's page in the DIRAC web monitor, when configured."""
         return self.monitor_link(backend_id)
 
+    def limit_patience(self, seconds: float) -> None:
+        """Shorter timeouts and fewer retries, so that a call gives up within about `seconds`."""
+        self.connection.close()  # pooled clients keep the timeouts they were made with
+        self.connection.settings = self.connection.settings.within(seconds)
+
     def close(self) -> None:
         """Close the HTTP clients."""
         self.connection.close()

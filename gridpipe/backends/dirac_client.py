@@ -15,7 +15,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,6 +68,15 @@ class ConnectionSettings:
     def client_options(self) -> dict[str, Any]:
         """azure-core options of every client: no built-in retry, bounded timeouts."""
         return {"retry_total": 0, "connection_timeout": self.timeout, "read_timeout": self.timeout}
+
+    def within(self, seconds: float) -> ConnectionSettings:
+        """These settings, changed so that one call with its retries takes at most about `seconds`."""
+        timeout = min(self.timeout, seconds / 2)
+        retries, spent = 0, timeout
+        while retries < self.retries and spent + self.delay(retries) + timeout <= seconds:
+            spent += self.delay(retries) + timeout
+            retries += 1
+        return replace(self, timeout=timeout, retries=retries)
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number `attempt` (0-based): exponential, bounded."""

@@ -20,12 +20,18 @@ def refresh(an: Analysis) -> list[tuple[str, JobStatus]]:
     return changed
 
 
+INTERACTIVE_PATIENCE_S = 8.0
+"""About the longest a `status` waits for an unreachable backend before showing what is stored."""
+
+
 def refresh_or_explain(an: Analysis) -> str | None:
     """Refresh like `refresh` where possible; otherwise say why the stored state is shown unrefreshed
     (a read-only analysis, a backend that cannot be reached) instead of failing."""
     if an.store.readonly:
         return f"{an.store.path} is read-only here: showing the stored state, not refreshed"
     try:
+        for backend_name in an.store.active_ids():
+            an.backend_named(backend_name).limit_patience(INTERACTIVE_PATIENCE_S)
         refresh(an)
     except (BackendError, DatabaseFileError, ExecutorFailingError) as exc:
         return f"could not refresh ({exc.detail}); showing the stored state"
