@@ -750,3 +750,39 @@ def test_longest_name_keeps_every_job_name_within_dirac_limits() -> None:
     assert max(len(n) for n in names) <= DIRAC_JOBNAME_MAX, max(names, key=len)
     with pytest.raises(UsageError):
         run_token(1, 10**RUN_DIGITS_MAX)
+
+
+NO_LISTS = """version: 1
+tree:
+  directories: [results]
+  files:
+    - {path: configs/grid.yaml, template: configs/grid.yaml.j2}
+stages:
+  - name: scan
+    kind: local
+    units: [all]
+    sweep: {name: cut, values: [0.5, 0.7]}
+    job_name: "{analysis}_SCAN_{unit}"
+    outdir: results
+    command: ["{python} -c 'print(1)'"]
+"""
+
+
+def test_a_workflow_without_input_lists_is_created_checked_and_run(run_cli, tmp_path: Path) -> None:
+    workflow = tmp_path / "scan.yaml"
+    workflow.write_text(NO_LISTS)
+    rc, out, err = run_cli("create-analysis", "s", "--workflow", workflow, cwd=tmp_path)
+    assert rc == 0, err
+    assert "reads no input list" in out and "simtel" not in out
+    assert load(tmp_path / "s/configs/grid.yaml")["inputs"] == {}
+    rc, out, err = run_cli("check", cwd=tmp_path / "s")
+    assert rc == 0, out + err
+    rc, out, err = run_cli("run", "--poll-interval", "0.05", cwd=tmp_path / "s", timeout=120)
+    assert rc == 0, out + err
+    assert "the analysis is complete" in out
+
+
+def test_the_hint_names_the_lists_of_the_workflow(run_cli, tmp_path: Path) -> None:
+    rc, out, err = run_cli("create-analysis", "d", cwd=tmp_path)
+    assert rc == 0, err
+    assert "data/simtel/gamma_energy.list" in out

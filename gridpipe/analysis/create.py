@@ -77,6 +77,8 @@ class CreateResult:
     kept: list[str] = field(default_factory=list)
     overridden: list[str] = field(default_factory=list)
     """Templates taken from the request's `templates` folder instead of gridpipe's own."""
+    inputs: list[str] = field(default_factory=list)
+    """The input lists the workflow reads (relative paths), for the user to fill."""
     backed_up: dict[str, str] = field(default_factory=dict)
     """Files an overwrite replaced although they differed from the new version: {file: its backup copy}."""
 
@@ -302,11 +304,23 @@ def create_analysis(req: CreateRequest) -> CreateResult:
                 stage.rename(path)
             except OSError as exc:
                 raise AnalysisExistsError(f"{path} could not be created ({exc.strerror})") from None
-            return CreateResult(path=path, created=True, written=written, overridden=overridden)
+            return CreateResult(
+                path=path,
+                created=True,
+                written=written,
+                overridden=overridden,
+                inputs=sorted(spec.inputs.values()),
+            )
         written, kept, backed_up = _install_over(stage, path, replace, keep)
     _log(path, path, written, kept, created=False)
     return CreateResult(
-        path=path, created=False, written=written, kept=kept, overridden=overridden, backed_up=backed_up
+        path=path,
+        created=False,
+        written=written,
+        kept=kept,
+        overridden=overridden,
+        inputs=sorted(spec.inputs.values()),
+        backed_up=backed_up,
     )
 
 

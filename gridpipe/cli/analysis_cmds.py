@@ -145,7 +145,13 @@ def create_analysis_cmd(
         console().print(f"  template {name}: yours, from {templates}")
     for rel, copy in result.backed_up.items():
         console().print(f"  replaced {rel}, which you had changed; your version is kept as {copy}")
-    console().print("Next: put input LFNs in data/simtel/*.list, then `gridpipe check`.")
+    if result.inputs:
+        shown = ", ".join(result.inputs[:4]) + (
+            f" and {len(result.inputs) - 4} more" if len(result.inputs) > 4 else ""
+        )
+        console().print(f"Next: put input LFNs (one per line) in {shown}, then `gridpipe check`.")
+    else:
+        console().print("Next: `gridpipe check`, then `gridpipe run` (this workflow reads no input list).")
 
 
 @app.command("check")
