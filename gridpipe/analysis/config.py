@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from gridpipe.analysis.legacy import migrate_grid
@@ -23,6 +23,18 @@ def _check(problem_of: Any) -> Any:
         if problem:
             raise ValueError(problem)
         return value
+
+    return AfterValidator(check)
+
+
+def installed_in(group: Group) -> Any:
+    """A validator: the value names an installed plugin of `group` (the error lists the installed ones)."""
+
+    def check(name: str) -> str:
+        names = available(group)
+        if name not in names:
+            raise PydanticCustomError("plugin_not_installed", PluginNotFoundError(group, name, names).detail)
+        return name
 
     return AfterValidator(check)
 
@@ -67,18 +79,10 @@ class StorageSection(PluginSection):
 class PayloadSection(Strict):
     """What jobs execute."""
 
-    name: str = Field(description="Payload name (an installed `gridpipe.payloads` plugin).")
+    name: Annotated[str, installed_in(Group.payloads)] = Field(
+        description="Payload name (an installed `gridpipe.payloads` plugin)."
+    )
     mode: Literal["tail", "wave"] = Field("tail", description="Image cleaning mode, part of output names.")
-
-    @field_validator("name")
-    @classmethod
-    def _installed(cls, name: str) -> str:
-        installed = available(Group.payloads)
-        if name not in installed:
-            raise PydanticCustomError(
-                "plugin_not_installed", PluginNotFoundError(Group.payloads, name, installed).detail
-            )
-        return name
 
 
 class JobsSection(Strict):

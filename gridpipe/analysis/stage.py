@@ -6,11 +6,10 @@ import string
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 
-from gridpipe.analysis.config import RelPath, Strict
+from gridpipe.analysis.config import RelPath, Strict, installed_in
 from gridpipe.analysis.naming import value_name_problem
-from gridpipe.core.plugins import Group, PluginNotFoundError, available
+from gridpipe.core.plugins import Group
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=40)]
 UnitName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=40)]
@@ -111,22 +110,12 @@ class Stage(Strict):
     outdir: RelPath | None = Field(None, description="local: output folder relative to the analysis.")
     upload: bool = Field(False, description="local: upload the outdir's files to the grid after success.")
     n_file_per_job: int | None = Field(None, ge=1, description="Overrides grid.yaml jobs.n_file_per_job.")
-    splitter: str = Field(
+    splitter: Annotated[str, installed_in(Group.splitters)] = Field(
         "files", description="grid: how inputs become jobs (an installed `gridpipe.splitters` plugin)."
     )
     command: CommandLines | dict[str, CommandLines] = Field(
         description="Command lines run in order (no shell); or one list per payload name."
     )
-
-    @field_validator("splitter")
-    @classmethod
-    def _installed(cls, name: str) -> str:
-        installed = available(Group.splitters)
-        if name not in installed:
-            raise PydanticCustomError(
-                "plugin_not_installed", PluginNotFoundError(Group.splitters, name, installed).detail
-            )
-        return name
 
     @model_validator(mode="after")
     def _complete(self) -> Stage:
