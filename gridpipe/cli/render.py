@@ -12,7 +12,7 @@ from gridpipe.core.states import SHOWN_STATES, JobStatus
 if TYPE_CHECKING:
     from gridpipe.backends.contract import Backend
     from gridpipe.service.context import Analysis
-    from gridpipe.service.jobs import SubmitOutcome
+    from gridpipe.service.jobs import ResubmitReport, SubmitOutcome
 
 
 def _shown(status: str) -> str:
@@ -35,13 +35,18 @@ def print_plan(outcome: SubmitOutcome, json_output: bool, backend: Backend | Non
                 "stage": outcome.stage,
                 "dry_run": True,
                 "skipped_existing_outputs": outcome.skipped_existing,
+                "already_planned": [n for n in outcome.already_planned if n in described],
                 "jobs": jobs,
             }
         )
         return
     out = console()
+    earlier = set(outcome.already_planned)
     for spec in outcome.to_submit:
-        out.print(styled((spec.name, "bold"), f"  ({spec.stage}/{spec.unit}, {len(spec.inputs)} input(s))"))
+        when = ", planned earlier" if spec.name in earlier else ""
+        out.print(
+            styled((spec.name, "bold"), f"  ({spec.stage}/{spec.unit}, {len(spec.inputs)} input(s){when})")
+        )
         for lfn in spec.inputs:
             out.print(f"  in   {lfn}")
         for argv in spec.commands:
@@ -53,6 +58,7 @@ def print_plan(outcome: SubmitOutcome, json_output: bool, backend: Backend | Non
                 out.print(f"  jdl  {line}")
     out.print(
         f"dry run: {len(outcome.to_submit)} job(s) would be submitted to stage {outcome.stage}"
+        + (f" ({n_earlier} planned earlier)" if (n_earlier := len(earlier & set(described))) else "")
         + (f", {len(outcome.skipped_existing)} skipped (outputs exist)" if outcome.skipped_existing else "")
         + "; nothing was submitted"
     )
@@ -78,6 +84,23 @@ def print_submit(outcome: SubmitOutcome, json_output: bool) -> None:
         + (f", adopted {len(report.adopted)} found on the backend" if report.adopted else "")
         + (f", {len(outcome.skipped_existing)} skipped (outputs exist)" if outcome.skipped_existing else "")
     )
+
+
+def print_resubmit(report: ResubmitReport, json_output: bool) -> None:
+    """What `resubmit` did, and the units it made stale."""
+    stale: dict[str, list[str]] = {}
+    for stage, unit in report.stale:
+        stale.setdefault(stage, []).append(unit)
+    sub = report.submission
+    if json_output:
+        print_json({"submitted": sub.submitted, "adopted": sub.adopted, "failed": sub.failed, "stale": stale})
+        return
+    out = console()
+    out.print(
+        f"resubmitted {len(sub.submitted)} job(s)" + (f", {len(sub.failed)} failed" if sub.failed else "")
+    )
+    for stage, units in stale.items():
+        out.print(f"stale: {stage} ({', '.join(units)}): `gridpipe run` redoes it")
 
 
 def _link(an: Analysis, backend: str | None, backend_id: str | None) -> str | None:
@@ -110,7 +133,9 @@ def status_data(an: Analysis) -> dict[str, object]:
         }
         for r in an.store.summary_rows()
     ]
-    return {"analysis": str(an.path), "stages": stages, "jobs": jobs}
+    from gridpipe.service.rerun import stale_units
+
+    return {"analysis": str(an.path), "stages": stages, "stale": stale_units(an), "jobs": jobs}
 
 
 def print_status(an: Analysis, *, with_jobs: bool, json_output: bool) -> None:
@@ -123,6 +148,9 @@ def print_status(an: Analysis, *, with_jobs: bool, json_output: bool) -> None:
     table.add_column("particle")
     for state in SHOWN_STATES:
         table.add_column(state.value, justify="right")
+    from gridpipe.service.rerun import stale_units
+
+    stale = stale_units(an)
     counts = an.store.counts()
     order = [s.name for s in an.workflow.stages] + sorted(set(counts) - {s.name for s in an.workflow.stages})
     for stage in order:
@@ -130,8 +158,11 @@ def print_status(an: Analysis, *, with_jobs: bool, json_output: bool) -> None:
             shown = {s: 0 for s in SHOWN_STATES}
             for status, n in by_state.items():
                 shown[JobStatus(_shown(status))] += n
-            table.add_row(stage, unit, *(str(shown[s]) if shown[s] else "·" for s in SHOWN_STATES))
+            label = f"{unit} (stale)" if unit in stale.get(stage, []) else unit
+            table.add_row(stage, label, *(str(shown[s]) if shown[s] else "·" for s in SHOWN_STATES))
     console().print(table)
+    if stale:
+        console().print("stale: made from outputs that were run again since; `gridpipe run` redoes them")
     if with_jobs:
         data = status_data(an)["jobs"]
         assert isinstance(data, list)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from gridpipe.cli.options import AnalysisPath, open_analysis
+from gridpipe.cli.options import AnalysisPath, JsonOutput, open_analysis
 from gridpipe.cli.root import app
 from gridpipe.core.exceptions import EXIT_FAILED
 
@@ -16,15 +16,21 @@ if TYPE_CHECKING:
     from gridpipe.service.context import Analysis
 
 
-def _drive(an: Analysis, max_active: int | None, max_attempts: int | None, poll: float | None) -> bool:
+def _drive(
+    an: Analysis,
+    max_active: int | None,
+    max_attempts: int | None,
+    poll: float | None,
+    json_output: bool = False,
+) -> bool:
     from gridpipe.cli.messages import run_text
-    from gridpipe.cli.output import command_line, console, styled
-    from gridpipe.cli.render import print_status
+    from gridpipe.cli.output import command_line, console, err_console, print_json, styled
+    from gridpipe.cli.render import print_status, status_data
     from gridpipe.service.orchestrator import Orchestrator, run_options
 
     with an:
         options = run_options(an, max_active, max_attempts, poll)
-        out = console()
+        out = err_console() if json_output else console()  # with --json, stdout holds only the JSON
         orchestrator = Orchestrator(an, options, notify=lambda msg: out.print(styled(("·", "dim"), " ", msg)))
         stop = threading.Event()
         try:
@@ -35,6 +41,20 @@ def _drive(an: Analysis, max_active: int | None, max_attempts: int | None, poll:
                 styled(("stopped", "yellow"), ": jobs already submitted keep running; `gridpipe run` resumes")
             )
             raise
+        if json_output:
+            status = status_data(an)
+            print_json(
+                {
+                    "outcome": str(report.outcome),
+                    "complete": report.complete,
+                    "message": run_text(report),
+                    "failed_for_good": report.failed_for_good,
+                    "killed": report.killed,
+                    "stages": status["stages"],
+                    "stale": status["stale"],
+                }
+            )
+            return report.complete
         print_status(an, with_jobs=False, json_output=False)
         style = "green" if report.complete else "red"
         out.print(styled((run_text(report), style)))
@@ -55,9 +75,10 @@ def run_cmd(
         None, "--poll-interval", min=0.05, help="Seconds between refreshes.", show_default=False
     ),
     analysis_path: Path = AnalysisPath,
+    json_output: bool = JsonOutput,
 ) -> None:
     """Drive the analysis to the end: submit, refresh, retry, gather and chain stages."""
-    if not _drive(open_analysis(analysis_path), max_active, max_attempts, poll_interval):
+    if not _drive(open_analysis(analysis_path), max_active, max_attempts, poll_interval, json_output):
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -215,11 +215,16 @@ class JobStore:
     def summary_rows(
         self,
     ) -> list[tuple[str, str, str, str, int, str | None, str | None, str, str | None, str | None]]:
-        """(name, stage, unit, status, attempts, backend_id, site, updated, reason, backend) of every job."""
+        """(name, stage, unit, status, submissions, backend_id, site, updated, reason, backend) of every job.
+
+        Submissions count every attempt a backend took (a user's resubmission included); the retry budget
+        (`JobRecord.attempts`, reset by `resubmit`) is a separate number.
+        """
         return list(
             self._conn.execute(
-                "SELECT name, stage, unit, status, attempts, backend_id, site, updated, reason, backend"
-                " FROM jobs ORDER BY id"
+                "SELECT name, stage, unit, status,"
+                " (SELECT COUNT(*) FROM attempts a WHERE a.job_id = jobs.id), backend_id, site, updated,"
+                " reason, backend FROM jobs ORDER BY id"
             )
         )
 
