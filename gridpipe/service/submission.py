@@ -121,7 +121,11 @@ def _submit_locked(
                 an.store.revert_unsubmitted(batch_names, f"not submitted: {exc.detail}")
                 raise
             except BackendError as exc:
-                again = reconcile(an)
+                try:
+                    again = reconcile(an)
+                except UsageError as fatal:  # the lookup cannot even start (a missing package)
+                    an.store.revert_unsubmitted(batch_names, f"not submitted: {fatal.detail}")
+                    raise
                 report.adopted.update(again.adopted)
                 for name in batch_names:
                     if name not in again.adopted:
