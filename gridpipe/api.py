@@ -35,6 +35,23 @@ from gridpipe.service.context import Analysis
 __all__ = ["Stage", "Workflow"]
 
 
+def leading_comments(path: Path) -> str:
+    """The comment lines (and blank lines among them) at the top of a YAML file, '' if none or no file."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except FileNotFoundError:
+        return ""
+    block: list[str] = []
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            block.append(line)
+            continue
+        break
+    while block and not block[-1].strip():
+        block.pop()
+    return "".join(line if line.endswith("\n") else line + "\n" for line in block)
+
+
 class Workflow:
     """The stages of one analysis, with the engine behind them."""
 
@@ -59,12 +76,12 @@ class Workflow:
         return stage
 
     def save(self) -> Path:
-        """Write the stages to configs/workflow.yaml so the `gridpipe` command sees them."""
+        """Write the stages to configs/workflow.yaml so the `gridpipe` command sees them (the file keeps
+        its mode and its leading comment block)."""
         path = self.analysis.path / WORKFLOW_FILE
         data = self.analysis.workflow.model_dump(exclude_defaults=True)
-        atomic_write_text(
-            path, "# written by gridpipe.Workflow.save()\n" + yaml.safe_dump(data, sort_keys=False)
-        )
+        header = leading_comments(path) or "# written by gridpipe.Workflow.save()\n"
+        atomic_write_text(path, header + yaml.safe_dump(data, sort_keys=False))
         return path
 
     def submit(

@@ -96,7 +96,7 @@ def status_cmd(
 
 @app.command("resubmit")
 def resubmit_cmd(
-    names: list[str] = typer.Argument(None, help="Jobs to resubmit.", show_default=False, metavar="[JOB]..."),
+    names: list[str] = typer.Argument(None, help="Jobs to resubmit.", show_default=False, metavar="JOB"),
     failed: bool = typer.Option(False, "--failed", help="Resubmit every failed or killed job."),
     done: bool = typer.Option(
         False,
@@ -117,7 +117,7 @@ def resubmit_cmd(
 
 @app.command("kill")
 def kill_cmd(
-    names: list[str] = typer.Argument(None, help="Jobs to kill.", show_default=False, metavar="[JOB]..."),
+    names: list[str] = typer.Argument(None, help="Jobs to kill.", show_default=False, metavar="JOB"),
     stage: str = typer.Option(
         None, "--stage", help="Kill every active or planned job of this stage.", show_default=False
     ),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from gridpipe.cli.options import AnalysisPath, JsonOutput, open_analysis
-from gridpipe.cli.root import app
+from gridpipe.cli.root import app, state
 from gridpipe.core.exceptions import EXIT_FAILED
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ def _drive(
             out.print(
                 styled(("stopped", "yellow"), ": jobs already submitted keep running; `gridpipe run` resumes")
             )
+            state["interrupt_said"] = True  # that was the one line about Ctrl-C
             raise
         if json_output:
             status = status_data(an)
