@@ -318,3 +318,30 @@ def test_logs_of_a_job_that_failed_while_staging_shows_the_stored_reason(tmp_pat
     assert job["reason"] in shown.stdout
     data = _json("logs", job["name"], "-a", str(path))
     assert data["reason"] == job["reason"] and data["status"] == "failed"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_dry_run_equals_submit_for_random_sequences_of_variants(tmp_path, seed):
+    """In-process, many variants: particles, --test/--max-jobs, -n, one after the other."""
+    import random
+
+    from gridpipe.service.context import Analysis
+    from gridpipe.service.jobs import select_stage, submit_stage
+
+    rng = random.Random(seed)
+    path = make_analysis(tmp_path, {"gamma": 9, "proton": 5})
+    seen: set[str] = set()
+    for _ in range(6):
+        particles = rng.choice([None, ["gamma"], ["proton"], ["gamma", "proton"]])
+        limit = rng.choice([None, 1, 2, 3])
+        size = rng.choice([None, 1, 2, 4])
+        with Analysis.open(path) as an:
+            stage = select_stage(an, "produce", None, False)
+            dry = submit_stage(an, stage, particles, dry_run=True, limit=limit, n_file_per_job=size)
+            real = submit_stage(an, stage, particles, dry_run=False, limit=limit, n_file_per_job=size)
+        would = [s.name for s in dry.to_submit]
+        assert real.report is not None
+        assert sorted(real.report.submitted) == sorted(would), (particles, limit, size)
+        assert not seen & set(would)
+        seen |= set(would)
+    wait_idle(path).close()
