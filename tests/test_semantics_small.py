@@ -226,3 +226,36 @@ def test_a_demo_killed_while_making_inputs_is_completed_cleanly(tmp_path):
     with Analysis.open(path) as an:
         lists = [path / rel for rel in an.grid.inputs.values()]
     assert all(lst.read_text().count(".simtel.h5") in (2, 4) for lst in lists)
+
+
+def test_workflow_save_after_add_keeps_every_comment_of_the_file(tmp_path):
+    from gridpipe.analysis.stage import Stage
+
+    path = make_analysis(tmp_path, {"gamma": 1, "proton": 1})
+    workflow = path / "configs" / "workflow.yaml"
+    original = workflow.read_text()
+    marked = original.replace(
+        "  - name: summarise", "  # the summary, built on this machine\n  - name: summarise"
+    )
+    assert marked != original
+    workflow.write_text(marked)
+    with Workflow.load(path) as wf:
+        wf.add(
+            Stage(
+                name="extra",
+                kind="local",
+                needs=["summarise"],
+                units=["all"],
+                outdir="results/extra",
+                job_name="{analysis}_EXTRA",
+                command=["true"],
+            )
+        )
+        wf.save()
+    text = workflow.read_text()
+    assert text.startswith(marked.rstrip("\n"))  # the file's own text, comments included, untouched
+    assert "# the summary, built on this machine" in text
+    with Workflow.load(path) as wf:
+        assert [s.name for s in wf.stages] == ["produce", "summarise", "extra"]
+        wf.save()  # nothing changed: the text stays as it is
+    assert workflow.read_text() == text
