@@ -23,7 +23,7 @@ def _gather(
 ) -> None:
     from rich.progress import Progress
 
-    from gridpipe.cli.output import console, print_json
+    from gridpipe.cli.output import console, print_json, styled
     from gridpipe.service.gather import GatherOptions, gather_unit, units_for_data_type
 
     assert isinstance(options, GatherOptions)
@@ -45,7 +45,7 @@ def _gather(
                         f"merged {result.merged_inputs} file(s) into {result.merged.name} "
                         f"({sum(result.rows.values())} rows)"
                     )
-                console().print(f"{data_type}/{unit.particle}: {', '.join(done) or 'nothing to do'}")
+                console().print(styled(f"{data_type}/{unit.particle}: {', '.join(done) or 'nothing to do'}"))
                 for name in result.extra:
                     console().print(f"  extra local file (not in storage): {name}")
                 for skipped in result.skipped:

@@ -146,7 +146,7 @@ def logs_cmd(
     json_output: bool = JsonOutput,
 ) -> None:
     """Show the captured output of a job's last attempt (and the stored reason when it captured none)."""
-    from gridpipe.cli.output import console, print_json
+    from gridpipe.cli.output import console, print_json, styled
     from gridpipe.service.jobs import job_logs
 
     with open_analysis(analysis_path) as an:
@@ -165,4 +165,4 @@ def logs_cmd(
             out.file.flush()
         if logs.empty:
             why = f": {logs.reason}" if logs.reason else ""
-            out.print(f"{name}: no output was captured (status {logs.status}{why})")
+            out.print(styled(f"{name}: no output was captured (status {logs.status}{why})"))

@@ -100,7 +100,7 @@ def print_resubmit(report: ResubmitReport, json_output: bool) -> None:
         f"resubmitted {len(sub.submitted)} job(s)" + (f", {len(sub.failed)} failed" if sub.failed else "")
     )
     for stage, units in stale.items():
-        out.print(f"stale: {stage} ({', '.join(units)}): `gridpipe run` redoes it")
+        out.print(styled(f"stale: {stage} ({', '.join(units)}): `gridpipe run` redoes it"))
 
 
 def _link(an: Analysis, backend: str | None, backend_id: str | None) -> str | None:
