@@ -17,6 +17,7 @@ closes what it opened (job store, backends, storage); so does leaving `with Work
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,12 +28,74 @@ import yaml
 
 from gridpipe.analysis.layout import WORKFLOW_FILE
 from gridpipe.analysis.locate import find_analysis
-from gridpipe.analysis.skeleton import WorkflowSpec
+from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
 from gridpipe.analysis.stage import Stage
+from gridpipe.core.exceptions import GridpipeError
 from gridpipe.core.fsutil import atomic_write_text
 from gridpipe.service.context import Analysis
 
 __all__ = ["Stage", "Workflow"]
+
+
+def workflow_text(path: Path, spec: WorkflowSpec) -> str:
+    """The new text of a workflow file for `spec`. When the file's stages are unchanged and stages were only
+    appended (`add` then `save`), its own text, comments and all, with the new stages appended; otherwise
+    `spec` dumped whole under the file's leading comment block."""
+    data = spec.model_dump(exclude_defaults=True)
+    kept = _appended(path, data)
+    if kept is not None:
+        return kept
+    header = leading_comments(path) or "# written by gridpipe.Workflow.save()\n"
+    return header + yaml.safe_dump(data, sort_keys=False)
+
+
+def _appended(path: Path, data: dict[str, Any]) -> str | None:
+    """The file's text with the stages of `data` it lacks appended, or None when that cannot be done
+    exactly (other changes, `stages` not the last key, a flow-style list)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        on_disk = load_workflow(path).model_dump(exclude_defaults=True)
+    except (OSError, GridpipeError):
+        return None
+    old, new = on_disk.get("stages", []), data.get("stages", [])
+    same_rest = {k: v for k, v in on_disk.items() if k != "stages"} == {
+        k: v for k, v in data.items() if k != "stages"
+    }
+    if not same_rest or new[: len(old)] != old:
+        return None
+    if len(new) == len(old):
+        return text
+    keys = [m.group(1) for m in re.finditer(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*:", text, re.MULTILINE)]
+    if not keys or keys[-1] != "stages" or re.search(r"^stages[ \t]*:[ \t]*[^\s#]", text, re.MULTILINE):
+        return None
+    start = [m.start() for m in re.finditer(r"^stages[ \t]*:", text, re.MULTILINE)][-1]
+    items = re.findall(r"^( *)- ", text[start:], re.MULTILINE)
+    indent = items[0] if items else "  "
+    block = yaml.safe_dump(new[len(old) :], sort_keys=False)
+    added = "".join(indent + line if line.strip() else line for line in block.splitlines(keepends=True))
+    result = text.rstrip("\n") + "\n" + added
+    try:
+        check = WorkflowSpec.model_validate(yaml.safe_load(result)).model_dump(exclude_defaults=True)
+    except (yaml.YAMLError, ValueError):
+        return None
+    return result if check == data else None
+
+
+def leading_comments(path: Path) -> str:
+    """The comment lines (and blank lines among them) at the top of a YAML file, '' if none or no file."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except FileNotFoundError:
+        return ""
+    block: list[str] = []
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            block.append(line)
+            continue
+        break
+    while block and not block[-1].strip():
+        block.pop()
+    return "".join(line if line.endswith("\n") else line + "\n" for line in block)
 
 
 class Workflow:
@@ -59,12 +122,10 @@ class Workflow:
         return stage
 
     def save(self) -> Path:
-        """Write the stages to configs/workflow.yaml so the `gridpipe` command sees them."""
+        """Write the stages to configs/workflow.yaml so the `gridpipe` command sees them (the file keeps
+        its mode and its leading comment block)."""
         path = self.analysis.path / WORKFLOW_FILE
-        data = self.analysis.workflow.model_dump(exclude_defaults=True)
-        atomic_write_text(
-            path, "# written by gridpipe.Workflow.save()\n" + yaml.safe_dump(data, sort_keys=False)
-        )
+        atomic_write_text(path, workflow_text(path, self.analysis.workflow))
         return path
 
     def submit(

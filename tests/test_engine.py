@@ -237,7 +237,9 @@ def test_resubmit_failed_jobs_after_fixing_the_cause(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     jobs = {job["name"]: job for job in _status(path)["jobs"]}
     assert jobs["eng_OUT_proton_run1-run2"]["status"] == "done"
-    assert jobs["eng_OUT_proton_run1-run2"]["attempts"] == 1  # a fresh attempt budget
+    assert (
+        jobs["eng_OUT_proton_run1-run2"]["attempts"] == 2
+    )  # submissions: the failed one and the resubmission
     assert gridpipe("resubmit", "-a", str(path)).returncode == 2  # names or --failed are required
 
 

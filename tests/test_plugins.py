@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from missing_packages import no_diracx_env
 from pydantic import BaseModel
 
 from gridpipe.analysis.check import check_analysis, combination_problem
@@ -36,23 +37,6 @@ BASES: dict[Group, type] = {
     Group.payloads: Payload,
     Group.splitters: Splitter,
 }
-NO_DIRACX = '''
-import sys
-
-
-class _NoDiracx:
-    """Imports of diracx fail exactly as where the `dirac` extra is not installed."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "diracx" or name.startswith("diracx."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-for _name in [m for m in sys.modules if m == "diracx" or m.startswith("diracx.")]:
-    del sys.modules[_name]
-sys.meta_path.insert(0, _NoDiracx())
-'''
 INSTALL_DIRAC = (
     "backend 'dirac' needs packages that are not installed (No module named 'diracx'): "
     'pip install "gridpipe[dirac]"'
@@ -91,10 +75,7 @@ def test_the_extra_of_a_plugin_is_read_from_its_distribution():
 @pytest.fixture
 def no_diracx(tmp_path: Path) -> dict[str, str]:
     """An environment in which `import diracx` fails for real (a site hook, not a mock of gridpipe)."""
-    hook = tmp_path / "no-diracx"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(NO_DIRACX)
-    return {"PYTHONPATH": str(hook)}
+    return no_diracx_env(tmp_path)
 
 
 def test_without_the_extra_every_command_names_it_on_one_line(run_cli, tmp_path: Path, no_diracx) -> None:

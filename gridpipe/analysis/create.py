@@ -284,6 +284,11 @@ def create_analysis(req: CreateRequest) -> CreateResult:
             raise AnalysisExistsError(
                 f"{path} already exists; pass --overwrite to re-render its configs and scripts"
             )
+        if path.is_symlink():  # overwriting through it would re-render (rename) the analysis it points to
+            raise AnalysisExistsError(
+                f"{path} is a symbolic link to {os.path.realpath(path)}; --overwrite works on an analysis "
+                "folder itself: overwrite that analysis by its own name and folder, or remove the link"
+            )
         if not (path / METADATA_FILE).is_file():
             raise AnalysisExistsError(
                 f"{path} exists but is not a gridpipe analysis (no {METADATA_FILE}); "

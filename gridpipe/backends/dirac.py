@@ -19,7 +19,7 @@ import diracx.client  # noqa: F401 - the `dirac` extra; without it the plugin lo
 
 from gridpipe.analysis.config import Strict
 from gridpipe.backends.contract import Backend
-from gridpipe.backends.dirac_client import PER_PAGE, DiracConnection
+from gridpipe.backends.dirac_client import PER_PAGE, DiracConnection, missing_diracx
 from gridpipe.backends.dirac_credentials import TokenInfo, check_token, read_token_info
 from gridpipe.backends.dirac_jdl import render_jdl
 from gridpipe.backends.dirac_sandbox import InputSandboxes, output_texts
@@ -76,7 +76,12 @@ class DiracBackend(Backend):
         return info
 
     def preflight(self) -> None:
-        """Refuse a submission before anything is recorded when the token cannot carry it."""
+        """Refuse a submission before anything is recorded when diracx-client is missing or the token
+        cannot carry it."""
+        try:
+            import diracx.client.sync  # noqa: F401
+        except ImportError as exc:
+            raise missing_diracx(exc) from exc
         self.check_credentials()
 
     # ---- submission ---------------------------------------------------------------------------

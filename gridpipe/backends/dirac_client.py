@@ -21,13 +21,18 @@ from typing import Any, TypeVar
 
 from gridpipe.backends.dirac_credentials import default_credentials_path
 from gridpipe.backends.dirac_errors import catchable, describe, is_transient
-from gridpipe.core.exceptions import BackendError
+from gridpipe.core.exceptions import BackendError, MissingPackageError
 
 T = TypeVar("T")
 log = logging.getLogger("gridpipe.backends.dirac")
 PER_PAGE = 10_000
 """The server's largest page."""
 INSTALL = "the dirac backend needs diracx-client: pip install 'gridpipe[dirac]'"
+
+
+def missing_diracx(exc: ImportError) -> MissingPackageError:
+    """The error for a diracx that cannot be imported (not installed, or broken)."""
+    return MissingPackageError(exc.name or "diracx", INSTALL)
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,8 @@ class ConnectionSettings:
         try:
             from diracx.core.preferences import DiracxPreferences
             from pydantic import ValidationError
-        except ImportError:
-            raise BackendError(INSTALL) from None
+        except ImportError as exc:
+            raise missing_diracx(exc) from exc
         given: dict[str, Any] = {"url": self.url} if self.url else {}
         if self.credentials_path is not None:
             given["credentials_path"] = self.credentials_path
@@ -116,8 +121,8 @@ class DiracConnection:
         if client is None:
             try:
                 from diracx.client.sync import SyncDiracClient
-            except ImportError:
-                raise BackendError(INSTALL) from None
+            except ImportError as exc:
+                raise missing_diracx(exc) from exc
             client = SyncDiracClient(diracx_preferences=self.preferences(), **self.settings.client_options())
             with self._lock:
                 self._open.append(client)

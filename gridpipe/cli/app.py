@@ -33,6 +33,10 @@ def _usage_line(exc: ClickException) -> str:
     return f"{message} (see `{ctx.command_path} --help`)" if ctx is not None else message
 
 
+INTERRUPTED = 130
+"""Exit code after Ctrl-C; the command has then said one line about it."""
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(run_cli())
@@ -46,9 +50,12 @@ def run_cli(
     (`gridpipe.Workflow.main` hands over its own, unsaved stages included)."""
     from gridpipe.core.exceptions import EXIT_FAILED, GridpipeError
 
+    state["interrupt_said"] = False
     try:
         with analysis_given(analysis):
             code = app(args=argv, prog_name=prog_name, standalone_mode=False)
+        if code == INTERRUPTED and not state["interrupt_said"]:  # typer turns Ctrl-C into a silent 130
+            return _fail("interrupted", INTERRUPTED)
     except GridpipeError as exc:
         from gridpipe.cli.messages import error_text
 
@@ -59,7 +66,7 @@ def run_cli(
             return exc.exit_code
         return _fail(_usage_line(exc), exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
-        return _fail("interrupted", 130)
+        return _fail("interrupted", INTERRUPTED)
     except OSError as exc:  # a fault of the machine (full disk, read-only file), not a bug: one line, exit 1
         return _fail(os_error_line(exc), EXIT_FAILED)
     except Exception as exc:

@@ -23,7 +23,7 @@ def _gather(
 ) -> None:
     from rich.progress import Progress
 
-    from gridpipe.cli.output import console, print_json
+    from gridpipe.cli.output import console, print_json, styled
     from gridpipe.service.gather import GatherOptions, gather_unit, units_for_data_type
 
     assert isinstance(options, GatherOptions)
@@ -39,10 +39,13 @@ def _gather(
                 result = gather_unit(an, unit, opts)
             results.append((unit, result))
             if not json_output:
-                line = f"{data_type}/{unit.particle}: fetched {result.fetched}"
+                done = [f"fetched {result.fetched}"] if result.synced else []
                 if result.merged:
-                    line += f", merged into {result.merged.name} ({sum(result.rows.values())} rows)"
-                console().print(line)
+                    done.append(
+                        f"merged {result.merged_inputs} file(s) into {result.merged.name} "
+                        f"({sum(result.rows.values())} rows)"
+                    )
+                console().print(styled(f"{data_type}/{unit.particle}: {', '.join(done) or 'nothing to do'}"))
                 for name in result.extra:
                     console().print(f"  extra local file (not in storage): {name}")
                 for skipped in result.skipped:
@@ -55,6 +58,7 @@ def _gather(
                     "particle": u.particle,
                     "local_dir": str(r.local_dir),
                     "fetched": r.fetched,
+                    "merged_inputs": r.merged_inputs,
                     "extra": r.extra,
                     "merged": str(r.merged) if r.merged else None,
                     "rows": r.rows,

@@ -133,34 +133,44 @@ def status_cmd(
 
 @app.command("resubmit")
 def resubmit_cmd(
-    names: list[str] = typer.Argument(None, help="Jobs to resubmit.", show_default=False),
+    names: list[str] = typer.Argument(None, help="Jobs to resubmit.", show_default=False, metavar="JOB"),
     failed: bool = typer.Option(False, "--failed", help="Resubmit every failed or killed job."),
+    done: bool = typer.Option(
+        False,
+        "--done",
+        help="Also run named jobs that are done again; later stages that used their outputs become stale "
+        "(`run` redoes them).",
+    ),
     analysis_path: Path = AnalysisPath,
+    json_output: bool = JsonOutput,
 ) -> None:
-    """Resubmit failed or killed jobs as new attempts (with a fresh attempt budget)."""
-    from gridpipe.cli.output import console
+    """Resubmit failed or killed jobs as new attempts (with a fresh retry budget); done ones with --done."""
+    from gridpipe.cli.render import print_resubmit
     from gridpipe.service.jobs import resubmit
 
     with open_analysis(analysis_path) as an:
-        report = resubmit(an, names or [], failed=failed)
-        console().print(f"resubmitted {len(report.submitted)} job(s)")
+        print_resubmit(resubmit(an, names or [], failed=failed, done=done), json_output)
 
 
 @app.command("kill")
 def kill_cmd(
-    names: list[str] = typer.Argument(None, help="Jobs to kill.", show_default=False),
+    names: list[str] = typer.Argument(None, help="Jobs to kill.", show_default=False, metavar="JOB"),
     stage: str = typer.Option(
         None, "--stage", help="Kill every active or planned job of this stage.", show_default=False
     ),
     all_jobs: bool = typer.Option(False, "--all", help="Kill every active or planned job."),
     analysis_path: Path = AnalysisPath,
+    json_output: bool = JsonOutput,
 ) -> None:
     """Kill jobs (one batch call per backend); planned ones are not submitted."""
-    from gridpipe.cli.output import console
+    from gridpipe.cli.output import console, print_json
     from gridpipe.service.jobs import kill
 
     with open_analysis(analysis_path) as an:
         report = kill(an, names or [], stage=stage, all_jobs=all_jobs)
+        if json_output:
+            print_json({"killed": report.killed, "not_killed": {n: str(s) for n, s in report.ended.items()}})
+            return
         console().print(f"killed {len(report.killed)} job(s)")
         for name, status in sorted(report.ended.items()):
             console().print(f"not killed: {name} had already ended ({status})")
@@ -168,18 +178,28 @@ def kill_cmd(
 
 @app.command("logs")
 def logs_cmd(
-    name: str = typer.Argument(..., help="Job name."),
+    name: str = typer.Argument(..., help="Job name.", metavar="JOB"),
     analysis_path: Path = AnalysisPath,
+    json_output: bool = JsonOutput,
 ) -> None:
-    """Show the captured output of a job's last attempt."""
-    from gridpipe.cli.output import console
+    """Show the captured output of a job's last attempt (and the stored reason when it captured none)."""
+    from gridpipe.cli.output import console, print_json, styled
     from gridpipe.service.jobs import job_logs
 
     with open_analysis(analysis_path) as an:
+        logs = job_logs(an, name)
+        if json_output:
+            print_json(
+                {"name": logs.name, "status": str(logs.status), "reason": logs.reason, "logs": logs.streams}
+            )
+            return
         out = console()
-        for stream, text in job_logs(an, name).items():
+        for stream, text in logs.streams.items():
             out.rule(stream)
             out.file.write(text)  # verbatim: never wrapped or styled
             if text and not text.endswith("\n"):
                 out.file.write("\n")
             out.file.flush()
+        if logs.empty:
+            why = f": {logs.reason}" if logs.reason else ""
+            out.print(styled(f"{name}: no output was captured (status {logs.status}{why})"))

@@ -10,6 +10,7 @@ from gridpipe.core.exceptions import (
     DataTypeNotFoundError,
     DownloadFailedError,
     GridpipeError,
+    JobDoneError,
     JobNotFoundError,
     ModelsMissingError,
     NoModelFilesError,
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from gridpipe.service.orchestrator import RunReport
 
 _CHOOSE = {"resubmit": "--failed", "kill": "--stage NAME or --all"}
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _stage_choice(e: StageChoiceError) -> str:
@@ -54,6 +59,11 @@ _WORDING: dict[type[GridpipeError], Callable[[Any], str]] = {
     AnalysisNotFoundError: _not_found,
     NothingChosenError: lambda e: f"name the jobs to {e.action}, or pass {_CHOOSE[e.action]}",
     JobNotFoundError: lambda e: f"{e.detail}; see `gridpipe status --jobs`",
+    JobDoneError: lambda e: (
+        f"job(s) already done: {_names(e.names)}; `resubmit` runs failed or killed jobs: pass --done to run "
+        "done jobs again (later stages that used their outputs are then marked stale and redone by "
+        "`gridpipe run`)"
+    ),
     RunLockedError: lambda e: (
         f"another gridpipe run (process {e.holder}) is already driving {e.path}; watch it with "
         "`gridpipe status`, or stop it (Ctrl-C) before starting a new one"

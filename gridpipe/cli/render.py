@@ -14,7 +14,7 @@ from gridpipe.core.states import SHOWN_STATES
 if TYPE_CHECKING:
     from gridpipe.backends.contract import Backend
     from gridpipe.service.context import Analysis
-    from gridpipe.service.jobs import SubmitOutcome
+    from gridpipe.service.jobs import ResubmitReport, SubmitOutcome
     from gridpipe.service.status import JobFilter
 
 
@@ -34,6 +34,7 @@ def print_plan(outcome: SubmitOutcome, json_output: bool, backend: Backend | Non
                 "stage": outcome.stage,
                 "dry_run": True,
                 "skipped_existing_outputs": outcome.skipped_existing,
+                "already_planned": [n for n in outcome.already_planned if n in described],
                 "jobs": jobs,
             }
         )
@@ -41,9 +42,11 @@ def print_plan(outcome: SubmitOutcome, json_output: bool, backend: Backend | Non
     out = console()
     bold = ("\x1b[1m", "\x1b[0m") if out.is_terminal and not out.no_color else ("", "")
     lines: list[str] = []
+    earlier = set(outcome.already_planned)
     for spec in outcome.to_submit:  # plain writes, verbatim: rich's per-line print costs ~0.1 ms a line
         lines.append(
-            f"{bold[0]}{spec.name}{bold[1]}  ({spec.stage}/{spec.unit}, {len(spec.inputs)} input(s))"
+            f"{bold[0]}{spec.name}{bold[1]}  ({spec.stage}/{spec.unit}, {len(spec.inputs)} input(s)"
+            + (", planned earlier)" if spec.name in earlier else ")")
         )
         lines += [f"  in   {lfn}" for lfn in spec.inputs]
         lines += [f"  run  {command_line(*argv)}" for argv in spec.commands]
@@ -57,6 +60,7 @@ def print_plan(outcome: SubmitOutcome, json_output: bool, backend: Backend | Non
     out.file.flush()
     out.print(
         f"dry run: {len(outcome.to_submit)} job(s) would be submitted to stage {outcome.stage}"
+        + (f" ({n_earlier} planned earlier)" if (n_earlier := len(earlier & set(described))) else "")
         + (f", {len(outcome.skipped_existing)} skipped (outputs exist)" if outcome.skipped_existing else "")
         + "; nothing was submitted"
     )
@@ -84,10 +88,21 @@ def print_submit(outcome: SubmitOutcome, json_output: bool) -> None:
     )
 
 
-def _link(an: Analysis, backend: str | None, backend_id: str | None) -> str | None:
-    if not backend_id or backend != an.grid.backend.name:
-        return None
-    return an.backend.link(backend_id)
+def print_resubmit(report: ResubmitReport, json_output: bool) -> None:
+    """What `resubmit` did, and the units it made stale."""
+    stale: dict[str, list[str]] = {}
+    for stage, unit in report.stale:
+        stale.setdefault(stage, []).append(unit)
+    sub = report.submission
+    if json_output:
+        print_json({"submitted": sub.submitted, "adopted": sub.adopted, "failed": sub.failed, "stale": stale})
+        return
+    out = console()
+    out.print(
+        f"resubmitted {len(sub.submitted)} job(s)" + (f", {len(sub.failed)} failed" if sub.failed else "")
+    )
+    for stage, units in stale.items():
+        out.print(f"stale: {stage} ({', '.join(units)}): `gridpipe run` redoes it")
 
 
 TABLE_ROWS_MAX = 1000
@@ -105,7 +120,10 @@ def write_status_json(an: Analysis, which: JobFilter | None = None) -> None:
     from gridpipe.service.status import JobFilter, job_rows, stage_counts
 
     out = sys.stdout
-    head = json.dumps({"analysis": str(an.path), "stages": stage_counts(an)}, indent=2, ensure_ascii=False)
+    from gridpipe.service.rerun import stale_units
+
+    document = {"analysis": str(an.path), "stages": stage_counts(an), "stale": stale_units(an)}
+    head = json.dumps(document, indent=2, ensure_ascii=False)
     out.write(head[: head.rindex("}")].rstrip() + ',\n  "jobs": [')
     sep, buffered = "\n    ", []
     for job in job_rows(an, which or JobFilter()):
@@ -137,6 +155,9 @@ def print_status(
     table.add_column("particle")
     for state in SHOWN_STATES:
         table.add_column(state.value, justify="right")
+    from gridpipe.service.rerun import stale_units
+
+    stale = stale_units(an)
     counts = stage_counts(an)
     order = [s.name for s in an.workflow.stages] + sorted(set(counts) - {s.name for s in an.workflow.stages})
     folded = 0
@@ -153,8 +174,11 @@ def print_status(
             rows = sorted(units.items())
         for unit, by_state in rows:
             cells = (str(by_state[s]) if by_state.get(s) else "·" for s in SHOWN_STATES)
-            table.add_row(stage, unit, *cells)
+            label = f"{unit} (stale)" if unit in stale.get(stage, []) else unit
+            table.add_row(stage, label, *cells)
     console().print(table)
+    if stale:
+        console().print("stale: made from outputs that were run again since; `gridpipe run` redoes them")
     if folded:
         console().print(f"stages with over {UNIT_ROWS_MAX} units are summed; --units shows every unit")
     if with_jobs:

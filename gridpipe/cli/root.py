@@ -20,8 +20,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-state = {"debug": False}
-"""Global options of this invocation (`--debug`)."""
+state = {"debug": False, "interrupt_said": False}
+"""Global options of this invocation (`--debug`); whether a command already said it was interrupted."""
 
 
 def _version(value: bool) -> None:
@@ -39,3 +39,28 @@ def _root(
 ) -> None:
     """Scaffold protopipe-style grid analyses and run them on local, DIRAC and batch backends."""
     state["debug"] = debug
+
+
+def _plain_metavars() -> None:
+    """Help names a repeatable option's value after the option (`--particle PARTICLE`) and shows a named
+    argument by its name alone (`[JOB]...`), never as a Python type (`<list[str]>`)."""
+    from typer.core import TyperArgument, TyperOption
+
+    option_type = TyperOption.display_type_rich
+    argument_type = TyperArgument.display_type_rich
+
+    def option(self: TyperOption, ctx: typer.Context) -> str | None:
+        if self.metavar is None and self.type_descriptor.is_list:
+            return (self.name or "value").upper()
+        return option_type(self, ctx)
+
+    def argument(self: TyperArgument, ctx: typer.Context) -> str | None:
+        if self.metavar is not None or self.type_descriptor.is_list:
+            return None
+        return argument_type(self, ctx)
+
+    TyperOption.display_type_rich = option  # type: ignore[method-assign]
+    TyperArgument.display_type_rich = argument  # type: ignore[method-assign]
+
+
+_plain_metavars()

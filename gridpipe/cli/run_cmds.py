@@ -8,23 +8,29 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from gridpipe.cli.options import AnalysisPath, open_analysis
-from gridpipe.cli.root import app
+from gridpipe.cli.options import AnalysisPath, JsonOutput, open_analysis
+from gridpipe.cli.root import app, state
 from gridpipe.core.exceptions import EXIT_FAILED
 
 if TYPE_CHECKING:
     from gridpipe.service.context import Analysis
 
 
-def _drive(an: Analysis, max_active: int | None, max_attempts: int | None, poll: float | None) -> bool:
+def _drive(
+    an: Analysis,
+    max_active: int | None,
+    max_attempts: int | None,
+    poll: float | None,
+    json_output: bool = False,
+) -> bool:
     from gridpipe.cli.messages import run_text
-    from gridpipe.cli.output import command_line, console, styled
+    from gridpipe.cli.output import command_line, console, err_console, print_json, styled
     from gridpipe.cli.render import print_status
     from gridpipe.service.orchestrator import Orchestrator, run_options
 
     with an:
         options = run_options(an, max_active, max_attempts, poll)
-        out = console()
+        out = err_console() if json_output else console()  # with --json, stdout holds only the JSON
         orchestrator = Orchestrator(an, options, notify=lambda msg: out.print(styled(("·", "dim"), " ", msg)))
         stop = threading.Event()
         try:
@@ -34,7 +40,24 @@ def _drive(an: Analysis, max_active: int | None, max_attempts: int | None, poll:
             out.print(
                 styled(("stopped", "yellow"), ": jobs already submitted keep running; `gridpipe run` resumes")
             )
+            state["interrupt_said"] = True  # that was the one line about Ctrl-C
             raise
+        if json_output:
+            from gridpipe.service.rerun import stale_units
+            from gridpipe.service.status import stage_counts
+
+            print_json(
+                {
+                    "outcome": str(report.outcome),
+                    "complete": report.complete,
+                    "message": run_text(report),
+                    "failed_for_good": report.failed_for_good,
+                    "killed": report.killed,
+                    "stages": stage_counts(an),
+                    "stale": stale_units(an),
+                }
+            )
+            return report.complete
         print_status(an, with_jobs=False, json_output=False)
         style = "green" if report.complete else "red"
         out.print(styled((run_text(report), style)))
@@ -55,9 +78,10 @@ def run_cmd(
         None, "--poll-interval", min=0.05, help="Seconds between refreshes.", show_default=False
     ),
     analysis_path: Path = AnalysisPath,
+    json_output: bool = JsonOutput,
 ) -> None:
     """Drive the analysis to the end: submit, refresh, retry, gather and chain stages."""
-    if not _drive(open_analysis(analysis_path), max_active, max_attempts, poll_interval):
+    if not _drive(open_analysis(analysis_path), max_active, max_attempts, poll_interval, json_output):
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -71,6 +71,21 @@ class BackendError(GridpipeError):
     """A backend (local, dirac, slurm, htcondor) failed or answered something unusable."""
 
 
+class MissingPackageError(UsageError):
+    """A plugin needs a package that is not installed (`package`: the module that failed to import;
+    `install`: how to get it). Not an outage: nothing was submitted and waiting does not help."""
+
+    def __init__(self, package: str, install: str, detail: str | None = None) -> None:
+        self.package, self.install = package, install
+        super().__init__(detail or f"{package} cannot be imported: {install}")
+
+    @classmethod
+    def of(cls, exc: ImportError) -> MissingPackageError:
+        """The error for an import that failed inside a plugin (a package not installed, or broken)."""
+        package = exc.name or str(exc)
+        return cls(package, f"install the package that provides {package.split('.')[0]} (pip install ...)")
+
+
 class StorageError(GridpipeError):
     """A storage operation failed (listing, get, put, checksum mismatch, bad LFN)."""
 
@@ -122,6 +137,18 @@ class JobNotFoundError(UsageError):
         self.names = names
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         super().__init__(f"unknown job(s): {shown}")
+
+
+class JobDoneError(UsageError):
+    """Jobs asked to be resubmitted are done; running them again needs an explicit request."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        super().__init__(
+            f"job(s) already done: {shown}; ask explicitly to run them again (later stages that used "
+            "their outputs are then marked stale)"
+        )
 
 
 class RunLockedError(GridpipeError):

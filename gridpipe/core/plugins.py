@@ -15,7 +15,7 @@ from enum import StrEnum
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from gridpipe.core.exceptions import UsageError
+from gridpipe.core.exceptions import MissingPackageError, UsageError
 
 
 class Group(StrEnum):
@@ -44,15 +44,15 @@ class PluginNotFoundError(UsageError):
         )
 
 
-class PluginUnavailableError(UsageError):
+class PluginUnavailableError(MissingPackageError):
     """The plugin is listed but cannot be loaded (most often: the extra it needs is not installed)."""
 
     def __init__(self, group: Group, name: str, reason: str, extra: str | None, distribution: str) -> None:
         self.group, self.name, self.reason, self.extra = group, name, reason, extra
         self.distribution = distribution
         install = f'pip install "{distribution}[{extra}]"' if extra else "install its dependencies"
-        self.install = install
-        super().__init__(f"{group.kind} {name!r} needs packages that are not installed ({reason}): {install}")
+        detail = f"{group.kind} {name!r} needs packages that are not installed ({reason}): {install}"
+        super().__init__(reason, install, detail)
 
 
 class PluginBrokenError(UsageError):

@@ -38,3 +38,6 @@ class UnitState(StrEnum):
     """grid unit: every job done, outputs downloaded (and merged)."""
     UPLOADED = "uploaded"
     """local unit that uploads: every job done, outputs uploaded to the storage."""
+    STALE = "stale"
+    """The unit's results were made from outputs of an earlier stage that have been re-run since (a
+    `resubmit --done`); `run` runs its jobs again once that stage is complete again."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import tempfile
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
 from gridpipe.analysis.layout import METADATA_FILE
-from gridpipe.core.fsutil import atomic_write_text
+from gridpipe.core.fsutil import atomic_write_text, held_lock
 from gridpipe.service.context import Analysis
+from gridpipe.storage.sync import temp_target
 
 DEMO_LFN_DIR = "/vo.cta.in2p3.fr/MC/gridpipe-demo"
 
@@ -62,9 +64,39 @@ def prepare_demo(
             )
         )
     if not (path / INPUTS_DONE).is_file():
-        _make_inputs(path, sizes)
-        atomic_write_text(path / INPUTS_DONE, "synthetic inputs stored and listed\n")
+        with held_lock(path / ".gridpipe" / "demo-inputs.lock", wait=True):  # one maker of inputs at a time
+            if not (path / INPUTS_DONE).is_file():
+                _make_inputs(path, sizes)
+                atomic_write_text(path / INPUTS_DONE, "synthetic inputs stored and listed\n")
     return path, created
+
+
+SCRATCH = ".gridpipe/demo-scratch"
+"""Where the synthetic inputs are simulated before they are stored."""
+
+
+def remove_leftovers(an: Analysis) -> list[Path]:
+    """Temp files a demo killed while making its inputs left behind: its scratch folder, half-stored
+    inputs (`.NAME.XXXX.part` in the local storage) and half-written lists (`.NAME.XXXX.tmp`). Call it
+    only while holding the inputs lock (then nobody is writing them). Returns the files removed."""
+    removed: list[Path] = []
+    scratch = an.path / SCRATCH
+    if scratch.is_dir():
+        removed += [p for p in scratch.rglob("*") if p.is_file()]
+        shutil.rmtree(scratch)
+    folders = {(an.path / rel).parent for rel in an.grid.inputs.values()}
+    root = getattr(an.storage, "root", None)  # the local storage's folder (a dirac storage has none)
+    if isinstance(root, Path):
+        folders.add(root / DEMO_LFN_DIR.lstrip("/"))
+    for folder in folders:
+        for here, dirs, files in os.walk(folder):  # symbolic links to folders are not followed
+            for name in files:
+                file = Path(here) / name
+                if temp_target(name) and file.is_file() and not file.is_symlink():
+                    file.unlink(missing_ok=True)
+                    removed.append(file)
+            dirs.sort()
+    return removed
 
 
 def _make_inputs(path: Path, sizes: DemoInputs) -> None:
@@ -73,7 +105,10 @@ def _make_inputs(path: Path, sizes: DemoInputs) -> None:
     from gridpipe.payloads.demo.simulate import simulate_file
 
     with Analysis.open(path) as an:
-        with tempfile.TemporaryDirectory(dir=path / ".gridpipe") as scratch:
+        remove_leftovers(an)
+        scratch = path / SCRATCH
+        scratch.mkdir(parents=True)
+        try:
             for key, (particle, first, kind) in _LISTS.items():
                 count = sizes.training_files if kind == "training" else sizes.perf_files
                 lfns = [demo_lfn(particle, run) for run in range(first, first + count)]
@@ -88,3 +123,5 @@ def _make_inputs(path: Path, sizes: DemoInputs) -> None:
                     line for line in listed.read_text(encoding="utf-8").splitlines() if line.startswith("#")
                 ]
                 atomic_write_text(listed, "\n".join([*comments, *lfns]) + "\n")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)

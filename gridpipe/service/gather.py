@@ -45,6 +45,10 @@ class GatherResult:
     merged: Path | None
     rows: dict[str, int]
     skipped: list[str]
+    synced: bool = True
+    """Whether storage was asked (a `merge` alone fetches nothing and says nothing of fetching)."""
+    merged_inputs: int = 0
+    """Local files merged into `merged`."""
 
 
 def output_pattern(an: Analysis, unit: Unit) -> str:
@@ -85,7 +89,7 @@ def gather_unit(an: Analysis, unit: Unit, options: GatherOptions | None = None) 
             raise DownloadFailedError(f"{stage.name}/{particle}", failed)
         fetched, extra = len(report.download.downloaded), [p.name for p in report.plan.extra]
     if not options.merge or stage.merged is None:
-        return GatherResult(local_dir, fetched, extra, None, {}, [])
+        return GatherResult(local_dir, fetched, extra, None, {}, [], options.sync)
     from gridpipe.merge import merge_files
 
     merged_path = an.merged_path(stage, particle)
@@ -114,7 +118,10 @@ def gather_unit(an: Analysis, unit: Unit, options: GatherOptions | None = None) 
         f"{name}: not an output of this unit's jobs (an older workflow's?); not merged"
         for name in skipped_foreign
     ]
-    return GatherResult(local_dir, fetched, extra, merged_path, dict(merged.rows), skipped)
+    used = len(inputs) - len(merged.skipped)
+    return GatherResult(
+        local_dir, fetched, extra, merged_path, dict(merged.rows), skipped, options.sync, used
+    )
 
 
 def units_for_data_type(an: Analysis, data_type: str, particles: list[str] | None) -> list[Unit]:

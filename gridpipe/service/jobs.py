@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from gridpipe.analysis.stage import Stage
 from gridpipe.core.exceptions import (
+    JobDoneError,
     JobNotFoundError,
     NothingChosenError,
     StageChoiceError,
@@ -17,10 +18,12 @@ from gridpipe.core.models import JobSpec
 from gridpipe.core.states import ACTIVE_STATES, FINAL_STATES, JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.service.planning import Plan, plan_units, record_plan
+from gridpipe.service.rerun import invalidate_after
 from gridpipe.service.submission import SubmitReport, reconcile, submission_lock, submit
 from gridpipe.store import JobRecord
 
-PLANNED = JobStatus.PLANNED
+WAITING = (JobStatus.PLANNED, JobStatus.SUBMITTING)
+"""Jobs recorded but not (knowingly) on a backend yet: what a submit takes first."""
 
 
 @dataclass
@@ -32,6 +35,8 @@ class SubmitOutcome:
     to_submit: list[JobSpec] = field(default_factory=list)
     skipped_existing: list[str] = field(default_factory=list)
     report: SubmitReport | None = None
+    already_planned: list[str] = field(default_factory=list)
+    """Jobs of the stage planned before this command (by `--test`, `--max-jobs`, `run`, ...)."""
 
 
 def select_stage(an: Analysis, name: str | None, output_type: str | None, estimate_energy: bool) -> Stage:
@@ -61,10 +66,12 @@ def submit_stage(
     n_file_per_job: int | None,
     test: bool = False,
 ) -> SubmitOutcome:
-    """Plan the stage's jobs, skip those whose outputs exist or that are active, submit up to `limit`.
+    """Plan the stage's jobs, skip those whose outputs exist, submit up to `limit` of the jobs waiting.
 
-    With `test`, exactly one job is submitted and only the units needed for it are planned (a stage with a
-    10,000-value sweep plans one unit, not 10,000); otherwise every unit is planned and recorded.
+    `choose_jobs` makes the choice for both the dry run and the real command, so a dry run lists exactly
+    the jobs the same command without --dry-run submits (jobs planned earlier included). With `test`,
+    exactly one job is submitted and only the units needed for it are planned (a stage with a 10,000-value
+    sweep plans one unit, not 10,000); otherwise every unit is planned and recorded.
     """
     if not dry_run:
         an.backend_for(stage.kind).preflight()  # e.g. the DIRAC token, before anything is recorded
@@ -73,27 +80,39 @@ def submit_stage(
     cap = limit if limit is not None else (an.grid.jobs.n_jobs_max if an.grid.jobs.n_jobs_max > 0 else None)
     units = _units(stage, particles) if particles is not None else None
     enough = None
-    if test:  # a job already planned is the one submitted; else plan units until one has a job to submit
-        enough = 0 if an.store.count(stage=stage.name, units=units, statuses=[PLANNED], limit=1) else 1
+    if test:  # a job already waiting is the one submitted; else plan units until one has a job to submit
+        enough = 0 if an.store.count(stage=stage.name, units=units, statuses=WAITING, limit=1) else 1
     plan = plan_units(an, stage, particles, n_file_per_job=n_file_per_job, enough=enough)
-    present = set(plan.existing_outputs)
-    fresh: list[JobSpec] = []
-    skipped: list[str] = []
-    for spec in plan.new:
-        exists = bool(spec.outputs) and spec.where == "grid" and set(spec.outputs) <= present
-        if exists:
-            skipped.append(spec.name)
-        else:
-            fresh.append(spec)
+    waiting, chosen, skipped = choose_jobs(an, stage, units, plan, cap)
     if dry_run:
-        return SubmitOutcome(stage.name, plan, fresh[:cap] if cap else fresh, skipped)
+        return SubmitOutcome(stage.name, plan, chosen, skipped, already_planned=waiting)
     record_plan(an, plan)
     with submission_lock(an):
-        recovered = reconcile(an)  # a crashed submit's jobs: adopted, or planned again (and chosen below)
-    chosen = an.store.jobs(stage=stage.name, units=units, statuses=[PLANNED], limit=cap)
-    report = submit(an, [j.name for j in chosen])
+        recovered = reconcile(an)  # a crashed submit's jobs: adopted, or planned again (and submitted below)
+    report = submit(an, [spec.name for spec in chosen])
     report.adopted.update(recovered.adopted)
-    return SubmitOutcome(stage.name, plan, [j.spec for j in chosen], skipped, report)
+    return SubmitOutcome(stage.name, plan, chosen, skipped, report, already_planned=waiting)
+
+
+def choose_jobs(
+    an: Analysis, stage: Stage, units: Collection[str] | None, plan: Plan, cap: int | None
+) -> tuple[list[str], list[JobSpec], list[str]]:
+    """(names of jobs already waiting, jobs to submit, names skipped because their outputs exist).
+
+    The jobs to submit are the stage's jobs already waiting in the store (planned, or left `submitting`
+    by an interrupted submit: those are looked up on the backend first and adopted if it has them), in
+    the order they were planned, then the new jobs of `plan`; at most `cap` of them. Nothing is written.
+    """
+    waiting = [j.spec for j in an.store.jobs(stage=stage.name, units=units, statuses=WAITING, limit=cap)]
+    present = set(plan.existing_outputs)
+    exists = {s.name for s in plan.new if s.outputs and s.where == "grid" and set(s.outputs) <= present}
+    fresh = [s for s in plan.new if s.name not in exists]
+    chosen = waiting + fresh
+    return (
+        [s.name for s in waiting],
+        chosen[:cap] if cap else chosen,
+        [s.name for s in plan.new if s.name in exists],
+    )
 
 
 def _units(stage: Stage, particles: Sequence[str]) -> set[str]:
@@ -110,8 +129,20 @@ def _named(an: Analysis, names: Sequence[str]) -> dict[str, JobRecord]:
     return found
 
 
-def resubmit(an: Analysis, names: Sequence[str], *, failed: bool) -> SubmitReport:
-    """New attempts for failed/killed jobs (named, or all with `failed`)."""
+@dataclass
+class ResubmitReport:
+    """What `resubmit` did: the submission, and the units it made stale (done jobs run again)."""
+
+    submission: SubmitReport
+    stale: list[tuple[str, str]] = field(default_factory=list)
+
+
+def resubmit(an: Analysis, names: Sequence[str], *, failed: bool, done: bool = False) -> ResubmitReport:
+    """New attempts for failed/killed jobs (named, or all with `failed`); done jobs only with `done`.
+
+    Running a done job again invalidates what was made from its outputs: its unit is gathered (or
+    uploaded) again, and the started units of later stages are marked stale for `run` to redo.
+    """
     if not names and not failed:
         raise NothingChosenError("resubmit")
     jobs = list(_named(an, names).values()) if names else []
@@ -120,10 +151,14 @@ def resubmit(an: Analysis, names: Sequence[str], *, failed: bool) -> SubmitRepor
     busy = [j.name for j in jobs if j.status in ACTIVE_STATES]
     if busy:
         raise UsageError(f"job(s) still active: {', '.join(busy[:5])}; kill them first or wait")
+    finished = [j for j in jobs if j.status == JobStatus.DONE]
+    if finished and not done:
+        raise JobDoneError(sorted({j.name for j in finished}))
     todo = sorted({j.name for j in jobs if j.status in FINAL_STATES | {JobStatus.PLANNED}})
+    stale = invalidate_after(an, finished)
     an.store.reset_attempts(todo)
     an.store.set_status(todo, JobStatus.PLANNED, "resubmitted by the user")
-    return submit(an, todo)
+    return ResubmitReport(submit(an, todo), stale)
 
 
 @dataclass
@@ -169,11 +204,28 @@ def kill(an: Analysis, names: Sequence[str], *, stage: str | None, all_jobs: boo
     return report
 
 
-def job_logs(an: Analysis, name: str) -> dict[str, str]:
-    """Captured output of the job's last attempt."""
+@dataclass
+class JobLogs:
+    """A job's captured output (stream name -> text) and what the store knows of how it ended."""
+
+    name: str
+    status: JobStatus
+    reason: str | None
+    streams: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """No stream holds any text (e.g. the job failed while staging its inputs)."""
+        return not any(self.streams.values())
+
+
+def job_logs(an: Analysis, name: str) -> JobLogs:
+    """Captured output of the job's last attempt, with the stored status and reason."""
     job = an.store.get([name]).get(name)
     if job is None:
         raise JobNotFoundError([name])
     if not job.backend_id or not job.backend:
-        raise UsageError(f"job {name} has not been submitted yet (status {job.status})")
-    return an.backend_named(job.backend).logs(job.backend_id)
+        why = f": {job.reason}" if job.reason else ""
+        raise UsageError(f"job {name} has not been submitted yet (status {job.status}{why})")
+    streams = an.backend_named(job.backend).logs(job.backend_id)
+    return JobLogs(name, job.status, job.reason, streams)

@@ -25,6 +25,7 @@ from gridpipe.service.gather import GatherOptions, gather_unit
 from gridpipe.service.models import upload_stage_outputs
 from gridpipe.service.planning import input_list_path, plan_units, record_plan
 from gridpipe.service.refresh import refresh
+from gridpipe.service.rerun import rerun_stale_unit
 from gridpipe.service.submission import submit
 from gridpipe.workflow.planner import Unit, units_of
 from gridpipe.workflow.policy import free_slots, split_failures, wake_when_active_at_most
@@ -170,6 +171,9 @@ class Orchestrator:
                     self._gather(unit, progress.count([JobStatus.DONE]))
                 elif step is NextStep.UPLOAD:
                     self._upload(unit)
+                elif step is NextStep.RERUN:
+                    again = rerun_stale_unit(self.an, unit)
+                    self.notify(f"{stage.name}/{unit.name}: stale, running {len(again)} job(s) again")
 
     def _submit(self, stages: list[Stage]) -> int:
         """Submit planned jobs of the ready stages into the free slots; how many were submitted."""

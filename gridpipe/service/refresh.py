@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from gridpipe.core.exceptions import BackendError, DatabaseFileError, ExecutorFailingError
+from gridpipe.core.exceptions import (
+    BackendError,
+    DatabaseFileError,
+    ExecutorFailingError,
+    MissingPackageError,
+)
 from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
-from gridpipe.service.submission import reconcile_if_idle
+from gridpipe.service.submission import plugin_imports, reconcile_if_idle
 
 
 def refresh(an: Analysis) -> list[tuple[str, JobStatus]]:
@@ -33,7 +38,7 @@ def refresh_or_explain(an: Analysis) -> str | None:
         for backend_name in an.store.active_ids():
             an.backend_named(backend_name).limit_patience(INTERACTIVE_PATIENCE_S)
         refresh(an)
-    except (BackendError, DatabaseFileError, ExecutorFailingError) as exc:
+    except (BackendError, DatabaseFileError, ExecutorFailingError, MissingPackageError) as exc:
         return f"could not refresh ({exc.detail}); showing the stored state"
     return None
 
@@ -43,8 +48,9 @@ def apply_polled(
 ) -> list[tuple[str, JobStatus]]:
     """Poll these jobs of one backend (one batch) and record what changed, or only changes to the states
     `only`; the outputs of jobs that are done are checked and recorded."""
-    backend = an.backend_named(backend_name)
-    reports = backend.poll(ids)
+    with plugin_imports():
+        backend = an.backend_named(backend_name)
+        reports = backend.poll(ids)
     if only is not None:
         reports = [r for r in reports if r.status in only]
     changed = an.store.apply_statuses(backend.name, reports)

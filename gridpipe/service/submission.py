@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from gridpipe.core.exceptions import BackendError
+from gridpipe.core.exceptions import BackendError, MissingPackageError, UsageError
 from gridpipe.core.fsutil import held_lock
 from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
@@ -33,6 +33,16 @@ def submission_lock(an: Analysis, *, wait: bool = True) -> Iterator[bool]:
         yield fd is not None
 
 
+@contextmanager
+def plugin_imports() -> Iterator[None]:
+    """Around a call into a backend: a package that cannot be imported is a MissingPackageError (a
+    UsageError: the command stops at once and `run` does not wait for it as for an outage)."""
+    try:
+        yield
+    except ImportError as exc:
+        raise MissingPackageError.of(exc) from exc
+
+
 def reconcile_if_idle(an: Analysis) -> None:
     """Reconcile unless another process is submitting right now (then its jobs are not lost)."""
     with submission_lock(an, wait=False) as mine:
@@ -51,8 +61,9 @@ def reconcile(an: Analysis) -> SubmitReport:
     for job in pending:
         by_backend.setdefault(job.backend or an.grid.backend.name, []).append(job)
     for backend_name, jobs in by_backend.items():
-        backend = an.backend_named(backend_name)
-        found = backend.lookup([job.name for job in jobs])
+        with plugin_imports():
+            backend = an.backend_named(backend_name)
+            found = backend.lookup([job.name for job in jobs])
         adopt: dict[str, str] = {}
         extra: list[str] = []
         for job in jobs:
@@ -94,16 +105,27 @@ def _submit_locked(
     for job in todo:
         groups.setdefault(job.spec.where, []).append(job)
     for where, jobs in groups.items():
-        backend = an.backend_for(where)
+        with plugin_imports():
+            backend = an.backend_for(where)
         size = min(backend.max_batch, an.grid.backend.submit_batch or backend.max_batch)
         for start in range(0, len(jobs), size):
             batch = jobs[start : start + size]
             batch_names = [job.name for job in batch]
             an.store.begin_attempts(batch_names, backend.name)
             try:
-                accepted = backend.submit([job.spec for job in batch])
+                with plugin_imports():
+                    accepted = backend.submit([job.spec for job in batch])
+            except UsageError as exc:
+                # refused before anything reached the backend (a missing package, a bad setting): the
+                # jobs go back to planned with the reason, and the error stops the command
+                an.store.revert_unsubmitted(batch_names, f"not submitted: {exc.detail}")
+                raise
             except BackendError as exc:
-                again = reconcile(an)
+                try:
+                    again = reconcile(an)
+                except UsageError as fatal:  # the lookup cannot even start (a missing package)
+                    an.store.revert_unsubmitted(batch_names, f"not submitted: {fatal.detail}")
+                    raise
                 report.adopted.update(again.adopted)
                 for name in batch_names:
                     if name not in again.adopted:

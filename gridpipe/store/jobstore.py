@@ -270,13 +270,19 @@ class JobStore:
         limit: int | None = None,
         done_last: bool = False,
     ) -> Iterator[SummaryRow]:
-        """(name, stage, unit, status, attempts, backend_id, site, updated, reason, backend) of the jobs, in
-        insertion order (jobs not done first with `done_last`), read through a cursor: memory stays flat
-        however many jobs there are."""
+        """(name, stage, unit, status, submissions, backend_id, site, updated, reason, backend) of the jobs,
+        in insertion order (jobs not done first with `done_last`), read through a cursor: memory stays flat
+        however many jobs there are.
+
+        Submissions count every attempt a backend took (a user's resubmission included); the retry budget
+        (`JobRecord.attempts`, reset by `resubmit`) is a separate number.
+        """
         clause, args = _filters(stage, None, statuses)
         clause = clause.replace("status IN", "+status IN")  # walk the rows in id order, stop at `limit`
         select = (
-            "SELECT name, stage, unit, status, attempts, backend_id, site, updated, reason, backend FROM jobs"
+            "SELECT name, stage, unit, status,"
+            " (SELECT COUNT(*) FROM attempts a WHERE a.job_id = jobs.id), backend_id, site, updated,"
+            " reason, backend FROM jobs"
         )
         parts = [(clause, args)]
         if done_last:  # two walks in id order (no sort of every row): jobs not done, then done ones

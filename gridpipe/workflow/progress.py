@@ -70,11 +70,14 @@ class NextStep(StrEnum):
     PLAN = "plan"
     GATHER = "gather"
     UPLOAD = "upload"
+    RERUN = "rerun"
 
 
 def unit_complete(unit: Unit, progress: UnitProgress) -> bool:
     """A grid unit is complete once gathered; a local one once every job is done (and uploaded if it
-    uploads)."""
+    uploads); a stale unit never is."""
+    if progress.state == UnitState.STALE:
+        return False
     if unit.stage.kind == "grid":
         return progress.state == UnitState.GATHERED
     if unit.stage.upload:
@@ -95,9 +98,12 @@ def ready_stages(stages: Sequence[Stage], snapshot: Snapshot) -> list[Stage]:
 
 def next_step(unit: Unit, progress: UnitProgress) -> NextStep:
     """Plan a unit not planned yet; gather a grid unit, or upload a local one that uploads, once all its
-    jobs are done; otherwise nothing (its jobs are still on their way, or it is complete)."""
+    jobs are done; run a stale unit's jobs again once none of them is still on its way; otherwise
+    nothing (its jobs are still on their way, or it is complete)."""
     if progress.state is None:
         return NextStep.PLAN
+    if progress.state == UnitState.STALE:
+        return NextStep.NOTHING if progress.count(BUSY_STATES) else NextStep.RERUN
     if not progress.all_done:
         return NextStep.NOTHING
     if unit.stage.kind == "grid" and progress.state != UnitState.GATHERED:
@@ -105,6 +111,17 @@ def next_step(unit: Unit, progress: UnitProgress) -> NextStep:
     if unit.stage.kind == "local" and unit.stage.upload and progress.state != UnitState.UPLOADED:
         return NextStep.UPLOAD
     return NextStep.NOTHING
+
+
+def downstream(stages: Sequence[Stage], changed: Iterable[str]) -> list[Stage]:
+    """Stages that consume, directly or through other stages, the outputs of the stages `changed`
+    (through `needs` or `models`), in workflow order; the changed stages themselves are not listed."""
+    changed = set(changed)
+    affected: set[str] = set()
+    for stage in stages:  # workflow order: a stage comes after the stages it needs
+        if {*stage.needs, *stage.models} & (changed | affected):
+            affected.add(stage.name)
+    return [s for s in stages if s.name in affected and s.name not in changed]
 
 
 def units_to_plan(stage: Stage, snapshot: Snapshot) -> list[Unit]:
