@@ -31,13 +31,16 @@ def _open(kind: str, folder: Path) -> None:
 
 
 def _worker(kind: str, base: str, barrier, errors) -> None:  # type: ignore[no-untyped-def]
+    reported = False
     for round_ in range(ROUNDS):
         barrier.wait()
         try:
             for _ in range(3):  # open, close, and open again while the others do the same
                 _open(kind, Path(base) / str(round_))
-        except Exception:  # reported to the test process whole
-            errors.put(traceback.format_exc())
+        except Exception:  # the first one reported to the test process whole (a full queue pipe would
+            if not reported:  # keep this process from exiting)
+                errors.put(traceback.format_exc())
+                reported = True
 
 
 @pytest.mark.parametrize("kind", ["store", "queue", "storage"])

@@ -63,14 +63,8 @@ class LocalStorage(Storage):
     every later `get` detect a file torn by a power loss, so the per-file fsync (3 ms here) buys little."""
 
     def __init__(self, root: Path) -> None:
-        if not Path(root).is_dir() and not Path(root).parent.is_dir():
-            raise StorageError(
-                f"local storage root {root} does not exist, nor does the folder above it (was the analysis "
-                "or the storage moved?); set storage.local.root in configs/grid.yaml to where the storage is "
-                "now ('' for .gridpipe/storage inside the analysis)"
-            )
         with fs.os_errors(f"local storage root {root}"):
-            Path(root).mkdir(exist_ok=True)
+            Path(root).mkdir(parents=True, exist_ok=True)
         self.root = Path(os.path.realpath(root))
         self.catalogue_path = self.root / f"{RESERVED_PREFIX}.db"
         self._prefix = str(self.root).rstrip("/")
@@ -90,6 +84,12 @@ class LocalStorage(Storage):
             grid.storage.settings_for(cls.name, LocalStorageSettings).root or DEFAULT_ROOT
         ).expanduser()
         if root.is_absolute():
+            if not root.is_dir() and not root.parent.is_dir():
+                raise StorageError(
+                    f"local storage root {root} does not exist, nor does the folder above it (was the analysis "
+                    "or the storage moved?); set storage.local.root in configs/grid.yaml to where the storage "
+                    "is now (a relative path is read from the analysis folder)"
+                )
             return cls(root)
         inside = analysis_path / root
         if analysis_path.is_dir():  # a folder of the analysis itself: made as needed
