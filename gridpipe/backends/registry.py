@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gridpipe.backends.contract import Backend
-from gridpipe.core.plugins import Group, PluginBrokenError, available, load
+from gridpipe.core.plugins import Group, available, load_class
 
 if TYPE_CHECKING:
     from gridpipe.analysis.config import GridConfig
@@ -16,10 +16,7 @@ GROUP = Group.backends.value
 
 def backend_class(name: str) -> type[Backend]:
     """The backend class registered under `name` (UsageError when it is not installed or cannot load)."""
-    cls = load(Group.backends, name)
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise PluginBrokenError(Group.backends, name, "it is not a gridpipe Backend class")
-    return cls
+    return load_class(Group.backends, name, Backend)
 
 
 def open_backend(grid: GridConfig, analysis_path: Path) -> Backend:

@@ -13,9 +13,11 @@ import functools
 import sys
 from enum import StrEnum
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, TypeVar
 
 from gridpipe.core.exceptions import MissingPackageError, UsageError
+
+T = TypeVar("T")
 
 
 class Group(StrEnum):
@@ -124,6 +126,14 @@ def load(group: Group, name: str) -> Any:
         ) from exc
     except Exception as exc:  # a plugin failing to import must be one line, never a traceback
         raise PluginBrokenError(group, name, f"{ep.value}: {type(exc).__name__}: {exc}") from exc
+
+
+def load_class(group: Group, name: str, base: type[T]) -> type[T]:
+    """The class registered as `name` in `group`, which must derive from `base` (PluginBrokenError if not)."""
+    cls = load(group, name)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginBrokenError(group, name, f"it is not a gridpipe {base.__name__} class")
+    return cls
 
 
 def loadable(group: Group) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import ClassVar
 
-from gridpipe.core.plugins import Group, PluginBrokenError, load
+from gridpipe.core.plugins import Group, load_class
 
 CommandLines = list[str]
 
@@ -69,7 +69,4 @@ def _fields(template: str) -> list[str]:
 @cache
 def payload_named(name: str) -> Payload:
     """The installed payload `name` (UsageError when it is not installed or cannot load)."""
-    cls = load(Group.payloads, name)
-    if not (isinstance(cls, type) and issubclass(cls, Payload)):
-        raise PluginBrokenError(Group.payloads, name, "it is not a gridpipe Payload class")
-    return cls()
+    return load_class(Group.payloads, name, Payload)()

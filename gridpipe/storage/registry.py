@@ -6,7 +6,7 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gridpipe.core.plugins import Group, PluginBrokenError, entry_points_of, load
+from gridpipe.core.plugins import Group, entry_points_of, load_class
 from gridpipe.storage.contract import Storage
 
 if TYPE_CHECKING:
@@ -22,10 +22,7 @@ def storage_entry_points() -> dict[str, EntryPoint]:
 
 def storage_class(name: str) -> type[Storage]:
     """The Storage class installed under `name` (UsageError when it is not installed or cannot load)."""
-    cls = load(Group.storages, name)
-    if not (isinstance(cls, type) and issubclass(cls, Storage)):
-        raise PluginBrokenError(Group.storages, name, "it is not a gridpipe Storage class")
-    return cls
+    return load_class(Group.storages, name, Storage)
 
 
 def open_storage(grid: GridConfig, analysis_path: Path) -> Storage:

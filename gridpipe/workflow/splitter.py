@@ -12,7 +12,7 @@ from functools import cache
 from typing import ClassVar
 
 from gridpipe.analysis.naming import run_number, run_token
-from gridpipe.core.plugins import Group, PluginBrokenError, load
+from gridpipe.core.plugins import Group, load_class
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,4 @@ DEFAULT_SPLITTER = FilesPerJob.name
 @cache
 def splitter_named(name: str) -> Splitter:
     """The installed splitter `name` (UsageError when it is not installed or cannot load)."""
-    cls = load(Group.splitters, name)
-    if not (isinstance(cls, type) and issubclass(cls, Splitter)):
-        raise PluginBrokenError(Group.splitters, name, "it is not a gridpipe Splitter class")
-    return cls()
+    return load_class(Group.splitters, name, Splitter)()
