@@ -114,7 +114,7 @@ def test_status_jobs_shows_a_first_screen_and_everything_on_request(tmp_path):
 
 def test_status_json_of_an_analysis_without_jobs_is_valid(tmp_path):
     path = _analysis(tmp_path, 1)
-    assert _status_json(path) == {"analysis": str(path), "stages": {}, "jobs": []}
+    assert _status_json(path) == {"analysis": str(path), "stages": {}, "stale": {}, "jobs": []}
 
 
 def test_the_readme_documents_every_key_of_a_job_in_status_json():
