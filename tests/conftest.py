@@ -82,7 +82,10 @@ def _reap_background_runs():
 
     reap_runs()
 
-collect_ignore = ["example_plugin"]  # a site's own package: its suite runs through test_plugins with it installed
+
+collect_ignore = [
+    "example_plugin"
+]  # a site's own package: its suite runs through test_plugins with it installed
 
 
 @pytest.fixture(scope="session")

@@ -165,7 +165,7 @@ class SlurmCluster:
         self._wait(self._node_idle, "the node to be idle")
 
     def _start(self, name: str, argv: list[str]) -> None:
-        log = open(self.root / "log" / f"{name}.out", "ab")  # noqa: SIM115 - the child keeps it
+        log = open(self.root / "log" / f"{name}.out", "ab")
         try:
             self.procs[name] = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={**os.environ, **self.env}
@@ -189,7 +189,9 @@ class SlurmCluster:
         while not ready():  # type: ignore[operator]
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited ({proc.returncode}) while waiting for {what}: {self.logs()}")
+                    raise RuntimeError(
+                        f"{name} exited ({proc.returncode}) while waiting for {what}: {self.logs()}"
+                    )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"timed out waiting for {what}: {self.logs()}")
             time.sleep(0.2)

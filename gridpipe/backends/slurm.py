@@ -9,8 +9,8 @@ found again by name and marker among the user's jobs (`lookup`) and never submit
 
 from __future__ import annotations
 
-import pwd
 import os
+import pwd
 import re
 import shlex
 import time
@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, ClassVar, Self
 
 from gridpipe.analysis.config import Strict
 from gridpipe.backends.contract import Backend
-from gridpipe.backends.slurm_client import Answer, SlurmClient, SlurmCommandError, SlurmTimeoutError, unreachable
+from gridpipe.backends.slurm_client import (
+    Answer,
+    SlurmClient,
+    SlurmCommandError,
+    SlurmTimeoutError,
+    SlurmUnreachableError,
+    unreachable,
+)
 from gridpipe.backends.slurm_jobs import AttemptFolder, JobFolders, analysis_key, attempt_of, marker
 from gridpipe.backends.slurm_settings import SlurmSection
 from gridpipe.backends.slurm_states import SQUEUE_FORMAT, SlurmRow, from_record, parse_rows, status_of
@@ -53,7 +60,9 @@ class SlurmBackend(Backend):
         self.settings = settings
         self.folders = JobFolders(self.analysis_path)
         self.key = analysis_key(self.analysis_path)
-        self.client = SlurmClient(settings.command_timeout, settings.retries, settings.backoff, settings.backoff_max)
+        self.client = SlurmClient(
+            settings.command_timeout, settings.retries, settings.backoff, settings.backoff_max
+        )
         self.accounting = settings.accounting
         self._last_submit = 0.0
 
@@ -91,7 +100,13 @@ class SlurmBackend(Backend):
 
     def _resources(self) -> list[tuple[str, str]]:
         s = self.settings
-        return [("partition", s.partition), ("account", s.account), ("qos", s.qos), ("time", s.time_limit), ("mem", s.memory)]
+        return [
+            ("partition", s.partition),
+            ("account", s.account),
+            ("qos", s.qos),
+            ("time", s.time_limit),
+            ("mem", s.memory),
+        ]
 
     def describe(self, spec: JobSpec) -> str | None:
         """The sbatch command the job would be submitted with (dry runs; no folder is made)."""
@@ -102,7 +117,9 @@ class SlurmBackend(Backend):
         """One sbatch per job; any failure raises BackendError (the engine looks the jobs up by name)."""
         for spec in specs:
             if not _SAFE_NAME.match(spec.name):
-                raise BackendError(f"job name {spec.name!r} cannot be given to Slurm (letters, digits, ._+=@- only)")
+                raise BackendError(
+                    f"job name {spec.name!r} cannot be given to Slurm (letters, digits, ._+=@- only)"
+                )
         accepted: dict[str, str] = {}
         python = self.job_python()
         for spec in specs:
@@ -110,10 +127,13 @@ class SlurmBackend(Backend):
             try:
                 accepted[spec.name] = self._sbatch(spec, folder)
             except BackendError as exc:
-                raise BackendError(
-                    f"{exc.detail} ({len(accepted)} of {len(specs)} job(s) accepted; the others are looked up "
-                    "by name before anything is submitted again)"
-                ) from exc
+                note = (
+                    f" ({len(accepted)} of {len(specs)} job(s) accepted; the others are looked up by name "
+                    "before anything is submitted again)"
+                )
+                if isinstance(exc, SlurmUnreachableError):
+                    raise SlurmUnreachableError(exc.command, exc.problem + note) from exc
+                raise BackendError(exc.detail + note) from exc
         return accepted
 
     def _sbatch(self, spec: JobSpec, folder: AttemptFolder) -> str:
@@ -127,12 +147,16 @@ class SlurmBackend(Backend):
             except SlurmTimeoutError as exc:
                 found = self._find_attempt(spec.name, folder)
                 if found is None:
-                    raise BackendError(f"sbatch of {spec.name}: {exc.problem}; Slurm shows no such job yet") from None
+                    raise BackendError(
+                        f"sbatch of {spec.name}: {exc.problem}; Slurm shows no such job yet"
+                    ) from None
                 return found
             if answer.returncode == 0:
                 slurm_id = answer.stdout.strip().split(";")[0]
                 if not slurm_id.isdigit():
-                    raise BackendError(f"sbatch of {spec.name} answered {answer.stdout.strip()!r}, not a job id")
+                    raise BackendError(
+                        f"sbatch of {spec.name} answered {answer.stdout.strip()!r}, not a job id"
+                    )
                 self.folders.link_id(slurm_id, folder)
                 return slurm_id
             if not _not_sent(answer):
@@ -143,7 +167,7 @@ class SlurmBackend(Backend):
             if attempt < self.settings.retries:
                 time.sleep(delay)
                 delay = min(max(delay * 2, 0.1), self.settings.backoff_max)
-        raise BackendError(f"Slurm cannot be reached (sbatch of {spec.name}): {answer.problem}")
+        raise SlurmUnreachableError(f"sbatch of {spec.name}", answer.problem)
 
     def _pace(self) -> None:
         rate = self.settings.submit_rate
@@ -191,7 +215,11 @@ class SlurmBackend(Backend):
     def _status(self, slurm_id: str, row: SlurmRow | None) -> BackendStatus | None:
         folder = self.folders.by_id(slurm_id)
         if row is not None and (folder is not None or attempt_of(row.comment, self.key) is not None):
-            record = folder.exit_record() if folder is not None and row.state not in ("PENDING", "RUNNING") else None
+            record = (
+                folder.exit_record()
+                if folder is not None and row.state not in ("PENDING", "RUNNING")
+                else None
+            )
             return status_of(row, record)
         record = folder.exit_record() if folder is not None else None
         if record is not None:
@@ -266,7 +294,9 @@ class SlurmBackend(Backend):
         """Slurm's output and error files of the job, the worker's logs and its exit record."""
         folder = self.folders.by_id(backend_id)
         if folder is None:
-            raise BackendError(f"{backend_id!r} is not a Slurm job of this analysis (no job folder links to it)")
+            raise BackendError(
+                f"{backend_id!r} is not a Slurm job of this analysis (no job folder links to it)"
+            )
         texts = {}
         for path in folder.files():
             if path.name.startswith("slurm-") and not path.name.startswith(f"slurm-{backend_id}."):

@@ -161,4 +161,6 @@ class JobFolders:
 def batch_script(python: str, job_file: Path) -> str:
     """The batch script: exec the job worker on the job file (paths quoted; nothing else is run)."""
     argv = [python, "-m", "gridpipe.worker", str(job_file)]
-    return "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + shlex.join(argv) + "\n"
+    return (
+        "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + shlex.join(argv) + "\n"
+    )

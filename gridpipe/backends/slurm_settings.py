@@ -93,7 +93,9 @@ class SlurmSection(Strict):
         gt=0,
         description="Seconds each Slurm client call may take (longer than slurmctld's MessageTimeout).",
     )
-    retries: int = Field(3, ge=0, le=20, description="Retries of a client call while slurmctld cannot be reached.")
+    retries: int = Field(
+        3, ge=0, le=20, description="Retries of a client call while slurmctld cannot be reached."
+    )
     backoff: float = Field(1.0, ge=0, description="Seconds before the first retry (doubled each time).")
     backoff_max: float = Field(30.0, ge=0, description="Longest wait between two retries, in seconds.")
     accounting: bool | None = Field(
@@ -111,7 +113,9 @@ class SlurmSection(Strict):
     @classmethod
     def _time(cls, value: str) -> str:
         if value and not _TIME.match(value):
-            raise ValueError("Slurm's time form is expected: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS")
+            raise ValueError(
+                "Slurm's time form is expected: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
+            )
         return value
 
     @field_validator("memory")

@@ -17,7 +17,9 @@ from gridpipe.worker.records import ExitRecord
 QUEUED = frozenset(
     {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "RESIZING"}
 )
-RUNNING = frozenset({"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "POWER_UP_NODE"})
+RUNNING = frozenset(
+    {"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "POWER_UP_NODE"}
+)
 FAILED = frozenset(
     {
         "FAILED",
@@ -58,7 +60,9 @@ def parse_rows(text: str) -> list[SlurmRow]:
         if len(parts) != 6 or not parts[0].strip().isdigit():
             continue  # array or het-job steps (1_2, 3+0) are not gridpipe's
         ident, state, reason, comment, user, name = (p.strip() for p in parts)
-        rows.append(SlurmRow(ident, state.split()[0].rstrip("+") if state else "", reason, comment, user, name))
+        rows.append(
+            SlurmRow(ident, state.split()[0].rstrip("+") if state else "", reason, comment, user, name)
+        )
     return rows
 
 
