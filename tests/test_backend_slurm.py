@@ -202,3 +202,43 @@ def test_slurmctld_down_is_a_backend_error_after_bounded_retries_then_work_carri
     # the refused submission never became a job
     assert backend.lookup(["during-outage"]) == {}
     an.close()
+
+
+def _workflow_with_backends(tmp_path, produce: str | None, summarise: str | None):
+    from engine_helpers import DATA
+
+    text = (DATA / "touch_workflow.yaml").read_text()
+    if produce:
+        text = text.replace("  - name: produce\n", f"  - name: produce\n    backend: {produce}\n", 1)
+    if summarise:
+        text = text.replace("  - name: summarise\n", f"  - name: summarise\n    backend: {summarise}\n", 1)
+    path = tmp_path / "workflow.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_stage_names_its_own_backend_one_store_one_run(slurm_cluster, tmp_path):
+    """The analysis's backend stays `local`; the grid stage runs on Slurm, the local stage on this machine:
+    one job store, one `gridpipe run`, and `status` says where each job ran."""
+    workflow = _workflow_with_backends(tmp_path, "slurm", None)
+    path = make_analysis(tmp_path / "a", {"gamma": 3, "proton": 2}, workflow=workflow)
+    result = gridpipe("run", "-a", str(path), "--poll-interval", "0.2", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = _status(path)["jobs"]
+    assert {j["backend"] for j in jobs if j["stage"] == "produce"} == {"slurm"}
+    assert {j["backend"] for j in jobs if j["stage"] == "summarise"} == {"local"}
+    assert len(list((path / ".gridpipe" / "slurm" / "jobs").glob("*/*/job.exit.json"))) == 3
+    table = gridpipe("status", "--jobs", "--no-refresh", "-a", str(path))
+    assert any("produce" in line and "slurm" in line for line in table.stdout.splitlines())
+
+
+def test_check_refuses_a_local_stage_on_a_backend_that_does_not_share_files(tmp_path):
+    workflow = _workflow_with_backends(tmp_path, None, "dirac")
+    path = make_analysis(tmp_path / "a", {"gamma": 1}, workflow=workflow)
+    result = gridpipe("check", "-a", str(path))
+    assert result.returncode == 2
+    assert "stage 'summarise': key 'backend'" in result.stdout + result.stderr
+    installed = path / "configs" / "workflow.yaml"
+    installed.write_text(installed.read_text().replace("backend: dirac", "backend: slurmm"))
+    result = gridpipe("check", "-a", str(path))
+    assert result.returncode == 2 and "did you mean 'slurm'" in result.stdout + result.stderr

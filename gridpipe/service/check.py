@@ -32,11 +32,46 @@ def check(path: Path) -> list[Finding]:
                     lfns, errors = [], [None]
                 lists[key] = None if errors else lfns
             problems = plan_problems(an.workflow.stages, an.plan_context(), lists)
+            findings += stage_backend_findings(an)
             findings += storage_findings(an, {k: v for k, v in lists.items() if v})
     except GridpipeError as exc:
         return [*findings, Finding("error", str(path), exc.detail)]
     file = str(path / WORKFLOW_FILE)
     return [Finding("error", file, message) for _, message in problems] + findings
+
+
+def stage_backend_findings(an: Analysis) -> list[Finding]:
+    """Stages that name a backend their jobs cannot run on (from what the plugins declare)."""
+    from gridpipe.backends.registry import backend_class
+    from gridpipe.core.plugins import Group, load
+
+    found: list[Finding] = []
+    file = str(an.path / WORKFLOW_FILE)
+    storage = load(Group.storages, an.grid.storage.name)
+    for stage in an.workflow.stages:
+        if stage.backend is None:
+            continue
+        shares = backend_class(stage.backend).shares_file_system
+        if stage.kind == "local" and not shares:
+            found.append(
+                Finding(
+                    "error",
+                    file,
+                    f"stage '{stage.name}': key 'backend': a local stage reads and writes this machine's "
+                    f"files, which backend {stage.backend!r} does not share; name a backend that shares "
+                    "them (local, slurm) or none",
+                )
+            )
+        elif not shares and not getattr(storage, "reachable_from_grid", True):
+            found.append(
+                Finding(
+                    "error",
+                    file,
+                    f"stage '{stage.name}': key 'backend': backend {stage.backend!r} runs jobs on other "
+                    f"machines, which cannot reach storage {an.grid.storage.name!r} (a folder on this one)",
+                )
+            )
+    return found
 
 
 def storage_findings(an: Analysis, lists: dict[str, list[str]]) -> list[Finding]:

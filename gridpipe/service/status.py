@@ -14,6 +14,7 @@ JOB_KEYS = (
     "particle",
     "status",
     "attempts",
+    "backend",
     "backend_id",
     "site",
     "updated",
@@ -66,7 +67,7 @@ def job_rows(an: Analysis, which: JobFilter = JobFilter()) -> Iterator[dict[str,
     configured = an.grid.backend.name
     for r in rows:
         link = an.backend.link(r[5]) if r[5] and r[9] == configured and r[9] != "local" else None
-        yield dict(zip(JOB_KEYS, (r[0], r[1], r[2], shown(r[3]), *r[4:9], link), strict=True))
+        yield dict(zip(JOB_KEYS, (r[0], r[1], r[2], shown(r[3]), r[4], r[9], *r[5:9], link), strict=True))
 
 
 def count_jobs(an: Analysis, which: JobFilter) -> int:
