@@ -242,3 +242,20 @@ def test_check_refuses_a_local_stage_on_a_backend_that_does_not_share_files(tmp_
     installed.write_text(installed.read_text().replace("backend: dirac", "backend: slurmm"))
     result = gridpipe("check", "-a", str(path))
     assert result.returncode == 2 and "did you mean 'slurm'" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_runs_to_the_performance_plot_on_slurm(slurm_cluster, tmp_path):
+    result = gridpipe("demo", str(tmp_path / "demo"), "--backend", "slurm", timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    path = tmp_path / "demo" / "gridpipe_demo"
+    assert (path / "data" / "DL3" / "performance.png").stat().st_size > 0
+    jobs = _status(path)["jobs"]
+    assert jobs and all(j["status"] == "done" for j in jobs)
+    on_slurm = [j for j in jobs if j["backend"] == "slurm"]
+    assert {j["stage"] for j in on_slurm} >= {"training_energy", "dl2"}
+    # every grid job went through sbatch exactly once: one Slurm id, one attempt folder, one exit record
+    records = list((path / ".gridpipe" / "slurm" / "jobs").glob("*/*/job.exit.json"))
+    assert len(records) == len(on_slurm) == len({j["backend_id"] for j in on_slurm})
+    again = gridpipe("demo", str(tmp_path / "demo"), "--backend", "local")
+    assert again.returncode == 2 and "runs on the 'slurm' backend" in again.stderr
