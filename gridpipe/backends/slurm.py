@@ -143,7 +143,8 @@ class SlurmBackend(Backend):
         for attempt in range(self.settings.retries + 1):
             self._pace()
             try:
-                answer = self.client.run_once(argv)
+                with folder.sbatch_lock() as lock:
+                    answer = self.client.run_once(argv, pass_fds=(lock,))
             except SlurmTimeoutError as exc:
                 found = self._find_attempt(spec.name, folder)
                 if found is None:
@@ -262,6 +263,13 @@ class SlurmBackend(Backend):
         accounting), and attempts that started whose job Slurm forgot (their output files hold the id)."""
         wanted = set(names)
         found: dict[str, dict[str, BackendJob]] = {}
+        for name in sorted(wanted):  # an sbatch whose submitter was killed may still be on its way
+            for folder in self.folders.attempts(name):
+                if not folder.wait_sbatch(self.settings.command_timeout):
+                    raise BackendError(
+                        f"an sbatch of {name} (attempt {folder.attempt}) has not ended within "
+                        f"{self.settings.command_timeout:g} s; try again once it has"
+                    )
         rows = self._squeue(["-u", self.user])
         if self.accounting:
             rows += self._sacct_user()

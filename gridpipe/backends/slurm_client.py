@@ -81,8 +81,9 @@ class SlurmClient:
     calls: int = 0
     """Client commands run so far (the benchmarks count them)."""
 
-    def run_once(self, argv: Sequence[str], stdin: str | None = None) -> Answer:
-        """One call; SlurmTimeoutError when it does not end in time, BackendError when it cannot start."""
+    def run_once(self, argv: Sequence[str], stdin: str | None = None, pass_fds: Sequence[int] = ()) -> Answer:
+        """One call; SlurmTimeoutError when it does not end in time, BackendError when it cannot start.
+        `pass_fds`: descriptors the command inherits (a lock it holds for as long as it runs)."""
         self.calls += 1
         try:
             done = subprocess.run(
@@ -93,6 +94,7 @@ class SlurmClient:
                 timeout=self.timeout,
                 check=False,
                 env={**os.environ, "SLURM_TIME_FORMAT": "standard"},
+                pass_fds=tuple(pass_fds),
             )
         except subprocess.TimeoutExpired:
             raise SlurmTimeoutError(argv[0], f"no answer within {self.timeout:g} s") from None

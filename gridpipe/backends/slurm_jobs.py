@@ -13,9 +13,13 @@ analysis's absolute path) and the attempt find the folder again after a crash.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shlex
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,9 @@ from gridpipe.worker.records import (
 )
 
 JOB_FILE = "job.job.json"
+SBATCH_LOCK = "sbatch.lock"
+"""Locked by the process that runs this attempt's sbatch, and inherited by sbatch itself: while it is
+locked, an sbatch may still be on its way (its submitter killed), so the attempt is not yet lost."""
 BATCH_SCRIPT = "batch.sh"
 MARKER_PREFIX = "gridpipe:"
 
@@ -81,6 +88,35 @@ class AttemptFolder:
             return read_exit_record(exit_record_path(self.job_file))
         except RecordError:
             return None
+
+    @contextmanager
+    def sbatch_lock(self) -> Iterator[int]:
+        """Hold this attempt's sbatch lock (the descriptor is handed to sbatch, which keeps it while it runs)."""
+        fd = os.open(self.path / SBATCH_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def wait_sbatch(self, timeout: float) -> bool:
+        """Wait until no sbatch of this attempt can still be running (False: one still holds the lock)."""
+        try:
+            fd = os.open(self.path / SBATCH_LOCK, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return True
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return False
+                    time.sleep(0.05)
+        finally:
+            os.close(fd)
 
     def files(self) -> list[Path]:
         """The folder's text files worth showing in `gridpipe logs`."""
@@ -144,6 +180,16 @@ class JobFolders:
         if not target.name.isdigit():
             return None
         return AttemptFolder(target, target.parent.name, int(target.name))
+
+    def attempts(self, name: str) -> list[AttemptFolder]:
+        """Every attempt folder of a job."""
+        base = self.job_dir(name)
+        if not base.is_dir():
+            return []
+        return sorted(
+            (AttemptFolder(p, name, int(p.name)) for p in base.iterdir() if p.name.isdigit()),
+            key=lambda f: f.attempt,
+        )
 
     def started_ids(self, name: str) -> dict[str, AttemptFolder]:
         """Slurm ids of this job's attempts that started (Slurm created their output files)."""
