@@ -93,7 +93,7 @@ def test_slurmctld_stopped_during_run_and_started_again_the_run_carries_on(slurm
             assert time.monotonic() < deadline and run.poll() is None
             time.sleep(0.05)
         slurm_cluster.stop_controller()
-        time.sleep(45)
+        time.sleep(60)
         assert run.poll() is None, run.stdout.read()  # waiting the outage out
         slurm_cluster.start_controller()
         out, _ = run.communicate(timeout=400)

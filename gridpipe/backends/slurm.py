@@ -13,8 +13,10 @@ import os
 import pwd
 import re
 import shlex
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
@@ -30,7 +32,15 @@ from gridpipe.backends.slurm_client import (
 )
 from gridpipe.backends.slurm_jobs import AttemptFolder, JobFolders, analysis_key, attempt_of, marker
 from gridpipe.backends.slurm_settings import SlurmSection
-from gridpipe.backends.slurm_states import SQUEUE_FORMAT, SlurmRow, from_record, parse_rows, status_of
+from gridpipe.backends.slurm_states import (
+    QUEUED,
+    RUNNING,
+    SQUEUE_FORMAT,
+    SlurmRow,
+    from_record,
+    parse_rows,
+    status_of,
+)
 from gridpipe.core.exceptions import BackendError
 from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
 from gridpipe.core.states import JobStatus
@@ -65,6 +75,7 @@ class SlurmBackend(Backend):
         )
         self.accounting = settings.accounting
         self._last_submit = 0.0
+        self._pace_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
@@ -121,19 +132,36 @@ class SlurmBackend(Backend):
                     f"job name {spec.name!r} cannot be given to Slurm (letters, digits, ._+=@- only)"
                 )
         accepted: dict[str, str] = {}
+        failures: list[BackendError] = []
+        stop = threading.Event()
         python = self.job_python()
-        for spec in specs:
-            folder = self.folders.new_attempt(spec, python, self.settings.environment)
+
+        def one(spec: JobSpec) -> None:
+            if stop.is_set():
+                return
             try:
+                folder = self.folders.new_attempt(spec, python, self.settings.environment)
                 accepted[spec.name] = self._sbatch(spec, folder)
             except BackendError as exc:
-                note = (
-                    f" ({len(accepted)} of {len(specs)} job(s) accepted; the others are looked up by name "
-                    "before anything is submitted again)"
-                )
-                if isinstance(exc, SlurmUnreachableError):
-                    raise SlurmUnreachableError(exc.command, exc.problem + note) from exc
-                raise BackendError(exc.detail + note) from exc
+                stop.set()
+                failures.append(exc)
+
+        workers = min(self.settings.submit_parallel, len(specs))
+        if workers <= 1:
+            for spec in specs:
+                one(spec)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="gridpipe-sbatch") as pool:
+                list(pool.map(one, specs))
+        if failures:
+            exc = failures[0]
+            note = (
+                f" ({len(accepted)} of {len(specs)} job(s) accepted; the others are looked up by name "
+                "before anything is submitted again)"
+            )
+            if isinstance(exc, SlurmUnreachableError):
+                raise SlurmUnreachableError(exc.command, exc.problem + note) from exc
+            raise BackendError(exc.detail + note) from exc
         return accepted
 
     def _sbatch(self, spec: JobSpec, folder: AttemptFolder) -> str:
@@ -171,12 +199,16 @@ class SlurmBackend(Backend):
         raise SlurmUnreachableError(f"sbatch of {spec.name}", answer.problem)
 
     def _pace(self) -> None:
+        """Keep to `submit_rate` sbatch calls a second (over all threads)."""
         rate = self.settings.submit_rate
-        if rate > 0:
-            wait = self._last_submit + 1.0 / rate - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-        self._last_submit = time.monotonic()
+        if rate <= 0:
+            return
+        with self._pace_lock:
+            start = max(time.monotonic(), self._last_submit + 1.0 / rate)
+            self._last_submit = start
+        wait = start - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
 
     def _find_attempt(self, name: str, folder: AttemptFolder) -> str | None:
         """The Slurm id of this very attempt when Slurm has it (after an sbatch that did not answer)."""
@@ -214,14 +246,17 @@ class SlurmBackend(Backend):
         return out
 
     def _status(self, slurm_id: str, row: SlurmRow | None) -> BackendStatus | None:
+        """A job's status from its row (None: Slurm forgot it) and, once it ended, its exit record."""
+        if row is not None:
+            attempt = attempt_of(row.comment, self.key) if _SAFE_NAME.match(row.name) else None
+            if attempt is not None and (row.state in QUEUED or row.state in RUNNING):
+                return status_of(row, None)  # no file is read for the many jobs still active
+            folder = self.folders.attempt(row.name, attempt) if attempt is not None else None
+            if folder is None or not folder.path.is_dir():  # accounting may keep names in lower case
+                folder = self.folders.by_id(slurm_id)
+            if attempt is not None or folder is not None:
+                return status_of(row, folder.exit_record() if folder is not None else None)
         folder = self.folders.by_id(slurm_id)
-        if row is not None and (folder is not None or attempt_of(row.comment, self.key) is not None):
-            record = (
-                folder.exit_record()
-                if folder is not None and row.state not in ("PENDING", "RUNNING")
-                else None
-            )
-            return status_of(row, record)
         record = folder.exit_record() if folder is not None else None
         if record is not None:
             return from_record(slurm_id, record)

@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridpipe.core.fsutil import atomic_write_text
 from gridpipe.core.models import JobSpec
 from gridpipe.worker.records import (
     ExitRecord,
@@ -31,14 +30,13 @@ from gridpipe.worker.records import (
     RecordError,
     exit_record_path,
     read_exit_record,
-    write_job_file,
 )
 
 JOB_FILE = "job.job.json"
-SBATCH_LOCK = "sbatch.lock"
-"""Locked by the process that runs this attempt's sbatch, and inherited by sbatch itself: while it is
-locked, an sbatch may still be on its way (its submitter killed), so the attempt is not yet lost."""
 BATCH_SCRIPT = "batch.sh"
+"""Also the attempt's sbatch lock: locked by the process that runs its sbatch and inherited by sbatch
+itself; while it is locked, an sbatch may still be on its way (its submitter killed), so the attempt is not
+yet lost."""
 MARKER_PREFIX = "gridpipe:"
 
 
@@ -92,7 +90,7 @@ class AttemptFolder:
     @contextmanager
     def sbatch_lock(self) -> Iterator[int]:
         """Hold this attempt's sbatch lock (the descriptor is handed to sbatch, which keeps it while it runs)."""
-        fd = os.open(self.path / SBATCH_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(self.script, os.O_RDONLY | os.O_CLOEXEC)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield fd
@@ -102,7 +100,7 @@ class AttemptFolder:
     def wait_sbatch(self, timeout: float) -> bool:
         """Wait until no sbatch of this attempt can still be running (False: one still holds the lock)."""
         try:
-            fd = os.open(self.path / SBATCH_LOCK, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(self.script, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return True
         try:
@@ -151,8 +149,11 @@ class JobFolders:
                 n += 1
         folder = AttemptFolder(base / str(n), spec.name, n)
         job_spec = JobSpec(**{**spec.__dict__, "env": {**env, **spec.env}}) if env else spec
-        write_job_file(folder.job_file, JobFile(analysis=str(self.analysis_path.absolute()), spec=job_spec))
-        atomic_write_text(folder.script, batch_script(python, folder.job_file), mode=0o755)
+        job = JobFile(analysis=str(self.analysis_path.absolute()), spec=job_spec)
+        # The folder is new and this process's alone, and nothing is submitted before both files are
+        # whole: they are written in place, without a temp file or an fsync (9 ms a job here).
+        _write_new(folder.job_file, job.model_dump_json(indent=1) + "\n", 0o644)
+        _write_new(folder.script, batch_script(python, folder.job_file), 0o755)
         return folder
 
     def attempt(self, name: str, n: int) -> AttemptFolder:
@@ -161,10 +162,12 @@ class JobFolders:
     def link_id(self, slurm_id: str, folder: AttemptFolder) -> None:
         """Record which folder the Slurm job `slurm_id` runs in (kept if already there)."""
         ids = self.root / "ids"
-        ids.mkdir(parents=True, exist_ok=True)
         target = os.path.relpath(folder.path, ids)
         try:
             os.symlink(target, ids / slurm_id)
+        except FileNotFoundError:
+            ids.mkdir(parents=True, exist_ok=True)
+            self.link_id(slurm_id, folder)
         except FileExistsError:
             pass
 
@@ -202,6 +205,13 @@ class JobFolders:
             if slurm_id.isdigit() and out.parent.name.isdigit():
                 found[slurm_id] = AttemptFolder(out.parent, name, int(out.parent.name))
         return found
+
+
+def _write_new(path: Path, text: str, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, mode)  # as asked, whatever the umask
 
 
 def batch_script(python: str, job_file: Path) -> str:

@@ -88,6 +88,9 @@ class SlurmSection(Strict):
     submit_rate: float = Field(
         0.0, ge=0, description="Most sbatch calls per second (0 = no limit; clusters may ask for one)."
     )
+    submit_parallel: int = Field(
+        4, ge=1, le=32, description="sbatch calls in flight at once (1: one after the other)."
+    )
     command_timeout: float = Field(
         60.0,
         gt=0,
