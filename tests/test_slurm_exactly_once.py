@@ -16,20 +16,24 @@ import pytest
 from engine_helpers import gridpipe, make_analysis
 from test_backend_slurm import use_slurm
 
+from gridpipe.backends.slurm_jobs import analysis_key
+
 N_JOBS = 200
 
 
-def _slurm_jobs(cluster) -> list[tuple[str, str, str]]:
-    """(id, name, state) of every gridpipe job the cluster knows."""
+def _slurm_jobs(cluster, path) -> list[tuple[str, str, str]]:
+    """(id, name, state) of every job of the analysis at `path` the cluster knows (by its marker: other
+    tests' analyses have jobs of the same names)."""
     out = cluster.client("squeue", "-h", "-t", "all", "-o", "%i|%k|%T|%j").stdout
     rows = [line.split("|", 3) for line in out.splitlines()]
-    return [(r[0], r[3], r[2]) for r in rows if r[1].startswith("gridpipe:")]
+    prefix = f"gridpipe:{analysis_key(path)}:"
+    return [(r[0], r[3], r[2]) for r in rows if r[1].startswith(prefix)]
 
 
-def _wait_all_ended(cluster, names: set[str], timeout: float = 300) -> list[tuple[str, str, str]]:
+def _wait_all_ended(cluster, path, names: set[str], timeout: float = 300) -> list[tuple[str, str, str]]:
     deadline = time.monotonic() + timeout
     while True:
-        jobs = [j for j in _slurm_jobs(cluster) if j[1] in names]
+        jobs = [j for j in _slurm_jobs(cluster, path) if j[1] in names]
         if jobs and all(
             state not in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING") for *_, state in jobs
         ):
@@ -64,7 +68,7 @@ def test_kill_9_during_a_slurm_submission_never_loses_or_duplicates(slurm_cluste
     assert final.returncode == 0, final.stderr
     names = {p.name for p in jobs_dir.iterdir()}
     assert len(names) == N_JOBS
-    slurm = _wait_all_ended(slurm_cluster, names)
+    slurm = _wait_all_ended(slurm_cluster, path, names)
     per_name = Counter(name for _, name, _ in slurm)
     assert len(per_name) == N_JOBS and set(per_name.values()) == {1}, per_name.most_common(3)
     assert {state for *_, state in slurm} == {"COMPLETED"}
@@ -107,5 +111,5 @@ def test_slurmctld_stopped_during_run_and_started_again_the_run_carries_on(slurm
     produce = [j for j in status["jobs"] if j["stage"] == "produce"]
     assert len(produce) == 20 and all(j["status"] == "done" and j["attempts"] == 1 for j in produce)
     names = {j["name"] for j in produce}
-    per_name = Counter(name for _, name, _ in _slurm_jobs(slurm_cluster) if name in names)
+    per_name = Counter(name for _, name, _ in _slurm_jobs(slurm_cluster, path) if name in names)
     assert len(per_name) == 20 and set(per_name.values()) == {1}
