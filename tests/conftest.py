@@ -86,3 +86,25 @@ def _reap_background_runs():
 collect_ignore = [
     "example_plugin"
 ]  # a site's own package: its suite runs through test_plugins with it installed
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real one-node Slurm cluster (munged, slurmctld, slurmd as root) for the whole session; its
+    SLURM_CONF is set in this process's environment so the backend and `gridpipe` subprocesses find it.
+    Skipped only when Slurm is not installed; see slurm_cluster.py."""
+    from slurm_cluster import missing_reason, running_cluster
+
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    old = os.environ.get("SLURM_CONF")
+    with running_cluster() as cluster:
+        os.environ["SLURM_CONF"] = str(cluster.conf)
+        try:
+            yield cluster
+        finally:
+            if old is None:
+                os.environ.pop("SLURM_CONF", None)
+            else:
+                os.environ["SLURM_CONF"] = old

@@ -39,12 +39,18 @@ EXPECTED: dict[str, list[str]] = {
         rf"run \(defaults\)\s+{NUMBER}s\s+ratio to the pool\s+{NUMBER}",
     ],
     "diracx_raw_bench.py": [rf"submit 40 jobs in calls of 20: {NUMBER} s total"],
+    "slurm_bench.py": [
+        rf"engine exactly-once submit \(store included\)\s+{NUMBER} s\s+ratio {NUMBER}",
+        rf"engine refresh\s+{NUMBER} ms\s+ratio {NUMBER}, 1 Slurm client call\(s\)",
+        rf"gridpipe run\s+{NUMBER} s\s+ratio {NUMBER}",
+    ],
     "dirac_bench.py": [
         rf"engine exactly-once submit \(store included\)\s+{NUMBER} s",
         r"engine refresh \(store\)\s+\d+ ms",
     ],
 }
 NEEDS_DIRACX = {"diracx_raw_bench.py", "dirac_bench.py"}
+NEEDS_SLURM = {"slurm_bench.py"}
 
 
 def test_every_bench_is_covered():
@@ -56,6 +62,12 @@ def test_every_bench_is_covered():
 def test_bench_runs_in_quick_mode(bench, tmp_path):
     if bench in NEEDS_DIRACX and importlib.util.find_spec("diracx.routers") is None:
         pytest.skip("the loopback DiracX server needs diracx-routers (the test extra)")
+    if bench in NEEDS_SLURM:
+        from slurm_cluster import missing_reason
+
+        reason = missing_reason()
+        if reason is not None:
+            pytest.skip(reason)
     result = subprocess.run(
         [sys.executable, str(BENCH / bench), "--quick"],
         capture_output=True,

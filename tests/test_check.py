@@ -151,7 +151,7 @@ def test_check_finds_the_analysis_from_a_subfolder(run_cli, analysis: Path) -> N
     fill_lists(analysis)
     rc, out, err = run_cli("check", cwd=analysis / "data/DL2/gamma")
     assert rc == 0, err
-    assert f"{analysis}: 0 error(s), 0 warning(s)" in out
+    assert f"{analysis}: 0 error(s)," in out  # the fake LFNs are not in storage: warnings
     assert find_analysis(analysis / "estimators/energy_regressor") == analysis
 
 

@@ -92,7 +92,8 @@ def test_status_jobs_shows_a_first_screen_and_everything_on_request(tmp_path):
     jobs = _status_json(path)["jobs"]
     assert len(jobs) == 120
     assert list(jobs[0]) == [
-        "name", "stage", "particle", "status", "attempts", "backend_id", "site", "updated", "reason", "link"
+        "name", "stage", "particle", "status", "attempts", "backend", "backend_id", "site", "updated", "reason",
+        "link",
     ]  # fmt: skip
     first = gridpipe("status", "--no-refresh", "--jobs", "-a", str(path))
     assert first.returncode == 0, first.stderr
@@ -103,7 +104,7 @@ def test_status_jobs_shows_a_first_screen_and_everything_on_request(tmp_path):
     assert all("planned" in r for r in rows[2:])
     streamed = gridpipe("status", "--no-refresh", "--all", "-a", str(path))
     lines = [line.split("\t") for line in streamed.stdout.splitlines() if line.startswith("sc_SCAN")]
-    assert len(lines) == 120 and all(len(cells) == 10 for cells in lines)
+    assert len(lines) == 120 and all(len(cells) == 11 for cells in lines)
     assert [cells[0] for cells in lines] == [job["name"] for job in jobs]
     planned = gridpipe("status", "--no-refresh", "--status", "planned", "--limit", "500", "-a", str(path))
     assert sum("sc_SCAN_gamma_run" in line for line in planned.stdout.splitlines()) == 118

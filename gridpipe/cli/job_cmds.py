@@ -74,7 +74,7 @@ def submit_cmd(
             test=test,
         )
         if dry_run:
-            print_plan(outcome, json_output, an.backend_for(chosen.kind))
+            print_plan(outcome, json_output, an.backend_of_stage(chosen))
         else:
             print_submit(outcome, json_output)
 

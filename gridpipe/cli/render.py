@@ -189,7 +189,18 @@ def print_job_rows(an: Analysis, which: JobFilter) -> None:
     """Job rows: a table up to TABLE_ROWS_MAX rows, else tab-separated lines; then what was left out."""
     from gridpipe.service.status import count_jobs, job_rows
 
-    columns = ["name", "stage", "particle", "status", "attempts", "backend_id", "site", "updated", "reason"]
+    columns = [
+        "name",
+        "stage",
+        "particle",
+        "status",
+        "attempts",
+        "backend",
+        "backend_id",
+        "site",
+        "updated",
+        "reason",
+    ]
     titles = [c.replace("_", " ").replace("updated", "last change") for c in [*columns, "link"]]
     out = console()
     shown = 0

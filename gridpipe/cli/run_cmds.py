@@ -85,13 +85,24 @@ def run_cmd(
         raise typer.Exit(EXIT_FAILED)
 
 
+DEMO_POLL_SECONDS = 1.0
+"""How often the demo asks a batch backend about its few jobs (a real analysis uses the backend's own)."""
+
+
 @app.command("demo")
 def demo_cmd(
     directory: Path = typer.Argument(
         Path("gridpipe-demo"), help="Folder for the demo analysis.", file_okay=False
     ),
+    backend: str = typer.Option(
+        None,
+        "--backend",
+        help="Where its jobs run: local (default) or a batch backend such as slurm, to see that your "
+        "cluster works with gridpipe.",
+        show_default=False,
+    ),
 ) -> None:
-    """Create a demo analysis with synthetic data and run the whole chain on this machine."""
+    """Create a demo analysis with synthetic data and run the whole chain (on this machine by default)."""
     import time
 
     from gridpipe.cli.output import command_line, console, styled
@@ -99,10 +110,10 @@ def demo_cmd(
     from gridpipe.service.demo import prepare_demo
 
     started = time.monotonic()
-    path, created = prepare_demo(directory)
+    path, created = prepare_demo(directory, backend=backend)
     out = console()
     out.print(styled(("Created" if created else "Resuming") + " demo analysis ", (str(path), "bold")))
-    ok = _drive(Analysis.open(path), None, None, None)
+    ok = _drive(Analysis.open(path), None, None, None if backend in (None, "local") else DEMO_POLL_SECONDS)
     plot = path / "data" / "DL3" / "performance.png"
     out.print(f"Finished in {time.monotonic() - started:.0f} s. Results:")
     out.print(f"  merged DL2 tables  {path / 'data' / 'DL2'}")

@@ -28,6 +28,9 @@ class JobSpec:
     sandbox: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     where: Where = "grid"
+    backend: str | None = None
+    """The backend the job's stage names (workflow.yaml `backend:`); None: the analysis's backend for grid
+    jobs, the local backend for local ones."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form (stored in the job archive and handed to backends)."""
@@ -41,6 +44,7 @@ class JobSpec:
             "sandbox": list(self.sandbox),
             "env": dict(self.env),
             "where": self.where,
+            **({"backend": self.backend} if self.backend else {}),
         }
 
     @classmethod
@@ -56,6 +60,7 @@ class JobSpec:
             sandbox=tuple(data.get("sandbox", ())),
             env=dict(data.get("env", {})),
             where=data.get("where", "grid"),
+            backend=data.get("backend"),
         )
 
 

@@ -32,7 +32,90 @@ def check(path: Path) -> list[Finding]:
                     lfns, errors = [], [None]
                 lists[key] = None if errors else lfns
             problems = plan_problems(an.workflow.stages, an.plan_context(), lists)
+            findings += stage_backend_findings(an)
+            findings += storage_findings(an, {k: v for k, v in lists.items() if v})
     except GridpipeError as exc:
         return [*findings, Finding("error", str(path), exc.detail)]
     file = str(path / WORKFLOW_FILE)
     return [Finding("error", file, message) for _, message in problems] + findings
+
+
+def stage_backend_findings(an: Analysis) -> list[Finding]:
+    """Stages that name a backend their jobs cannot run on (from what the plugins declare)."""
+    from gridpipe.backends.registry import backend_class
+    from gridpipe.core.plugins import Group, load
+
+    found: list[Finding] = []
+    file = str(an.path / WORKFLOW_FILE)
+    storage = load(Group.storages, an.grid.storage.name)
+    for stage in an.workflow.stages:
+        if stage.backend is None:
+            continue
+        shares = backend_class(stage.backend).shares_file_system
+        if stage.kind == "local" and not shares:
+            found.append(
+                Finding(
+                    "error",
+                    file,
+                    f"stage '{stage.name}': key 'backend': a local stage reads and writes this machine's "
+                    f"files, which backend {stage.backend!r} does not share; name a backend that shares "
+                    "them (local, slurm) or none",
+                )
+            )
+        elif not shares and not getattr(storage, "reachable_from_grid", True):
+            found.append(
+                Finding(
+                    "error",
+                    file,
+                    f"stage '{stage.name}': key 'backend': backend {stage.backend!r} runs jobs on other "
+                    f"machines, which cannot reach storage {an.grid.storage.name!r} (a folder on this one)",
+                )
+            )
+    return found
+
+
+def storage_findings(an: Analysis, lists: dict[str, list[str]]) -> list[Finding]:
+    """Listed inputs the storage does not know (one bulk question), and a storage folder that batch
+    nodes would not find."""
+    from gridpipe.service.storage_files import unknown_inputs
+
+    found: list[Finding] = []
+    grid_yaml = str(an.path / "configs" / "grid.yaml")
+    root = getattr(an.grid.storage.settings, "root", None)
+    if (
+        an.grid.backend.name != "local"
+        and an.grid.storage.name == "local"
+        and root
+        and not Path(root).is_absolute()
+    ):
+        found.append(
+            Finding(
+                "warning",
+                grid_yaml,
+                f"key 'storage.local.root': {root!r} is relative; jobs of the {an.grid.backend.name} backend "
+                "find it from the analysis folder, so that folder must be on a file system the nodes share "
+                "(an absolute path on such a file system is safer)",
+            )
+        )
+    try:
+        unknown = unknown_inputs(an.storage, lists)
+    except GridpipeError as exc:
+        return [
+            *found,
+            Finding("warning", grid_yaml, f"could not ask the storage about the inputs: {exc.detail}"),
+        ]
+    for key, lfns in unknown.items():
+        if not lfns:
+            continue
+        file = an.path / an.grid.inputs[key]
+        line = lists[key].index(lfns[0]) + 1
+        found.append(
+            Finding(
+                "warning",
+                str(file),
+                f"{len(lfns)} of {len(lists[key])} input(s) are not in the {an.grid.storage.name} storage, the "
+                f"first: {lfns[0]} (add them with `gridpipe storage add FILES --to LFN_FOLDER`)",
+                line=line,
+            )
+        )
+    return found

@@ -71,9 +71,28 @@ class Analysis:
         """The backend of grid jobs (as configured) or of local jobs (always local)."""
         return self.local_backend if where == "local" else self.backend
 
+    def backend_name_of(self, where: str, named: str | None) -> str:
+        """The name of the backend a job runs on: the one its stage names, else by kind."""
+        return named or ("local" if where == "local" else self.grid.backend.name)
+
+    def backend_of_stage(self, stage: Stage) -> Backend:
+        """The backend a stage's jobs run on (workflow.yaml `backend:`, else by kind)."""
+        return self.backend_named(self.backend_name_of(stage.kind, stage.backend))
+
     def backend_named(self, name: str) -> Backend:
-        """The backend a job was submitted to."""
-        return self.local_backend if name == "local" else self.backend
+        """The backend called `name` (the one a job was submitted to), opened once."""
+        if name == self.grid.backend.name:
+            return self.backend
+        if name == "local":
+            return self.local_backend
+        opened = self.__dict__.setdefault("other_backends", {})
+        if name not in opened:
+            from gridpipe.backends.registry import backend_class
+
+            backend = backend_class(name).from_config(self.grid, self.path)
+            self._opened.callback(backend.close)
+            opened[name] = backend
+        return opened[name]  # type: ignore[no-any-return]
 
     @cached_property
     def storage(self) -> Storage:
@@ -111,6 +130,11 @@ class Analysis:
         from gridpipe.backends.registry import backend_class
 
         python = backend_class(self.grid.backend.name).job_python()
+        stage_python = {
+            s.name: backend_class(s.backend).job_python()
+            for s in self.workflow.stages
+            if s.backend is not None
+        }
         return PlanContext(
             analysis=self.grid.analysis_name,
             analysis_path=self.path,
@@ -120,6 +144,7 @@ class Analysis:
             python=python,
             n_file_per_job=self.grid.jobs.n_file_per_job,
             merged=merged,
+            stage_python=stage_python,
         )
 
     def close(self) -> None:
@@ -128,7 +153,7 @@ class Analysis:
         try:
             self._opened.close()
         finally:
-            for name in ("store", "backend", "local_backend", "storage"):
+            for name in ("store", "backend", "local_backend", "other_backends", "storage"):
                 self.__dict__.pop(name, None)
 
     def __enter__(self) -> Analysis:

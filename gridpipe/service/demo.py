@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
 from gridpipe.analysis.layout import METADATA_FILE
+from gridpipe.core.exceptions import UsageError
 from gridpipe.core.fsutil import atomic_write_text, held_lock
 from gridpipe.service.context import Analysis
 from gridpipe.storage.sync import temp_target
@@ -46,10 +47,11 @@ INPUTS_DONE = ".gridpipe/demo-inputs.done"
 
 
 def prepare_demo(
-    directory: Path, name: str = "gridpipe_demo", sizes: DemoInputs | None = None
+    directory: Path, name: str = "gridpipe_demo", sizes: DemoInputs | None = None, backend: str | None = None
 ) -> tuple[Path, bool]:
     """Create the demo analysis and its inputs (once; a run stopped half-way through them is completed);
-    returns (analysis path, newly created)."""
+    returns (analysis path, newly created). `backend`: where its jobs run (default local; a demo made
+    earlier with another backend is refused)."""
     sizes = sizes or DemoInputs()
     path = directory.expanduser().resolve() / name
     created = not (path / METADATA_FILE).is_file()
@@ -59,10 +61,18 @@ def prepare_demo(
                 name=name,
                 analyses_dir=directory,
                 payload="demo",
+                backend=backend or "local",
                 n_file_per_job=sizes.n_file_per_job,
                 upload_sites=("DEMO-SE-1", "DEMO-SE-2"),
             )
         )
+    elif backend is not None:
+        with Analysis.open(path) as an:
+            if an.grid.backend.name != backend:
+                raise UsageError(
+                    f"the demo analysis at {path} runs on the {an.grid.backend.name!r} backend; "
+                    f"give another folder for a demo on {backend!r}"
+                )
     if not (path / INPUTS_DONE).is_file():
         with held_lock(path / ".gridpipe" / "demo-inputs.lock", wait=True):  # one maker of inputs at a time
             if not (path / INPUTS_DONE).is_file():

@@ -74,7 +74,7 @@ def submit_stage(
     sweep plans one unit, not 10,000); otherwise every unit is planned and recorded.
     """
     if not dry_run:
-        an.backend_for(stage.kind).preflight()  # e.g. the DIRAC token, before anything is recorded
+        an.backend_of_stage(stage).preflight()  # e.g. the DIRAC token, before anything is recorded
     if test:
         limit = 1
     cap = limit if limit is not None else (an.grid.jobs.n_jobs_max if an.grid.jobs.n_jobs_max > 0 else None)

@@ -14,6 +14,7 @@ JOB_KEYS = (
     "particle",
     "status",
     "attempts",
+    "backend",
     "backend_id",
     "site",
     "updated",
@@ -63,10 +64,9 @@ def job_rows(an: Analysis, which: JobFilter = JobFilter()) -> Iterator[dict[str,
     rows = an.store.summary_rows(
         stage=which.stage, statuses=statuses, limit=which.limit, done_last=which.done_last
     )
-    configured = an.grid.backend.name
     for r in rows:
-        link = an.backend.link(r[5]) if r[5] and r[9] == configured else None
-        yield dict(zip(JOB_KEYS, (r[0], r[1], r[2], shown(r[3]), *r[4:9], link), strict=True))
+        link = an.backend_named(r[9]).link(r[5]) if r[5] and r[9] else None
+        yield dict(zip(JOB_KEYS, (r[0], r[1], r[2], shown(r[3]), r[4], r[9], *r[5:9], link), strict=True))
 
 
 def count_jobs(an: Analysis, which: JobFilter) -> int:

@@ -103,10 +103,10 @@ def _submit_locked(
     todo = [records[n] for n in names if n in records and records[n].status == JobStatus.PLANNED]
     groups: dict[str, list[JobRecord]] = {}
     for job in todo:
-        groups.setdefault(job.spec.where, []).append(job)
-    for where, jobs in groups.items():
+        groups.setdefault(an.backend_name_of(job.spec.where, job.spec.backend), []).append(job)
+    for backend_name, jobs in groups.items():
         with plugin_imports():
-            backend = an.backend_for(where)
+            backend = an.backend_named(backend_name)
         size = min(backend.max_batch, an.grid.backend.submit_batch or backend.max_batch)
         for start in range(0, len(jobs), size):
             batch = jobs[start : start + size]

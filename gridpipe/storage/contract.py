@@ -86,6 +86,15 @@ class Storage(ABC):
     def replicas(self, lfn: str) -> list[str]:
         """Storage elements holding `lfn`, sorted; [] when it does not exist."""
 
+    def register(self, src: Path, lfn: str, *, in_place: bool) -> FileInfo:
+        """Record the local file `src` as `lfn` without copying it: a hard link into the storage
+        (`in_place=False`), or the file where it is (`in_place=True`, the storage reads it there and never
+        removes it). StorageError when the storage cannot (the default: only `put` copies)."""
+        how = "in place" if in_place else "by a link"
+        raise StorageError(
+            f"the {self.name} storage cannot register files {how}; add them without it (a copy)"
+        )
+
     def exists(self, lfns: Sequence[str]) -> set[str]:
         """The subset of `lfns` that exists."""
         return set(self.stat(lfns))

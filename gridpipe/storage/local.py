@@ -12,6 +12,7 @@ side lives in `local_files`, the catalogue's connections in `local_catalogue`.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
@@ -24,7 +25,7 @@ from gridpipe.core.exceptions import StorageError
 from gridpipe.core.sqlite import chunks, marks, select_in
 from gridpipe.core.timeutil import isoformat, utcnow
 from gridpipe.storage import local_files as fs
-from gridpipe.storage.checksum import same_adler32
+from gridpipe.storage.checksum import adler32_file, same_adler32
 from gridpipe.storage.contract import FileInfo, Storage, remove_moved_source
 from gridpipe.storage.local_catalogue import Catalogue
 
@@ -125,8 +126,12 @@ class LocalStorage(Storage):
             raise StorageError(f"{lfn}: no such file in the catalogue of the local storage {self.root}")
         entry = FileInfo(lfn, *row)
         dest = os.fspath(dest)
+        outside = self._external(lfn)
         try:
-            source = fs.open_stored(self.root, lfn, fd_paths=self._fd_paths)
+            if outside is not None:
+                source = os.open(outside, os.O_RDONLY | os.O_CLOEXEC)
+            else:
+                source = fs.open_stored(self.root, lfn, fd_paths=self._fd_paths)
             try:
                 tmp, size, adler = fs.copy_to_temp(source, dest, None, durable=False)
             finally:
@@ -135,8 +140,9 @@ class LocalStorage(Storage):
             raise fs.failed(f"get {lfn}", exc) from exc
         try:
             if size != entry.size or not same_adler32(adler, entry.adler32):
+                where = outside or f"{self._prefix}{lfn}"
                 raise StorageError(
-                    f"{lfn}: the copy in the storage element ({self._prefix}{lfn}) does not match the "
+                    f"{lfn}: the copy in the storage element ({where}) does not match the "
                     f"catalogue: size {size} adler32 {adler}, expected size {entry.size} adler32 "
                     f"{entry.adler32}; put the file again"
                 )
@@ -177,9 +183,61 @@ class LocalStorage(Storage):
             for chunk in chunks(list(paths)):
                 db.execute(f"DELETE FROM files WHERE lfn IN ({marks(chunk)})", chunk)  # noqa: S608
                 db.execute(f"DELETE FROM replicas WHERE lfn IN ({marks(chunk)})", chunk)  # noqa: S608
+                db.execute(f"DELETE FROM external WHERE lfn IN ({marks(chunk)})", chunk)  # noqa: S608
             with fs.os_errors("remove"):
                 for path in paths.values():
                     path.unlink(missing_ok=True)
+
+    def register(self, src: Path, lfn: str, *, in_place: bool) -> FileInfo:
+        """Record `src` as `lfn` without a copy: hard-linked into the storage folder (same file system
+        only), or `in_place`: read where it is (its path is recorded; removing the LFN never removes it).
+        Either way its size and Adler-32 are recorded and every later `get` checks them."""
+        src = os.path.realpath(src)
+        try:
+            folder = fs.open_folder(self.root, _checked(lfn), create=True, fd_paths=self._fd_paths)
+            try:
+                return self._register(folder, src, lfn, in_place)
+            finally:
+                os.close(folder)
+        except OSError as exc:
+            raise fs.failed(f"register {src} as {lfn}", exc) from exc
+
+    def _register(self, folder: int, src: str, lfn: str, in_place: bool) -> FileInfo:
+        name = lfn[lfn.rfind("/") + 1 :]
+        if in_place:
+            if not os.path.isfile(src):
+                raise OSError(22, "not a regular file", src)
+            tmp, size, adler = None, os.path.getsize(src), adler32_file(src)
+        else:
+            tmp, size, adler = fs.link_to_temp(src, name, folder)
+        try:
+            with self._catalogue.writing() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO files (lfn, size, adler32, stored) VALUES (?, ?, ?, ?)",
+                    (lfn, size, adler, isoformat(utcnow())),
+                )
+                db.execute("DELETE FROM replicas WHERE lfn = ?", (lfn,))
+                db.execute("INSERT INTO replicas (lfn, se) VALUES (?, ?)", (lfn, SE_NAME))
+                db.execute("DELETE FROM external WHERE lfn = ?", (lfn,))
+                if in_place:
+                    db.execute("INSERT INTO external (lfn, path) VALUES (?, ?)", (lfn, src))
+                    fs.discard(name, folder)  # an earlier copy under this LFN
+                else:
+                    os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            if tmp is not None:
+                fs.discard(tmp, folder)
+            raise
+        return FileInfo(lfn, size, adler)
+
+    def _external(self, lfn: str) -> str | None:
+        """The path of a file registered in place as `lfn`, None for files the storage holds."""
+        try:
+            with self._catalogue.connect() as db:
+                row = db.execute("SELECT path FROM external WHERE lfn = ?", (lfn,)).fetchone()
+        except sqlite3.OperationalError:  # a read-only catalogue of an older gridpipe has no such table
+            return None
+        return row[0] if row else None
 
     def replicas(self, lfn: str) -> list[str]:
         """Names of the storage elements `lfn` is replicated to, sorted ([] when `lfn` does not exist)."""
@@ -204,6 +262,7 @@ class LocalStorage(Storage):
                     (lfn, size, adler, isoformat(utcnow())),
                 )
                 db.execute("DELETE FROM replicas WHERE lfn = ?", (lfn,))
+                db.execute("DELETE FROM external WHERE lfn = ?", (lfn,))
                 db.executemany("INSERT INTO replicas (lfn, se) VALUES (?, ?)", [(lfn, se) for se in ses])
                 os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
         except BaseException:

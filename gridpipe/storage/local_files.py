@@ -97,6 +97,30 @@ def stage(src: str, name: str, folder: int, *, move: bool, durable: bool) -> tup
     return (*staged, move)
 
 
+def link_to_temp(src: str, name: str, folder: int) -> tuple[str, int, str]:
+    """Hard-link the regular file `src` as a temp file beside `name` in `folder` and checksum it (the
+    storage shares the user's file: nothing is copied); OSError when it cannot be linked there."""
+    if not stat.S_ISREG(os.stat(src).st_mode):
+        raise OSError(22, "not a regular file", src)
+    while True:
+        tmp = _temp_name(name)
+        try:
+            os.link(src, tmp, dst_dir_fd=folder, follow_symlinks=True)
+            break
+        except FileExistsError:
+            continue
+    try:
+        fd = os.open(tmp, _READ | os.O_NOFOLLOW, dir_fd=folder)
+        try:
+            size, adler = copy_with_adler32(fd, None)
+        finally:
+            os.close(fd)
+    except BaseException:
+        discard(tmp, folder)
+        raise
+    return tmp, size, adler
+
+
 def _temp_name(path: str) -> str:
     """A fresh temp name beside `path` (`.NAME.XXXXXXXX.part`, the pattern a sync recognises)."""
     head, _, tail = path.rpartition("/")

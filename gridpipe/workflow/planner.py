@@ -28,6 +28,8 @@ class PlanContext:
     n_file_per_job: int
     merged: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     n_file_per_job_override: int | None = None
+    stage_python: Mapping[str, str] = field(default_factory=dict)
+    """`{python}` of the stages whose backend runs jobs with another interpreter than `python`."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def unit_values(ctx: PlanContext, unit: Unit) -> dict[str, object]:
         "particle": unit.particle,
         "unit": unit.name,
         "mode": ctx.mode,
-        "python": ctx.python,
+        "python": ctx.stage_python.get(unit.stage.name, ctx.python),
         "analysis_path": str(ctx.analysis_path),
         "configs": str(ctx.analysis_path / "configs"),
         "merged": ctx.merged,
@@ -146,6 +148,7 @@ def plan_grid_unit(
                 sandbox=sandbox,
                 env=_env(unit),
                 where="grid",
+                backend=stage.backend,
             )
         )
     return specs
@@ -167,6 +170,7 @@ def plan_local_unit(ctx: PlanContext, unit: Unit) -> JobSpec:
         outputs=(str(outdir),),
         env=_env(unit),
         where="local",
+        backend=stage.backend,
     )
 
 

@@ -1,0 +1,193 @@
+"""The `slurm` backend against a real one-node Slurm cluster started here, versus plain client calls, in one run.
+
+    python bench/slurm_bench.py [--jobs 1000] [--e2e 1000] [--quick]
+
+Submission: N jobs through the engine's exactly-once submission (store, job files, one sbatch each) versus a
+plain loop of `sbatch --parsable` on the same batch scripts with the same options, in rounds with the two
+alternating; jobs are submitted held (`--hold`), so running them does not load the machine meanwhile.
+Refresh: one engine refresh of the N active jobs (Slurm client calls counted) versus one raw `squeue` of
+the same ids. End to end (--e2e M): M no-op jobs through `gridpipe run` versus the same M batch scripts
+submitted by a plain loop and waited for with squeue. Needs root and Debian's slurm-wlm + munge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from engine_helpers import DATA, make_analysis
+from slurm_cluster import missing_reason, running_cluster
+
+from gridpipe.backends.slurm import SlurmBackend
+from gridpipe.backends.slurm_states import SQUEUE_FORMAT
+from gridpipe.service.context import Analysis
+from gridpipe.service.planning import plan_units, record_plan
+from gridpipe.service.refresh import refresh
+from gridpipe.service.submission import submit
+
+ACTIVE = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING")
+
+
+def analysis(tmp: Path, n: int, section: str = "") -> Path:
+    """An analysis of n one-file gamma jobs on the slurm backend (`section`: lines of backend.slurm)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    workflow = tmp / "workflow.yaml"
+    workflow.write_text(
+        (DATA / "touch_workflow.yaml").read_text().replace("units: [gamma, proton]", "units: [gamma]")
+    )
+    path = make_analysis(tmp, {"gamma": n}, n_file_per_job=1, workflow=workflow)
+    grid = path / "configs" / "grid.yaml"
+    text = grid.read_text().replace('name: "local"\n  # Most', 'name: "slurm"\n  # Most', 1)
+    grid.write_text(text.replace("\nstorage:", "  slurm:\n" + section + "\nstorage:", 1) if section else text)
+    return path
+
+
+def sbatch_loop(scripts: list[Path], extra: list[str]) -> list[str]:
+    """The baseline: one plain `sbatch --parsable` per script, the same options gridpipe gives."""
+    ids = []
+    for i, script in enumerate(scripts):
+        folder = script.parent
+        argv = [
+            "sbatch", "--parsable", f"--job-name=plain-{i}", f"--comment=plain:{i}", "--no-requeue",
+            f"--output={folder}/slurm-%j.out", f"--error={folder}/slurm-%j.err", f"--chdir={folder}",
+            "--cpus-per-task=1", *extra, str(script),
+        ]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, check=True)
+        ids.append(done.stdout.strip().split(";")[0])
+    return ids
+
+
+def plain_scripts(an: Analysis, tmp: Path, n: int) -> list[Path]:
+    """Batch scripts like gridpipe's (the job worker on a job file), for the baseline loop."""
+    backend = an.backend
+    assert isinstance(backend, SlurmBackend)
+    specs = plan_units(an, an.workflow.stage("produce")).new[:n]
+    folders = [backend.folders.new_attempt(spec, backend.job_python(), {}) for spec in specs]
+    return [f.script for f in folders]
+
+
+def bench_submit(an: Analysis, scripts: list[Path], rounds: int) -> tuple[float, float]:
+    """Seconds to submit all jobs: (plain loop, engine), in rounds, the two alternating."""
+    stage = an.workflow.stage("produce")
+    record_plan(an, plan_units(an, stage))
+    names = [job.name for job in an.store.jobs(stage="produce")]
+    assert len(names) == len(scripts)
+    size = len(names) // rounds
+    plain = engine = 0.0
+    for r in range(rounds):
+        block = slice(r * size, (r + 1) * size)
+        for variant in ("plain", "engine") if r % 2 == 0 else ("engine", "plain"):
+            started = time.perf_counter()
+            if variant == "plain":
+                sbatch_loop(scripts[block], ["--hold"])
+                plain += time.perf_counter() - started
+            else:
+                report = submit(an, names[block])
+                assert len(report.submitted) == size, report.failed
+                engine += time.perf_counter() - started
+    return plain, engine
+
+
+def bench_refresh(an: Analysis, repeat: int) -> tuple[float, float, float]:
+    """Median seconds of one raw squeue and one engine refresh of every active job, and client calls per refresh."""
+    backend = an.backend
+    assert isinstance(backend, SlurmBackend)
+    ids = [i for ids in an.store.active_ids().values() for i in ids]
+    raw, eng, calls = [], [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(
+            ["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT, "-j", ",".join(ids)],
+            capture_output=True,
+            check=True,
+        )
+        raw.append(time.perf_counter() - started)
+        before = backend.client.calls
+        started = time.perf_counter()
+        refresh(an)
+        eng.append(time.perf_counter() - started)
+        calls.append(backend.client.calls - before)
+    return statistics.median(raw), statistics.median(eng), statistics.median(calls)
+
+
+def wait_ended(ids: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(
+            ["squeue", "-h", "-t", "all", "-o", "%i|%T", "-j", ",".join(ids)], capture_output=True, text=True
+        ).stdout
+        states = [line.split("|")[1] for line in out.splitlines()]
+        if len(states) == len(ids) and not any(s in ACTIVE for s in states):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"jobs did not end within {timeout} s")
+        time.sleep(0.5)
+
+
+def bench_e2e(tmp: Path, m: int) -> tuple[float, float]:
+    """Seconds for m no-op jobs: plain sbatch loop + squeue waiting, and `gridpipe run`."""
+    base = Analysis.open(analysis(tmp / "plain", m))
+    scripts = plain_scripts(base, tmp, m)
+    base.close()
+    started = time.perf_counter()
+    wait_ended(sbatch_loop(scripts, []), timeout=3600)
+    plain = time.perf_counter() - started
+    path = analysis(tmp / "engine", m)
+    started = time.perf_counter()
+    run = [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.5"]
+    done = subprocess.run(run, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(done.stdout[-2000:] + done.stderr[-2000:])
+    return plain, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--e2e", type=int, default=1000, help="jobs of the end-to-end comparison (0: skip)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
+    args = parser.parse_args()
+    n, m, rounds, repeat = (40, 10, 2, 2) if args.quick else (args.jobs, args.e2e, 4, 5)
+    reason = missing_reason()
+    if reason:
+        raise SystemExit(f"slurm_bench: {reason}")
+    with tempfile.TemporaryDirectory(prefix="slurm-bench-") as tmp, running_cluster() as cluster:
+        import os
+
+        os.environ.update(cluster.env)
+        an = Analysis.open(analysis(Path(tmp) / "sub", n, "    extra_options: ['--hold']\n"))
+        try:
+            scripts = plain_scripts(an, Path(tmp), n)
+            plain, engine = bench_submit(an, scripts, rounds)
+            raw, eng, calls = bench_refresh(an, repeat)
+        finally:
+            an.close()
+        cluster.client("scancel", "-u", "root", timeout=120)
+        e2e = bench_e2e(Path(tmp), m) if m else None
+    print(f"submit {n} jobs (held; {rounds} rounds, the two alternating):")
+    print(f"  plain sbatch --parsable loop                {plain:7.2f} s")
+    print(
+        f"  engine exactly-once submit (store included) {engine:7.2f} s   ratio {engine / plain:.2f} (target <= 1.2)"
+    )
+    print(f"refresh {n} active jobs (median of {repeat}):")
+    print(f"  raw squeue of the same ids                  {raw * 1e3:7.1f} ms")
+    print(
+        f"  engine refresh                              {eng * 1e3:7.1f} ms   ratio {eng / raw:.2f}, {calls:.0f} Slurm client call(s)"
+    )
+    if e2e is not None:
+        print(f"{m} no-op jobs end to end:")
+        print(f"  plain sbatch loop + squeue wait             {e2e[0]:7.2f} s")
+        print(f"  gridpipe run                                {e2e[1]:7.2f} s   ratio {e2e[1] / e2e[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

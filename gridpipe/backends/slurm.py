@@ -1,0 +1,377 @@
+"""The `slurm` backend: one `sbatch --parsable` per job, one `squeue` per refresh, one `scancel` for many.
+
+Each job runs the shared job worker (`python -m gridpipe.worker`) on a node that shares the analysis's file
+system; its folder holds the job file, Slurm's output and error files and the worker's exit record, which
+answers for a job Slurm has forgotten (no accounting, MinJobAge passed). Jobs are named by their
+deterministic name and marked (`--comment`) with the analysis and attempt, so that after a crash they are
+found again by name and marker among the user's jobs (`lookup`) and never submitted twice.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shlex
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Self
+
+from gridpipe.analysis.config import Strict
+from gridpipe.backends.contract import Backend
+from gridpipe.backends.slurm_client import (
+    Answer,
+    SlurmClient,
+    SlurmCommandError,
+    SlurmTimeoutError,
+    SlurmUnreachableError,
+    unreachable,
+)
+from gridpipe.backends.slurm_jobs import AttemptFolder, JobFolders, analysis_key, attempt_of, marker
+from gridpipe.backends.slurm_settings import SlurmSection
+from gridpipe.backends.slurm_states import (
+    QUEUED,
+    RUNNING,
+    SQUEUE_FORMAT,
+    SlurmRow,
+    from_record,
+    parse_rows,
+    status_of,
+)
+from gridpipe.core.exceptions import BackendError
+from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
+from gridpipe.core.states import JobStatus
+
+if TYPE_CHECKING:
+    from gridpipe.analysis.config import GridConfig
+
+ID_CHUNK = 5000
+"""Job ids per squeue/scancel call (an argument stays far below the kernel's 128 KiB limit)."""
+LOG_LIMIT = 1 << 20
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$")
+_UNKNOWN_IDS = ("invalid job id",)
+_DONE_ALREADY = ("invalid job id", "already completing or completed", "job/step already")
+LOOKUP_TRIES = 3
+
+
+class SlurmBackend(Backend):
+    """Jobs on a Slurm cluster that shares the analysis's file system."""
+
+    name: ClassVar[str] = "slurm"
+    settings_model: ClassVar[type[Strict]] = SlurmSection
+    shares_file_system: ClassVar[bool] = True
+    poll_interval: ClassVar[float] = 5.0
+
+    def __init__(self, analysis_path: Path, settings: SlurmSection) -> None:
+        self.analysis_path = analysis_path.absolute()
+        self.settings = settings
+        self.folders = JobFolders(self.analysis_path)
+        self.key = analysis_key(self.analysis_path)
+        self.client = SlurmClient(
+            settings.command_timeout, settings.retries, settings.backoff, settings.backoff_max
+        )
+        self.accounting = settings.accounting
+        self._last_submit = 0.0
+        self._pace_lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
+        """Settings from `backend.slurm` of configs/grid.yaml; nothing is contacted here."""
+        return cls(analysis_path, grid.backend.settings_for(cls.name, SlurmSection))
+
+    @property
+    def capacity(self) -> int:
+        """Jobs to keep active when the user does not say (Slurm queues them)."""
+        return 1000
+
+    @property
+    def user(self) -> str:
+        return pwd.getpwuid(os.getuid()).pw_name
+
+    # ---- submission -------------------------------------------------------------------------------
+    def sbatch_argv(self, spec: JobSpec, folder: AttemptFolder) -> list[str]:
+        """The sbatch command of one attempt (an argv: no shell)."""
+        s = self.settings
+        argv = [
+            "sbatch",
+            "--parsable",
+            f"--job-name={spec.name}",
+            f"--comment={marker(self.key, folder.attempt)}",
+            "--requeue" if s.requeue else "--no-requeue",
+            f"--output={folder.path}/slurm-%j.out",
+            f"--error={folder.path}/slurm-%j.err",
+            f"--chdir={folder.path}",
+            f"--cpus-per-task={s.cpus_per_task}",
+        ]
+        argv += [f"--{key}={value}" for key, value in self._resources() if value]
+        return [*argv, *s.extra_options, str(folder.script)]
+
+    def _resources(self) -> list[tuple[str, str]]:
+        s = self.settings
+        return [
+            ("partition", s.partition),
+            ("account", s.account),
+            ("qos", s.qos),
+            ("time", s.time_limit),
+            ("mem", s.memory),
+        ]
+
+    def describe(self, spec: JobSpec) -> str | None:
+        """The sbatch command the job would be submitted with (dry runs; no folder is made)."""
+        folder = AttemptFolder(self.folders.job_dir(spec.name) / "N", spec.name, 0)
+        return shlex.join(self.sbatch_argv(spec, folder))
+
+    def submit(self, specs: Sequence[JobSpec]) -> dict[str, str]:
+        """One sbatch per job; any failure raises BackendError (the engine looks the jobs up by name)."""
+        for spec in specs:
+            if not _SAFE_NAME.match(spec.name):
+                raise BackendError(
+                    f"job name {spec.name!r} cannot be given to Slurm (letters, digits, ._+=@- only)"
+                )
+        accepted: dict[str, str] = {}
+        failures: list[BackendError] = []
+        stop = threading.Event()
+        python = self.job_python()
+
+        def one(spec: JobSpec) -> None:
+            if stop.is_set():
+                return
+            try:
+                folder = self.folders.new_attempt(spec, python, self.settings.environment)
+                accepted[spec.name] = self._sbatch(spec, folder)
+            except BackendError as exc:
+                stop.set()
+                failures.append(exc)
+
+        workers = min(self.settings.submit_parallel, len(specs))
+        if workers <= 1:
+            for spec in specs:
+                one(spec)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="gridpipe-sbatch") as pool:
+                list(pool.map(one, specs))
+        if failures:
+            exc = failures[0]
+            note = (
+                f" ({len(accepted)} of {len(specs)} job(s) accepted; the others are looked up by name "
+                "before anything is submitted again)"
+            )
+            if isinstance(exc, SlurmUnreachableError):
+                raise SlurmUnreachableError(exc.command, exc.problem + note) from exc
+            raise BackendError(exc.detail + note) from exc
+        return accepted
+
+    def _sbatch(self, spec: JobSpec, folder: AttemptFolder) -> str:
+        """Submit one attempt; its Slurm id. A call that timed out is reconciled, never repeated blindly."""
+        argv = self.sbatch_argv(spec, folder)
+        delay = self.settings.backoff
+        for attempt in range(self.settings.retries + 1):
+            self._pace()
+            try:
+                with folder.sbatch_lock() as lock:
+                    answer = self.client.run_once(argv, pass_fds=(lock,))
+            except SlurmTimeoutError as exc:
+                found = self._find_attempt(spec.name, folder)
+                if found is None:
+                    raise BackendError(
+                        f"sbatch of {spec.name}: {exc.problem}; Slurm shows no such job yet"
+                    ) from None
+                return found
+            if answer.returncode == 0:
+                slurm_id = answer.stdout.strip().split(";")[0]
+                if not slurm_id.isdigit():
+                    raise BackendError(
+                        f"sbatch of {spec.name} answered {answer.stdout.strip()!r}, not a job id"
+                    )
+                self.folders.link_id(slurm_id, folder)
+                return slurm_id
+            if not _not_sent(answer):
+                found = self._find_attempt(spec.name, folder) if unreachable(answer.stderr) else None
+                if found is not None:
+                    return found
+                raise SlurmCommandError(f"sbatch of {spec.name}", answer.problem)
+            if attempt < self.settings.retries:
+                time.sleep(delay)
+                delay = min(max(delay * 2, 0.1), self.settings.backoff_max)
+        raise SlurmUnreachableError(f"sbatch of {spec.name}", answer.problem)
+
+    def _pace(self) -> None:
+        """Keep to `submit_rate` sbatch calls a second (over all threads)."""
+        rate = self.settings.submit_rate
+        if rate <= 0:
+            return
+        with self._pace_lock:
+            start = max(time.monotonic(), self._last_submit + 1.0 / rate)
+            self._last_submit = start
+        wait = start - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
+    def _find_attempt(self, name: str, folder: AttemptFolder) -> str | None:
+        """The Slurm id of this very attempt when Slurm has it (after an sbatch that did not answer)."""
+        for n in range(LOOKUP_TRIES):
+            try:
+                for job in self.lookup([name]).get(name, []):
+                    found = self.folders.by_id(job.backend_id)
+                    if found is not None and found.path == folder.path:
+                        return job.backend_id
+            except BackendError:
+                pass
+            time.sleep(min(2.0**n, self.settings.command_timeout))
+        return None
+
+    # ---- status -------------------------------------------------------------------------------------
+    def _squeue(self, extra: Sequence[str]) -> list[SlurmRow]:
+        argv = ["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT, *extra]
+        return parse_rows(self.client.run(argv, ok_problems=_UNKNOWN_IDS).stdout)
+
+    def poll(self, backend_ids: Sequence[str]) -> list[BackendStatus]:
+        """One squeue for all the jobs (per 5,000); jobs it forgot: sacct when there is accounting, then
+        the worker's exit record. Ids that are not this analysis's Slurm jobs are reported failed."""
+        ids = sorted({i for i in backend_ids if i.isascii() and i.isdigit()}, key=int)
+        rows: dict[str, SlurmRow] = {}
+        for chunk in _chunks(ids, ID_CHUNK):
+            rows.update((r.slurm_id, r) for r in self._squeue(["-j", ",".join(chunk)]))
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            rows.update((r.slurm_id, r) for r in self._sacct(missing))
+        out: list[BackendStatus] = []
+        for slurm_id in [*ids, *(i for i in backend_ids if i not in ids)]:
+            status = self._status(slurm_id, rows.get(slurm_id))
+            if status is not None:
+                out.append(status)
+        return out
+
+    def _status(self, slurm_id: str, row: SlurmRow | None) -> BackendStatus | None:
+        """A job's status from its row (None: Slurm forgot it) and, once it ended, its exit record."""
+        if row is not None:
+            attempt = attempt_of(row.comment, self.key) if _SAFE_NAME.match(row.name) else None
+            if attempt is not None and (row.state in QUEUED or row.state in RUNNING):
+                return status_of(row, None)  # no file is read for the many jobs still active
+            folder = self.folders.attempt(row.name, attempt) if attempt is not None else None
+            if folder is None or not folder.path.is_dir():  # accounting may keep names in lower case
+                folder = self.folders.by_id(slurm_id)
+            if attempt is not None or folder is not None:
+                return status_of(row, folder.exit_record() if folder is not None else None)
+        folder = self.folders.by_id(slurm_id)
+        record = folder.exit_record() if folder is not None else None
+        if record is not None:
+            return from_record(slurm_id, record)
+        if folder is None:
+            return BackendStatus(slurm_id, JobStatus.FAILED, reason="not a Slurm job of this analysis")
+        return BackendStatus(
+            slurm_id,
+            JobStatus.FAILED,
+            reason="Slurm no longer knows the job and the job worker left no exit record (see gridpipe logs)",
+        )
+
+    def _sacct(self, ids: Sequence[str]) -> list[SlurmRow]:
+        """Jobs squeue forgot, from Slurm's accounting (when the cluster has it)."""
+        if self.accounting is False:
+            return []
+        rows: list[SlurmRow] = []
+        for chunk in _chunks(list(ids), ID_CHUNK):
+            argv = [
+                "sacct", "-n", "-P", "-X", "--starttime=now-30days", "-j", ",".join(chunk),
+                "-o", "JobIDRaw,State,Reason,Comment,User,JobName",
+            ]  # fmt: skip
+            answer = self.client.run(argv, ok_problems=("accounting storage is disabled", *_UNKNOWN_IDS))
+            if "accounting storage is disabled" in (answer.stderr + answer.stdout).lower():
+                self.accounting = False
+                return []
+            self.accounting = True
+            rows += parse_rows(answer.stdout)
+        return rows
+
+    # ---- cancel, lookup, logs ------------------------------------------------------------------------
+    def cancel(self, backend_ids: Sequence[str]) -> None:
+        """One scancel for many ids (per 5,000); jobs that already ended are left as they are."""
+        ids = sorted({i for i in backend_ids if i.isascii() and i.isdigit()}, key=int)
+        for chunk in _chunks(ids, ID_CHUNK):
+            self.client.run(["scancel", *chunk], ok_problems=_DONE_ALREADY)
+
+    def lookup(self, names: Sequence[str]) -> dict[str, list[BackendJob]]:
+        """This user's jobs with these names and this analysis's marker (squeue; sacct when there is
+        accounting), and attempts that started whose job Slurm forgot (their output files hold the id)."""
+        wanted = set(names)
+        found: dict[str, dict[str, BackendJob]] = {}
+        for name in sorted(wanted):  # an sbatch whose submitter was killed may still be on its way
+            for folder in self.folders.attempts(name):
+                if not folder.wait_sbatch(self.settings.command_timeout):
+                    raise BackendError(
+                        f"an sbatch of {name} (attempt {folder.attempt}) has not ended within "
+                        f"{self.settings.command_timeout:g} s; try again once it has"
+                    )
+        rows = self._squeue(["-u", self.user])
+        if self.accounting:
+            rows += self._sacct_user()
+        for row in rows:
+            attempt = attempt_of(row.comment, self.key)
+            name = _matching(row.name, wanted)
+            if attempt is None or name is None:
+                continue
+            self.folders.link_id(row.slurm_id, self.folders.attempt(name, attempt))
+            status = status_of(row, None)
+            job = BackendJob(row.slurm_id, name, status.status if status else JobStatus.QUEUED)
+            found.setdefault(name, {})[row.slurm_id] = job
+        for name in wanted:
+            for slurm_id, folder in self.folders.started_ids(name).items():
+                if slurm_id not in found.get(name, {}):
+                    self.folders.link_id(slurm_id, folder)
+                    record = folder.exit_record()
+                    state = record.status if record is not None else JobStatus.FAILED
+                    found.setdefault(name, {})[slurm_id] = BackendJob(slurm_id, name, state)
+        return {name: list(jobs.values()) for name, jobs in found.items()}
+
+    def _sacct_user(self) -> list[SlurmRow]:
+        argv = [
+            "sacct", "-n", "-P", "-X", "--starttime=now-30days", "-u", self.user,
+            "-o", "JobIDRaw,State,Reason,Comment,User,JobName",
+        ]  # fmt: skip
+        return parse_rows(self.client.run(argv).stdout)
+
+    def logs(self, backend_id: str) -> dict[str, str]:
+        """Slurm's output and error files of the job, the worker's logs and its exit record."""
+        folder = self.folders.by_id(backend_id)
+        if folder is None:
+            raise BackendError(
+                f"{backend_id!r} is not a Slurm job of this analysis (no job folder links to it)"
+            )
+        texts = {}
+        for path in folder.files():
+            if path.name.startswith("slurm-") and not path.name.startswith(f"slurm-{backend_id}."):
+                continue
+            texts[path.name] = _tail(path)
+        return texts
+
+
+def _not_sent(answer: Answer) -> bool:
+    """Whether a failed sbatch certainly did not reach the controller (safe to try again)."""
+    text = answer.stderr.lower()
+    return "unable to contact slurm controller" in text or "connection refused" in text
+
+
+def _matching(slurm_name: str, wanted: set[str]) -> str | None:
+    """The wanted name a Slurm job name stands for (accounting may keep names in lower case)."""
+    if slurm_name in wanted:
+        return slurm_name
+    lowered = {w.lower(): w for w in wanted}
+    return lowered.get(slurm_name.lower())
+
+
+def _tail(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            size = path.stat().st_size
+            if size > LOG_LIMIT:
+                fh.seek(size - LOG_LIMIT)
+            return fh.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        return f"(cannot read {path}: {exc.strerror or exc})"
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

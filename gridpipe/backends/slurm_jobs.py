@@ -1,0 +1,222 @@
+"""The Slurm backend's folders: one per attempt of a job, and a link from each Slurm job id to its folder.
+
+    .gridpipe/slurm/jobs/<name>/<n>/job.job.json     the worker's job file (gridpipe.worker.records)
+                                   /batch.sh         what sbatch runs: exec <python> -m gridpipe.worker job.job.json
+                                   /slurm-<id>.out   Slurm's output and error files of the batch script
+                                   /job.exit.json    the worker's exit record; job.stdout.log / job.stderr.log
+    .gridpipe/slurm/ids/<id> -> ../jobs/<name>/<n>
+
+The attempt folder `n` is new for every submission, so an earlier attempt's exit record is never taken for a
+later one's. Slurm's comment of the job is `gridpipe:<analysis key>:<n>`: the analysis key (from the
+analysis's absolute path) and the attempt find the folder again after a crash.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shlex
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from gridpipe.core.models import JobSpec
+from gridpipe.worker.records import (
+    ExitRecord,
+    JobFile,
+    RecordError,
+    exit_record_path,
+    read_exit_record,
+)
+
+JOB_FILE = "job.job.json"
+BATCH_SCRIPT = "batch.sh"
+"""Also the attempt's sbatch lock: locked by the process that runs its sbatch and inherited by sbatch
+itself; while it is locked, an sbatch may still be on its way (its submitter killed), so the attempt is not
+yet lost."""
+MARKER_PREFIX = "gridpipe:"
+
+
+def slurm_dir_of(analysis_path: Path) -> Path:
+    """The Slurm backend's folder of an analysis."""
+    return analysis_path / ".gridpipe" / "slurm"
+
+
+def analysis_key(analysis_path: Path) -> str:
+    """A short key naming the analysis in job comments (from its absolute path)."""
+    return hashlib.sha256(str(analysis_path.absolute()).encode()).hexdigest()[:12]
+
+
+def marker(key: str, attempt: int) -> str:
+    """The comment of a job: analysis and attempt."""
+    return f"{MARKER_PREFIX}{key}:{attempt}"
+
+
+def attempt_of(comment: str, key: str) -> int | None:
+    """The attempt number in a job's comment when it is one of this analysis's markers, else None."""
+    prefix = f"{MARKER_PREFIX}{key}:"
+    tail = comment.strip().removeprefix(prefix)
+    if not comment.strip().startswith(prefix) or not tail.isdigit():
+        return None
+    return int(tail)
+
+
+@dataclass(frozen=True)
+class AttemptFolder:
+    """The folder of one attempt of one job."""
+
+    path: Path
+    name: str
+    attempt: int
+
+    @property
+    def job_file(self) -> Path:
+        return self.path / JOB_FILE
+
+    @property
+    def script(self) -> Path:
+        return self.path / BATCH_SCRIPT
+
+    def exit_record(self) -> ExitRecord | None:
+        """The worker's exit record, None when there is none (or it cannot be read)."""
+        try:
+            return read_exit_record(exit_record_path(self.job_file))
+        except RecordError:
+            return None
+
+    @contextmanager
+    def sbatch_lock(self) -> Iterator[int]:
+        """Hold this attempt's sbatch lock (the descriptor is handed to sbatch, which keeps it while it runs)."""
+        fd = os.open(self.script, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)
+
+    def wait_sbatch(self, timeout: float) -> bool:
+        """Wait until no sbatch of this attempt can still be running (False: one still holds the lock)."""
+        try:
+            fd = os.open(self.script, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return True
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return False
+                    time.sleep(0.05)
+        finally:
+            os.close(fd)
+
+    def files(self) -> list[Path]:
+        """The folder's text files worth showing in `gridpipe logs`."""
+        keep = (".out", ".err", ".log", ".exit.json")
+        return sorted(p for p in self.path.iterdir() if p.is_file() and p.name.endswith(keep))
+
+
+@dataclass(frozen=True)
+class JobFolders:
+    """The folders of one analysis's Slurm jobs."""
+
+    analysis_path: Path
+
+    @property
+    def root(self) -> Path:
+        return slurm_dir_of(self.analysis_path)
+
+    def job_dir(self, name: str) -> Path:
+        return self.root / "jobs" / name
+
+    def new_attempt(self, spec: JobSpec, python: str, env: dict[str, str]) -> AttemptFolder:
+        """A fresh attempt folder holding the job file and the batch script."""
+        base = self.job_dir(spec.name)
+        base.mkdir(parents=True, exist_ok=True)
+        numbers = [int(p.name) for p in base.iterdir() if p.name.isdigit()]
+        n = max(numbers, default=0) + 1
+        while True:
+            try:
+                (base / str(n)).mkdir()
+                break
+            except FileExistsError:
+                n += 1
+        folder = AttemptFolder(base / str(n), spec.name, n)
+        job_spec = JobSpec(**{**spec.__dict__, "env": {**env, **spec.env}}) if env else spec
+        job = JobFile(analysis=str(self.analysis_path.absolute()), spec=job_spec)
+        # The folder is new and this process's alone, and nothing is submitted before both files are
+        # whole: they are written in place, without a temp file or an fsync (9 ms a job here).
+        _write_new(folder.job_file, job.model_dump_json(indent=1) + "\n", 0o644)
+        _write_new(folder.script, batch_script(python, folder.job_file), 0o755)
+        return folder
+
+    def attempt(self, name: str, n: int) -> AttemptFolder:
+        return AttemptFolder(self.job_dir(name) / str(n), name, n)
+
+    def link_id(self, slurm_id: str, folder: AttemptFolder) -> None:
+        """Record which folder the Slurm job `slurm_id` runs in (kept if already there)."""
+        ids = self.root / "ids"
+        target = os.path.relpath(folder.path, ids)
+        try:
+            os.symlink(target, ids / slurm_id)
+        except FileNotFoundError:
+            ids.mkdir(parents=True, exist_ok=True)
+            self.link_id(slurm_id, folder)
+        except FileExistsError:
+            pass
+
+    def by_id(self, slurm_id: str) -> AttemptFolder | None:
+        """The attempt folder of a Slurm job id this analysis submitted, None for others."""
+        if not slurm_id.isdigit():
+            return None
+        link = self.root / "ids" / slurm_id
+        try:
+            target = (link.parent / os.readlink(link)).resolve()
+        except OSError:
+            return None
+        if not target.name.isdigit():
+            return None
+        return AttemptFolder(target, target.parent.name, int(target.name))
+
+    def attempts(self, name: str) -> list[AttemptFolder]:
+        """Every attempt folder of a job."""
+        base = self.job_dir(name)
+        if not base.is_dir():
+            return []
+        return sorted(
+            (AttemptFolder(p, name, int(p.name)) for p in base.iterdir() if p.name.isdigit()),
+            key=lambda f: f.attempt,
+        )
+
+    def started_ids(self, name: str) -> dict[str, AttemptFolder]:
+        """Slurm ids of this job's attempts that started (Slurm created their output files)."""
+        found: dict[str, AttemptFolder] = {}
+        base = self.job_dir(name)
+        if not base.is_dir():
+            return found
+        for out in base.glob("*/slurm-*.out"):
+            slurm_id = out.name.removeprefix("slurm-").removesuffix(".out")
+            if slurm_id.isdigit() and out.parent.name.isdigit():
+                found[slurm_id] = AttemptFolder(out.parent, name, int(out.parent.name))
+        return found
+
+
+def _write_new(path: Path, text: str, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, mode)  # as asked, whatever the umask
+
+
+def batch_script(python: str, job_file: Path) -> str:
+    """The batch script: exec the job worker on the job file (paths quoted; nothing else is run)."""
+    argv = [python, "-m", "gridpipe.worker", str(job_file)]
+    return (
+        "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + shlex.join(argv) + "\n"
+    )

@@ -1,0 +1,103 @@
+"""Slurm's job states in gridpipe's words, and the rows `squeue` prints.
+
+PENDING/CONFIGURING/REQUEUED -> queued; RUNNING/COMPLETING/SUSPENDED -> running; COMPLETED -> done only when
+the worker's exit record says so (outputs registered); FAILED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, BOOT_FAIL,
+DEADLINE, PREEMPTED, ... -> failed; CANCELLED -> killed. A state gridpipe does not know (or UNKNOWN) is
+never taken for an end: the job keeps the state it had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gridpipe.core.models import BackendStatus
+from gridpipe.core.states import JobStatus
+from gridpipe.worker.records import ExitRecord
+
+QUEUED = frozenset(
+    {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "RESIZING"}
+)
+RUNNING = frozenset(
+    {"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "POWER_UP_NODE"}
+)
+FAILED = frozenset(
+    {
+        "FAILED",
+        "TIMEOUT",
+        "OUT_OF_MEMORY",
+        "NODE_FAIL",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "PREEMPTED",
+        "REVOKED",
+        "SPECIAL_EXIT",
+    }
+)
+KILLED = frozenset({"CANCELLED"})
+
+SQUEUE_FORMAT = "%i|%T|%r|%k|%u|%j"
+"""Id, state, reason, comment, user, name: classic letters both 22.05 and 24.x print; the name (no '|' in
+gridpipe's names) last."""
+
+
+@dataclass(frozen=True)
+class SlurmRow:
+    """One job as squeue (or sacct) shows it."""
+
+    slurm_id: str
+    state: str
+    reason: str
+    comment: str
+    user: str
+    name: str
+
+
+def parse_rows(text: str) -> list[SlurmRow]:
+    """Rows of `squeue -h -o SQUEUE_FORMAT`; lines that do not fit are skipped."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.split("|", 5)
+        if len(parts) != 6 or not parts[0].strip().isdigit():
+            continue  # array or het-job steps (1_2, 3+0) are not gridpipe's
+        ident, state, reason, comment, user, name = (p.strip() for p in parts)
+        rows.append(
+            SlurmRow(ident, state.split()[0].rstrip("+") if state else "", reason, comment, user, name)
+        )
+    return rows
+
+
+def _reason(row: SlurmRow) -> str:
+    detail = row.reason if row.reason and row.reason not in ("None", "(null)") else ""
+    return f"Slurm: {row.state}" + (f" ({detail})" if detail else "")
+
+
+def status_of(row: SlurmRow, record: ExitRecord | None) -> BackendStatus | None:
+    """gridpipe's status of a job Slurm knows (None: a state that must not change the stored one)."""
+    state = row.state
+    if state in QUEUED:
+        return BackendStatus(row.slurm_id, JobStatus.QUEUED)
+    if state in RUNNING:
+        return BackendStatus(row.slurm_id, JobStatus.RUNNING, _site(record))
+    if state == "COMPLETED":
+        if record is None:
+            return BackendStatus(
+                row.slurm_id,
+                JobStatus.FAILED,
+                reason="Slurm: COMPLETED, but the job worker left no exit record (see gridpipe logs)",
+            )
+        return from_record(row.slurm_id, record)
+    if state in FAILED or state in KILLED:
+        status = JobStatus.KILLED if state in KILLED else JobStatus.FAILED
+        worker = f"; worker: {record.reason}" if record is not None and record.reason else ""
+        code = record.exit_code if record is not None else None
+        return BackendStatus(row.slurm_id, status, _site(record), code, _reason(row) + worker)
+    return None
+
+
+def from_record(slurm_id: str, record: ExitRecord) -> BackendStatus:
+    """The status the worker recorded (a job Slurm no longer knows, or COMPLETED)."""
+    return BackendStatus(slurm_id, record.status, record.host, record.exit_code, record.reason)
+
+
+def _site(record: ExitRecord | None) -> str | None:
+    return record.host if record is not None else None

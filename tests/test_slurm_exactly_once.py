@@ -1,0 +1,115 @@
+"""Exactly once on Slurm: kill -9 of `gridpipe submit` at many points of a 200-job submission, then
+submit again: every job ran exactly once (the worker's own exit records and Slurm's job ids say so);
+and slurmctld stopped during `gridpipe run` and started again: the run carries on, nothing lost or doubled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from engine_helpers import gridpipe, make_analysis
+from test_backend_slurm import use_slurm
+
+from gridpipe.backends.slurm_jobs import analysis_key
+
+N_JOBS = 200
+
+
+def _slurm_jobs(cluster, path) -> list[tuple[str, str, str]]:
+    """(id, name, state) of every job of the analysis at `path` the cluster knows (by its marker: other
+    tests' analyses have jobs of the same names)."""
+    out = cluster.client("squeue", "-h", "-t", "all", "-o", "%i|%k|%T|%j").stdout
+    rows = [line.split("|", 3) for line in out.splitlines()]
+    prefix = f"gridpipe:{analysis_key(path)}:"
+    return [(r[0], r[3], r[2]) for r in rows if r[1].startswith(prefix)]
+
+
+def _wait_all_ended(cluster, path, names: set[str], timeout: float = 300) -> list[tuple[str, str, str]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = [j for j in _slurm_jobs(cluster, path) if j[1] in names]
+        if jobs and all(
+            state not in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING") for *_, state in jobs
+        ):
+            return jobs
+        assert time.monotonic() < deadline, Counter(state for *_, state in jobs)
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_slurm_submission_never_loses_or_duplicates(slurm_cluster, tmp_path):
+    path = make_analysis(tmp_path, {"gamma": N_JOBS}, n_file_per_job=1)
+    use_slurm(path)
+    jobs_dir = path / ".gridpipe" / "slurm" / "jobs"
+    kills = 0
+    for threshold in range(3, N_JOBS, 15):  # 14 kill points spread over the submission
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gridpipe", "submit", "--output_type", "TRAINING", "-a", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if jobs_dir.is_dir() and sum(1 for _ in jobs_dir.glob("*/*/batch.sh")) >= threshold:
+                break
+            time.sleep(0.001)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 10, f"only {kills} submissions were still running when killed"
+    final = gridpipe("submit", "--output_type", "TRAINING", "-a", str(path), timeout=300)
+    assert final.returncode == 0, final.stderr
+    names = {p.name for p in jobs_dir.iterdir()}
+    assert len(names) == N_JOBS
+    slurm = _wait_all_ended(slurm_cluster, path, names)
+    per_name = Counter(name for _, name, _ in slurm)
+    assert len(per_name) == N_JOBS and set(per_name.values()) == {1}, per_name.most_common(3)
+    assert {state for *_, state in slurm} == {"COMPLETED"}
+    records = Counter(p.parent.parent.name for p in jobs_dir.glob("*/*/job.exit.json"))
+    assert len(records) == N_JOBS and set(records.values()) == {1}
+    status = json.loads(gridpipe("status", "--json", "-a", str(path), timeout=120).stdout)
+    assert status["stages"]["produce"] == {"gamma": {"done": N_JOBS}}
+    assert all(job["attempts"] == 1 for job in status["jobs"])
+    assert {job["backend_id"] for job in status["jobs"]} == {slurm_id for slurm_id, _, _ in slurm}
+
+
+@pytest.mark.slow
+def test_slurmctld_stopped_during_run_and_started_again_the_run_carries_on(slurm_cluster, tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 12, "proton": 8}, n_file_per_job=1)
+    use_slurm(path, "    retries: 1\n    backoff: 0.2\n    command_timeout: 20\n")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        jobs_dir = path / ".gridpipe" / "slurm" / "jobs"
+        deadline = time.monotonic() + 120
+        while not (jobs_dir.is_dir() and any(jobs_dir.glob("*/*/batch.sh"))):
+            assert time.monotonic() < deadline and run.poll() is None
+            time.sleep(0.05)
+        slurm_cluster.stop_controller()
+        time.sleep(60)
+        assert run.poll() is None, run.stdout.read()  # waiting the outage out
+        slurm_cluster.start_controller()
+        out, _ = run.communicate(timeout=400)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, out
+    assert "the analysis is complete" in out
+    status = json.loads(gridpipe("status", "--json", "-a", str(path)).stdout)
+    produce = [j for j in status["jobs"] if j["stage"] == "produce"]
+    assert len(produce) == 20 and all(j["status"] == "done" and j["attempts"] == 1 for j in produce)
+    names = {j["name"] for j in produce}
+    per_name = Counter(name for _, name, _ in _slurm_jobs(slurm_cluster, path) if name in names)
+    assert len(per_name) == 20 and set(per_name.values()) == {1}
