@@ -116,22 +116,12 @@ class Stage(Strict):
     command: CommandLines | dict[str, CommandLines] = Field(
         description="Command lines run in order (no shell); or one list per payload name."
     )
-    backend: str | None = Field(
+    backend: Annotated[str, installed_in(Group.backends)] | None = Field(
         None,
         description="Backend this stage's jobs run on (an installed `gridpipe.backends` plugin; default: "
         "grid.yaml's backend for grid stages, local for local ones). A local stage may name a backend that "
         "shares this machine's files (slurm).",
     )
-
-    @field_validator("backend")
-    @classmethod
-    def _backend_installed(cls, name: str | None) -> str | None:
-        installed = available(Group.backends)
-        if name is not None and name not in installed:
-            raise PydanticCustomError(
-                "plugin_not_installed", PluginNotFoundError(Group.backends, name, installed).detail
-            )
-        return name
 
     @model_validator(mode="after")
     def _complete(self) -> Stage:
