@@ -289,9 +289,10 @@ class Orchestrator:
     def run(self, stop: threading.Event | None = None) -> RunReport:
         """Loop until complete, stuck, or `stop` is set (then resumable); one run per analysis at a time."""
         with run_lock(self.an, by_service=self.by_service):
-            return self._run(stop or threading.Event())
+            return self.drive(stop or threading.Event())
 
-    def _run(self, stop: threading.Event) -> RunReport:
+    def drive(self, stop: threading.Event) -> RunReport:
+        """`run` for a caller that holds the run lock already (the service holds it while it drives)."""
         self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
         self.an.backend.ensure_running()  # the local executor starts up while the first stage is planned
         down_since: float | None = None
@@ -319,14 +320,21 @@ class Orchestrator:
 
 @contextmanager
 def run_lock(an: Analysis, *, by_service: bool = False) -> Iterator[None]:
+    """`run_lock_at` the analysis's folder."""
+    with run_lock_at(an.path, by_service=by_service):
+        yield
+
+
+@contextmanager
+def run_lock_at(analysis: Path, *, by_service: bool = False) -> Iterator[None]:
     """The right to drive the analysis (`.gridpipe/run.lock`, holding the driver's process id, and
     `service` when the background service drives it); a second run is refused while the first lives. The
     kernel releases the lock when its holder dies, even by kill -9.
     """
-    path = an.path / ".gridpipe" / "run.lock"
+    path = analysis / ".gridpipe" / "run.lock"
     with held_lock(path, wait=False) as fd:
         if fd is None:
-            raise locked_error(an.path, path.read_text(errors="replace"))
+            raise locked_error(analysis, path.read_text(errors="replace"))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}{' ' + SERVICE_MARK if by_service else ''}\n".encode(), 0)
         yield

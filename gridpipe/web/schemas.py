@@ -1,0 +1,163 @@
+"""The API's typed requests and responses (pydantic); the OpenAPI schema is made from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gridpipe.service.driven import DriveOptions
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(Strict):
+    """Every error answer: what went wrong and, for a bad request, the field."""
+
+    error: str
+    field: str | None = None
+
+
+class HealthOut(Strict):
+    """The service is up."""
+
+    status: str = "ok"
+    version: str
+    pid: int
+    started: str
+    analyses: int
+
+
+class AddRequest(Strict):
+    """Hand an analysis to the service."""
+
+    path: str = Field(description="Absolute path of the analysis folder.", min_length=1, max_length=4096)
+    options: DriveOptions = DriveOptions()
+    paused: bool = Field(False, description="Add it paused (it starts on resume).")
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if "\x00" in value or not Path(value).is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+
+class EventOut(Strict):
+    """One thing the service did with an analysis."""
+
+    time: str
+    text: str
+
+
+class AnalysisOut(Strict):
+    """An analysis the service drives."""
+
+    id: str
+    path: str
+    name: str
+    state: str
+    message: str
+    paused: bool
+    options: DriveOptions
+    since: str
+    events: list[EventOut] = []
+
+
+class AnalysesOut(Strict):
+    """Every analysis the service drives."""
+
+    analyses: list[AnalysisOut]
+
+
+class JobOut(Strict):
+    """One job as `status --json` shows it."""
+
+    name: str
+    stage: str
+    particle: str
+    status: str
+    attempts: int
+    backend_id: str | None
+    site: str | None
+    updated: str | None
+    reason: str | None
+    link: str | None
+
+
+class StatusOut(Strict):
+    """`status --json` of an analysis (jobs: the first `limit`), and what the service does with it."""
+
+    analysis: str
+    stages: dict[str, dict[str, dict[str, int]]]
+    jobs: list[JobOut]
+    service: AnalysisOut
+
+
+class JobsPage(Strict):
+    """A page of jobs."""
+
+    total: int
+    offset: int
+    limit: int
+    jobs: list[JobOut]
+
+
+class AttemptOut(Strict):
+    """One submission of a job."""
+
+    number: int
+    backend: str
+    backend_id: str | None
+    status: str
+    site: str | None
+    exit_code: int | None
+    reason: str | None
+    submitted: str
+    ended: str | None
+
+
+class JobDetail(Strict):
+    """A job with its attempts and the logs of its last attempt."""
+
+    job: JobOut
+    attempts: list[AttemptOut]
+    logs: dict[str, str]
+    logs_error: str | None = None
+
+
+class WorkerOut(Strict):
+    """What one worker of a lane does now."""
+
+    worker: str
+    task: str | None
+    analysis: str | None
+    running_for: float | None
+
+
+class WaitingOut(Strict):
+    """A task waiting for a worker."""
+
+    task: str
+    analysis: str
+    waiting_for: float
+
+
+class LaneOut(Strict):
+    """One lane of work."""
+
+    name: str
+    size: int
+    capacity: int
+    workers: list[WorkerOut]
+    waiting: list[WaitingOut]
+
+
+class QueuesOut(Strict):
+    """Every lane."""
+
+    lanes: list[LaneOut]
