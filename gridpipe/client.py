@@ -80,7 +80,8 @@ class Client:
             self.where = str(self.state.socket)
 
     # ---- plumbing -------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, about: str | Path | None = None, **kwargs: Any) -> Any:
+        """The JSON answer; `about`: the analysis as the caller named it (for an error about it)."""
         try:
             response = self._http.request(method, path, **kwargs)
         except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError) as exc:
@@ -91,6 +92,8 @@ class Client:
                 error, field = str(body.get("error", response.text)), body.get("field")
             except ValueError:
                 error, field = response.text.strip() or response.reason_phrase, None
+            if about is not None and field == "analysis_id" and response.status_code == 404:
+                error = f"the service does not drive {about}; see `gridpipe service status`"
             raise ServiceRequestError(response.status_code, error, field)
         return response.json()
 
@@ -141,23 +144,23 @@ class Client:
 
     def analysis(self, analysis: str | Path) -> dict[str, Any]:
         """One analysis: its state, message and recent events."""
-        return self._call("GET", f"/v1/analyses/{key_of(analysis)}")
+        return self._call("GET", f"/v1/analyses/{key_of(analysis)}", analysis)
 
     def pause(self, analysis: str | Path) -> dict[str, Any]:
         """Stop driving it until resumed (its jobs keep running)."""
-        return self._call("POST", f"/v1/analyses/{key_of(analysis)}/pause")
+        return self._call("POST", f"/v1/analyses/{key_of(analysis)}/pause", analysis)
 
     def resume(self, analysis: str | Path) -> dict[str, Any]:
         """Drive it again."""
-        return self._call("POST", f"/v1/analyses/{key_of(analysis)}/resume")
+        return self._call("POST", f"/v1/analyses/{key_of(analysis)}/resume", analysis)
 
     def remove(self, analysis: str | Path) -> dict[str, Any]:
         """Stop driving it and forget it."""
-        return self._call("POST", f"/v1/analyses/{key_of(analysis)}/remove")
+        return self._call("POST", f"/v1/analyses/{key_of(analysis)}/remove", analysis)
 
     def status(self, analysis: str | Path, *, limit: int = 100) -> dict[str, Any]:
         """`status --json` of the analysis (the first `limit` jobs) and the service's state of it."""
-        return self._call("GET", f"/v1/analyses/{key_of(analysis)}/status", params={"limit": limit})
+        return self._call("GET", f"/v1/analyses/{key_of(analysis)}/status", analysis, params={"limit": limit})
 
     def jobs(
         self,
@@ -172,8 +175,8 @@ class Client:
         """A page of jobs (total, offset, limit, jobs), filtered by stage, particle and states."""
         params: dict[str, Any] = {"offset": offset, "limit": limit}
         params |= {k: v for k, v in (("stage", stage), ("particle", particle), ("status", status)) if v}
-        return self._call("GET", f"/v1/analyses/{key_of(analysis)}/jobs", params=params)
+        return self._call("GET", f"/v1/analyses/{key_of(analysis)}/jobs", analysis, params=params)
 
     def job(self, analysis: str | Path, name: str) -> dict[str, Any]:
         """One job with its attempts and the logs of its last attempt."""
-        return self._call("GET", f"/v1/analyses/{key_of(analysis)}/jobs/{quote(name, safe='')}")
+        return self._call("GET", f"/v1/analyses/{key_of(analysis)}/jobs/{quote(name, safe='')}", analysis)
