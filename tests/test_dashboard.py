@@ -157,3 +157,33 @@ def test_dashboard_without_the_token_is_refused(browser):
         svc.start("--http", "127.0.0.1:0")
         browser.get(f"http://{svc.info()['http']}/")
         assert "missing or wrong token" in browser.page_source
+
+
+def test_the_report_opens_offline_in_the_browser(tmp_path, browser, run_cli):
+    from engine_helpers import wait_executor_gone
+
+    path = make_analysis(tmp_path, {"gamma": 2, "proton": 1}, n_file_per_job=1)
+    try:
+        done = run_cli("run", "-a", path, "--poll-interval", "0.05", cwd=tmp_path, timeout=180)
+        assert done.rc == 0, done.stderr
+    finally:
+        wait_executor_gone(path)
+    report = tmp_path / "report.html"
+    assert run_cli("report", path, "-o", report, cwd=tmp_path).rc == 0
+    browser.get(report.as_uri())  # a file, no server
+    rows = _rows_plain(browser, "#counts tr")
+    assert ["produce", "gamma", "0", "0", "0", "2", "0", "0"] in rows
+    assert len(browser.execute_script("return document.querySelectorAll('#timeline .lane span.done')")) == 4
+    assert (
+        browser.execute_script("return document.getElementById('no-failures').textContent")
+        == "No attempt failed."
+    )
+    shot = tmp_path / "report.png"
+    assert browser.save_screenshot(str(shot))
+
+
+def _rows_plain(driver, css: str) -> list[list[str]]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(tr => [...tr.children].map(td => td.textContent))",
+        css,
+    )
