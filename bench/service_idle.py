@@ -1,7 +1,7 @@
 """Idle cost of the background service: its CPU use (percent of one core) while it drives an analysis
 whose N jobs all run (sleep) and nothing changes, and while it drives nothing.
 
-    python bench/service_idle.py [--jobs 30] [--seconds 10]
+    python bench/service_idle.py [--jobs 30] [--seconds 10] [--quick]
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--quick", action="store_true", help="5 jobs, 2 s (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.seconds = 5, 2.0
     tmp = Path(tempfile.mkdtemp(prefix="gpidle"))
     hold = args.seconds * 3 + 30
     path = make_analysis(

@@ -38,6 +38,10 @@ EXPECTED: dict[str, list[str]] = {
         rf"submit --test\s+{NUMBER}s",
         rf"run \(defaults\)\s+{NUMBER}s\s+ratio to the pool\s+{NUMBER}",
     ],
+    "service_idle.py": [
+        rf"service driving nothing: {NUMBER}% of a core",
+        rf"service with \d+ active jobs, nothing changing: {NUMBER}% of a core",
+    ],
     "diracx_raw_bench.py": [rf"submit 40 jobs in calls of 20: {NUMBER} s total"],
     "dirac_bench.py": [
         rf"engine exactly-once submit \(store included\)\s+{NUMBER} s",
