@@ -218,6 +218,8 @@ def status_cmd(json_output: bool = JsonOutput) -> None:
         out.print(styled(*line))
         if a["message"]:
             out.print(f"      {a['message']}")
+        if a.get("warning"):
+            out.print(styled("      ", ("warning:", "yellow"), f" submission paused: {a['warning']}"))
 
 
 @service_app.command("logs")

@@ -139,6 +139,8 @@ class Orchestrator:
         self.notify = notify
         self.lanes: Lanes = lanes or Direct()
         self.by_service = by_service
+        self.submission_paused: str | None = None
+        """Why submission is paused (the backend's words: e.g. the DIRAC token is near its end), else None."""
         self._given_up: set[str] = set()
 
     def snapshot(self) -> Snapshot:
@@ -216,7 +218,7 @@ class Orchestrator:
         """Submit planned jobs of the ready stages into the free slots; how many were submitted."""
         active = self.an.store.count(statuses=ACTIVE_STATES)
         slots = free_slots(active, self.options.max_active)
-        if not slots:
+        if not slots or self._submission_blocked():
             return 0
         names: list[str] = []
         for stage in stages:  # only the jobs that fit: 100,000 planned jobs are not read every cycle
@@ -231,6 +233,17 @@ class Orchestrator:
             )
             self.notify(f"submitted {len(report.submitted)} job(s)")
         return len(names)
+
+    def _submission_blocked(self) -> bool:
+        """Ask the grid backend whether submitting can work now; say when that changes."""
+        blocker = self.an.backend.submission_blocker()
+        if blocker != self.submission_paused:
+            if blocker:
+                self.notify(f"submission paused: {blocker}")
+            else:
+                self.notify("submission resumed")
+            self.submission_paused = blocker
+        return blocker is not None
 
     def _report_changes(self, changed: list[tuple[str, JobStatus]]) -> None:
         """One line per cycle: how many jobs ended, and which ones failed (the first few by name)."""
@@ -291,9 +304,11 @@ class Orchestrator:
         with run_lock(self.an, by_service=self.by_service):
             return self.drive(stop or threading.Event())
 
-    def drive(self, stop: threading.Event) -> RunReport:
-        """`run` for a caller that holds the run lock already (the service holds it while it drives)."""
-        self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
+    def drive(self, stop: threading.Event, *, preflight: bool = True) -> RunReport:
+        """`run` for a caller that holds the run lock already (the service holds it while it drives; it
+        skips the preflight: a token near its end pauses submission instead of stopping the drive)."""
+        if preflight:
+            self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
         self.an.backend.ensure_running()  # the local executor starts up while the first stage is planned
         down_since: float | None = None
         failures = 0

@@ -83,6 +83,8 @@ class DriveView:
     options: DriveOptions
     since: str
     events: list[tuple[str, str]]
+    warning: str | None = None
+    """Submission is paused for this reason (e.g. the DIRAC token is near its end)."""
 
 
 class Driver:
@@ -98,6 +100,7 @@ class Driver:
         self.events: deque[tuple[str, str]] = deque(maxlen=EVENTS_KEPT)
         self.thread: threading.Thread | None = None
         self.name = Path(entry.path).name
+        self.orchestrator: Orchestrator | None = None
 
     def _set(self, state: DriveState, message: str = "") -> None:
         if (state, message) != (self.state, self.message):
@@ -165,8 +168,12 @@ class Driver:
             orchestrator = Orchestrator(
                 an, options, self.note, lanes=self.pools.for_owner(self.name), by_service=True
             )
+            self.orchestrator = orchestrator
             self._set(DriveState.RUNNING)
-            report = orchestrator.drive(self.stop_event)
+            try:
+                report = orchestrator.drive(self.stop_event, preflight=False)
+            finally:
+                self.orchestrator = None
         if report.outcome is RunOutcome.COMPLETE:
             self._set(DriveState.COMPLETE, report.message)
         elif report.outcome is RunOutcome.STALLED:
@@ -185,6 +192,7 @@ class Driver:
             self.entry.options,
             self.since,
             list(self.events),
+            self.orchestrator.submission_paused if self.orchestrator else None,
         )
 
 

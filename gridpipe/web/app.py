@@ -60,6 +60,7 @@ def _analysis_out(view: DriveView, *, events: bool = True) -> s.AnalysisOut:
         paused=view.paused,
         options=view.options,
         since=view.since,
+        warning=view.warning,
         events=[s.EventOut(time=t, text=x) for t, x in view.events] if events else [],
     )
 

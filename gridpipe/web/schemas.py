@@ -65,6 +65,9 @@ class AnalysisOut(Strict):
     paused: bool
     options: DriveOptions
     since: str
+    warning: str | None = Field(
+        None, description="Why submission is paused (e.g. the DIRAC token is near its end)."
+    )
     events: list[EventOut] = []
 
 
