@@ -180,3 +180,22 @@ class Client:
     def job(self, analysis: str | Path, name: str) -> dict[str, Any]:
         """One job with its attempts and the logs of its last attempt."""
         return self._call("GET", f"/v1/analyses/{key_of(analysis)}/jobs/{quote(name, safe='')}", analysis)
+
+    def kill(
+        self,
+        analysis: str | Path,
+        names: list[str] | None = None,
+        *,
+        stage: str | None = None,
+        all_jobs: bool = False,
+    ) -> dict[str, Any]:
+        """Kill jobs (by name, a stage's, or all): {killed: [...], ended: {name: state}}."""
+        body = {"names": names or [], "stage": stage, "all": all_jobs}
+        return self._call("POST", f"/v1/analyses/{key_of(analysis)}/kill", analysis, json=body)
+
+    def resubmit(
+        self, analysis: str | Path, names: list[str] | None = None, *, failed: bool = False
+    ) -> dict[str, Any]:
+        """Resubmit failed or killed jobs (by name, or all with `failed`): {submitted: {name: id}}."""
+        body = {"names": names or [], "failed": failed}
+        return self._call("POST", f"/v1/analyses/{key_of(analysis)}/resubmit", analysis, json=body)

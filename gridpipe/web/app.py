@@ -253,6 +253,24 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             )
             return s.JobDetail(job=out, attempts=attempts, logs=logs, logs_error=problem)
 
+    @app.post("/v1/analyses/{analysis_id}/kill", response_model=s.KillOut)
+    def kill(analysis_id: AnalysisId, request: s.KillRequest) -> s.KillOut:
+        from gridpipe.service.jobs import kill as kill_jobs
+
+        view = sup.view(analysis_id)
+        with Analysis.open(Path(view.path)) as an:
+            report = kill_jobs(an, request.names, stage=request.stage, all_jobs=request.all)
+        return s.KillOut(killed=report.killed, ended={k: str(v) for k, v in report.ended.items()})
+
+    @app.post("/v1/analyses/{analysis_id}/resubmit", response_model=s.ResubmitOut)
+    def resubmit(analysis_id: AnalysisId, request: s.ResubmitRequest) -> s.ResubmitOut:
+        from gridpipe.service.jobs import resubmit as resubmit_jobs
+
+        view = sup.view(analysis_id)
+        with Analysis.open(Path(view.path)) as an:
+            report = resubmit_jobs(an, request.names, failed=request.failed)
+        return s.ResubmitOut(submitted=report.submitted)
+
     @app.get("/v1/queues", response_model=s.QueuesOut)
     def queues() -> s.QueuesOut:
         return s.QueuesOut(lanes=[_lane_out(lane) for lane in sup.pools.views()])

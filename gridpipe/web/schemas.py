@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -164,3 +165,34 @@ class QueuesOut(Strict):
     """Every lane."""
 
     lanes: list[LaneOut]
+
+
+JobNames = list[Annotated[str, Field(min_length=1, max_length=500)]]
+
+
+class KillRequest(Strict):
+    """Kill jobs: by name, every active or planned job of a stage, or all of them."""
+
+    names: JobNames = Field(default_factory=list, max_length=100_000)
+    stage: str | None = Field(None, min_length=1, max_length=200)
+    all: bool = False
+
+
+class KillOut(Strict):
+    """What a kill did: the jobs killed, and named jobs left alone because they had already ended."""
+
+    killed: list[str]
+    ended: dict[str, str]
+
+
+class ResubmitRequest(Strict):
+    """Resubmit failed or killed jobs: by name, or every one with `failed`."""
+
+    names: JobNames = Field(default_factory=list, max_length=100_000)
+    failed: bool = False
+
+
+class ResubmitOut(Strict):
+    """The jobs resubmitted ({name: backend id})."""
+
+    submitted: dict[str, str]
