@@ -177,6 +177,10 @@ class Client:
         params |= {k: v for k, v in (("stage", stage), ("particle", particle), ("status", status)) if v}
         return self._call("GET", f"/v1/analyses/{key_of(analysis)}/jobs", analysis, params=params)
 
+    def failures(self, analysis: str | Path) -> dict[str, Any]:
+        """Failed or killed jobs grouped by reason and by site."""
+        return self._call("GET", f"/v1/analyses/{key_of(analysis)}/failures", analysis)
+
     def job(self, analysis: str | Path, name: str) -> dict[str, Any]:
         """One job with its attempts and the logs of its last attempt."""
         return self._call("GET", f"/v1/analyses/{key_of(analysis)}/jobs/{quote(name, safe='')}", analysis)

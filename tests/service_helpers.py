@@ -28,6 +28,8 @@ class Service:
 
     home: Path
     analyses: list[Path] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More environment for the service (and so the local jobs it starts)."""
 
     @property
     def env(self) -> dict[str, str]:
@@ -39,7 +41,7 @@ class Service:
             "COLUMNS": "200",
         }
         env.pop("GRIDPIPE", None)
-        return env
+        return {**env, **self.extra_env}
 
     @property
     def state(self) -> StateDir:

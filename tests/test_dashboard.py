@@ -187,3 +187,28 @@ def _rows_plain(driver, css: str) -> list[list[str]]:
         "return [...document.querySelectorAll(arguments[0])].map(tr => [...tr.children].map(td => td.textContent))",
         css,
     )
+
+
+def test_dashboard_groups_failures_and_pauses(tmp_path, browser):
+    path = make_analysis(tmp_path, {"gamma": 2, "proton": 3}, n_file_per_job=1)
+    with running_service() as svc:
+        svc.extra_env["FAIL_proton"] = "3"  # proton jobs exit 3: they fail for good after 2 attempts
+        svc.analyses.append(path)
+        svc.start("--http", "127.0.0.1:0")
+        info = svc.info()
+        assert (
+            svc.cli("service", "add", path, "--max-attempts", "2", "--poll-interval", "0.05").returncode == 0
+        )
+        browser.get(f"http://{info['http']}/?token={info['token']}&interval=300")
+        _wait(
+            lambda: (_rows(browser, "#analyses") or [["", ""]])[0][1] == "stalled", what="the stalled state"
+        )
+        _wait(lambda: _rows(browser, "#by-site") == [["localhost", "3"]], what="failures by site")
+        (reason,) = _rows(browser, "#by-reason")
+        assert reason[1] == "3" and "3" in reason[0]
+        # pause from the page (a POST by cookie with the X-Gridpipe header)
+        _click(browser, "#analyses tbody tr button")
+        _wait(lambda: _rows(browser, "#analyses")[0][1] == "paused", what="the pause")
+        with svc.client() as client:
+            assert client.analysis(path)["paused"] is True
+        assert browser.save_screenshot(str(tmp_path / "failures.png"))

@@ -486,6 +486,17 @@ class JobStore:
         )
         return [Event(*row) for row in self._conn.execute(sql, (name,) if name else ())]
 
+    def failure_groups(self) -> dict[str, list[tuple[str | None, int]]]:
+        """Failed or killed jobs counted by reason and by site (most first), in two grouped queries."""
+        out: dict[str, list[tuple[str | None, int]]] = {}
+        for column in ("reason", "site"):
+            sql = (
+                f"SELECT {column}, COUNT(*) AS n FROM jobs WHERE status IN ('failed', 'killed') "
+                f"GROUP BY {column} ORDER BY n DESC, {column}"
+            )
+            out[column] = list(self._conn.execute(sql))
+        return out
+
     def attempt_rows(self, name: str | None = None) -> Iterator[tuple[object, ...]]:
         """(job, stage, unit, number, backend, backend_id, status, site, exit_code, reason, submitted, ended)
         of every attempt (of one job), in order, read through a cursor."""

@@ -253,6 +253,16 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             )
             return s.JobDetail(job=out, attempts=attempts, logs=logs, logs_error=problem)
 
+    @app.get("/v1/analyses/{analysis_id}/failures", response_model=s.FailuresOut)
+    def failures(analysis_id: AnalysisId) -> s.FailuresOut:
+        view = sup.view(analysis_id)
+        with Analysis.open(Path(view.path)) as an:
+            groups = an.store.failure_groups()
+        return s.FailuresOut(
+            by_reason=[s.FailureGroup(key=k, jobs=n) for k, n in groups["reason"]],
+            by_site=[s.FailureGroup(key=k, jobs=n) for k, n in groups["site"]],
+        )
+
     @app.post("/v1/analyses/{analysis_id}/kill", response_model=s.KillOut)
     def kill(analysis_id: AnalysisId, request: s.KillRequest) -> s.KillOut:
         from gridpipe.service.jobs import kill as kill_jobs

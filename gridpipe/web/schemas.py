@@ -196,3 +196,17 @@ class ResubmitOut(Strict):
     """The jobs resubmitted ({name: backend id})."""
 
     submitted: dict[str, str]
+
+
+class FailureGroup(Strict):
+    """How many failed or killed jobs share a reason (or a site)."""
+
+    key: str | None
+    jobs: int
+
+
+class FailuresOut(Strict):
+    """Failed or killed jobs grouped by reason and by site."""
+
+    by_reason: list[FailureGroup]
+    by_site: list[FailureGroup]
