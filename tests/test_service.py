@@ -60,6 +60,9 @@ def test_start_status_stop_and_its_files():
         after = svc.cli("service", "status")
         assert after.returncode == 3 and "not running" in after.stdout
         assert "started (process" in svc.cli("service", "logs").stdout
+        absent = svc.cli("service", "queues")
+        assert absent.returncode == 2
+        assert "no gridpipe service is running" in absent.stderr and "gridpipe service start" in absent.stderr
 
 
 def test_detached_run_goes_to_the_end_and_the_run_lock_holds_both_ways(tmp_path):
