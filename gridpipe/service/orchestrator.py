@@ -291,7 +291,7 @@ class Orchestrator:
         """Until the next cycle is worth it: enough slots freed for waiting jobs, all jobs ended, or the
         poll interval passed (a backend that cannot tell cheaply just waits out the interval)."""
         active = self.an.store.active_ids()
-        if len(active) != 1:
+        if len(active) != 1 or self.by_service:  # the service: no fine-grained watch, it idles cheaply
             stop.wait(self.options.poll_interval)
             return
         ((backend, ids),) = active.items()
