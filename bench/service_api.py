@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -78,28 +79,32 @@ def main() -> None:
     path = big_analysis(root, args.jobs)
     print(f"analysis with {args.jobs} planned jobs made in {time.perf_counter() - started:.1f} s")
     rng = random.Random(1)
-    with running_service() as svc:
-        svc.start()
-        with svc.client() as client:
-            client.add(path, paused=True)  # readable, not driven
-            rows = [
-                ("GET /v1/health (baseline)", lambda: client.health()),
-                ("status (counts + 100 jobs)", lambda: client.status(path, limit=100)),
-                (
-                    "job page (50, random offset)",
-                    lambda: client.jobs(path, offset=rng.randrange(args.jobs - 50), limit=50),
-                ),
-                (
-                    "job page (50, status=planned)",
-                    lambda: client.jobs(
-                        path, status=["planned"], offset=rng.randrange(args.jobs - 50), limit=50
+    try:
+        with running_service() as svc:
+            svc.start()
+            with svc.client() as client:
+                client.add(path, paused=True)  # readable, not driven
+                rows = [
+                    ("GET /v1/health (baseline)", lambda: client.health()),
+                    ("status (counts + 100 jobs)", lambda: client.status(path, limit=100)),
+                    (
+                        "job page (50, random offset)",
+                        lambda: client.jobs(path, offset=rng.randrange(args.jobs - 50), limit=50),
                     ),
-                ),
-            ]
-            print(f"{'request':34} {'p50 ms':>9} {'p99 ms':>9}   ({args.requests} requests each)")
-            for label, call in rows:
-                p50, p99 = percentiles(call, args.requests)
-                print(f"{label:34} {p50:9.2f} {p99:9.2f}")
+                    (
+                        "job page (50, status=planned)",
+                        lambda: client.jobs(
+                            path, status=["planned"], offset=rng.randrange(args.jobs - 50), limit=50
+                        ),
+                    ),
+                ]
+                print(f"{'request':34} {'p50 ms':>9} {'p99 ms':>9}   ({args.requests} requests each)")
+                for label, call in rows:
+                    p50, p99 = percentiles(call, args.requests)
+                    print(f"{label:34} {p50:9.2f} {p99:9.2f}")
+
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # after the service and executors have ended
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -49,30 +50,37 @@ def main() -> None:
         n_file_per_job=1,
         max_workers=args.jobs + 1,
     )
-    with running_service() as svc:
-        svc.analyses.append(path)
-        pid = svc.start()
-        time.sleep(2)
-        print(f"service driving nothing: {measure(pid, args.seconds):.2f}% of a core")
-        svc.cli("service", "add", path, "--max-active", str(args.jobs + 1))
-        deadline = time.monotonic() + 120
-        with svc.client() as client:
-            while (
-                client.status(path, limit=0)["stages"].get("produce", {}).get("gamma", {}).get("running", 0)
-                < args.jobs
-            ):
-                if time.monotonic() > deadline:
-                    raise SystemExit("the jobs did not all start")
-                time.sleep(0.5)
-        print(
-            f"service with {args.jobs + 1} active jobs, nothing changing: {measure(pid, args.seconds):.2f}% of a core"
-        )
-        svc.cli("service", "pause", path)
-        from gridpipe.service.context import Analysis
-        from gridpipe.service.jobs import kill
+    try:
+        with running_service() as svc:
+            svc.analyses.append(path)
+            pid = svc.start()
+            time.sleep(2)
+            print(f"service driving nothing: {measure(pid, args.seconds):.2f}% of a core")
+            svc.cli("service", "add", path, "--max-active", str(args.jobs + 1))
+            deadline = time.monotonic() + 120
+            with svc.client() as client:
+                while (
+                    client.status(path, limit=0)["stages"]
+                    .get("produce", {})
+                    .get("gamma", {})
+                    .get("running", 0)
+                    < args.jobs
+                ):
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the jobs did not all start")
+                    time.sleep(0.5)
+            print(
+                f"service with {args.jobs + 1} active jobs, nothing changing: {measure(pid, args.seconds):.2f}% of a core"
+            )
+            svc.cli("service", "pause", path)
+            from gridpipe.service.context import Analysis
+            from gridpipe.service.jobs import kill
 
-        with Analysis.open(path) as an:
-            kill(an, [], stage=None, all_jobs=True)
+            with Analysis.open(path) as an:
+                kill(an, [], stage=None, all_jobs=True)
+
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # after the service and executors have ended
 
 
 if __name__ == "__main__":
