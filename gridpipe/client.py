@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -203,3 +205,28 @@ class Client:
         """Resubmit failed or killed jobs (by name, or all with `failed`): {submitted: {name: id}}."""
         body = {"names": names or [], "failed": failed}
         return self._call("POST", f"/v1/analyses/{key_of(analysis)}/resubmit", analysis, json=body)
+
+    def events(
+        self, analysis: str | Path, *, after: int = 0, follow: bool = True
+    ) -> Iterator[dict[str, Any]]:
+        """The analysis's events as they come (server-sent events): {"id", "time", "text"}; with `follow`
+        off, those kept so far."""
+        path = f"/v1/analyses/{key_of(analysis)}/events"
+        params = {"after": after, "follow": follow}
+        try:
+            with self._http.stream("GET", path, params=params, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    body = response.json()
+                    raise ServiceRequestError(response.status_code, str(body.get("error")), body.get("field"))
+                event: dict[str, Any] = {}
+                for line in response.iter_lines():
+                    if line.startswith("id: "):
+                        event["id"] = int(line[4:])
+                    elif line.startswith("data: "):
+                        event |= json.loads(line[6:])
+                    elif not line and event:
+                        yield event
+                        event = {}
+        except (httpx.ConnectError, FileNotFoundError) as exc:
+            raise ServiceNotRunningError(self.where) from exc

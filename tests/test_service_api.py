@@ -7,6 +7,7 @@ import random
 import threading
 import time
 
+import httpx
 from engine_helpers import make_analysis, slow_workflow
 from service_helpers import running_service
 
@@ -91,3 +92,33 @@ def test_eight_clients_read_while_the_service_submits(tmp_path):
             assert client.status(path)["stages"]["produce"] == {"gamma": {"done": 60}, "proton": {"done": 20}}
         log = svc.cli("service", "logs", "-n", "2000").stdout
         assert "locked" not in log and "Traceback" not in log
+
+
+def test_events_stream_as_server_sent_events(tmp_path):
+    with running_service() as svc:
+        path = make_analysis(tmp_path, {"gamma": 2, "proton": 1}, n_file_per_job=1)
+        svc.analyses.append(path)
+        svc.start()
+        with svc.client() as client:
+            client.add(path, poll_interval=0.05, paused=True)
+            stream = client.events(path)  # follows: events arrive as they happen
+            first = next(stream)
+            assert first["id"] == 0 and first["text"] == "added (paused)" and first["time"]
+            client.resume(path)
+            seen = [next(stream)["text"] for _ in range(2)]
+            assert seen[0] == "starting"
+            stream.close()
+            svc.wait_state(path, {"complete"})
+            kept = list(client.events(path, follow=False))
+            assert [e["id"] for e in kept] == list(range(len(kept)))
+            assert kept[-1]["text"] == "complete: the analysis is complete"
+            later = list(client.events(path, after=3, follow=False))
+            assert later == kept[3:]
+            with httpx.Client(
+                transport=httpx.HTTPTransport(uds=str(svc.state.socket)), base_url="http://s"
+            ) as http:
+                raw = http.get(
+                    f"/v1/analyses/{client.analysis(path)['id']}/events", params={"follow": "false"}
+                )
+                assert raw.headers["content-type"].startswith("text/event-stream")
+                assert raw.text.startswith("id: 0\nevent: analysis\ndata: {")

@@ -98,6 +98,8 @@ class Driver:
         self.message = ""
         self.since = isoformat(utcnow())
         self.events: deque[tuple[str, str]] = deque(maxlen=EVENTS_KEPT)
+        self.noted = 0
+        """How many events were ever noted (the number of the next one)."""
         self.thread: threading.Thread | None = None
         self.name = Path(entry.path).name
         self.orchestrator: Orchestrator | None = None
@@ -110,6 +112,7 @@ class Driver:
     def note(self, text: str) -> None:
         """Keep `text` among the analysis's recent events and write it to the service log."""
         self.events.append((isoformat(utcnow()), text))
+        self.noted += 1
         self.log(f"[{self.entry.path}] {text}")
 
     def start(self) -> None:
@@ -179,6 +182,12 @@ class Driver:
         elif report.outcome is RunOutcome.STALLED:
             self._set(DriveState.STALLED, report.message)
         return report.outcome
+
+    def events_since(self, number: int) -> tuple[int, list[tuple[str, str]]]:
+        """Events numbered `number` and later that are still kept, and the number of the next one."""
+        kept, noted = list(self.events), self.noted
+        first = noted - len(kept)
+        return noted, kept[max(0, number - first) :]
 
     def view(self) -> DriveView:
         """Its state now."""
@@ -281,6 +290,12 @@ class Supervisor:
         with self._guard:
             drivers = list(self._drivers.values())
         return [d.view() for d in drivers]
+
+    def events_since(self, key: str, number: int) -> tuple[int, list[tuple[str, str]]]:
+        """An analysis's events from `number` on (see Driver.events_since)."""
+        with self._guard:
+            driver = self._driver(key)
+        return driver.events_since(number)
 
     def view(self, key: str) -> DriveView:
         """One analysis."""

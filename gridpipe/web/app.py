@@ -6,8 +6,10 @@ turns gridpipe's errors into a JSON answer with a 4xx code naming the field. No 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from gridpipe.core.exceptions import (
@@ -38,6 +40,8 @@ AnalysisId = Annotated[
     str, PathParam(pattern=r"^[0-9a-f]{12}$", description="The analysis's id (GET /v1/analyses).")
 ]
 JobName = Annotated[str, PathParam(min_length=1, max_length=500, description="The job's name.")]
+EVENT_POLL_S = 0.5
+"""How often an event stream looks for new events (a list in memory: no store read)."""
 JOB_STATES = ("planned", "queued", "running", "done", "failed", "killed")
 
 
@@ -280,6 +284,37 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         with Analysis.open(Path(view.path)) as an:
             report = resubmit_jobs(an, request.names, failed=request.failed)
         return s.ResubmitOut(submitted=report.submitted)
+
+    @app.get(
+        "/v1/analyses/{analysis_id}/events",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events."}},
+    )
+    async def events(
+        analysis_id: AnalysisId,
+        after: Annotated[int, Query(ge=0, le=2**53, description="Start at this event number.")] = 0,
+        follow: Annotated[bool, Query(description="Keep the stream open for new events.")] = True,
+    ) -> StreamingResponse:
+        sup.view(analysis_id)  # an unknown id is a 404 now, not an empty stream
+
+        async def stream() -> AsyncIterator[bytes]:
+            number = after
+            while True:
+                try:
+                    noted, fresh = sup.events_since(analysis_id, number)
+                except UnknownAnalysisError:  # removed meanwhile: the stream ends
+                    return
+                for i, (time_, text) in enumerate(fresh, start=noted - len(fresh)):
+                    data = json.dumps({"time": time_, "text": text}, ensure_ascii=False)
+                    yield f"id: {i}\nevent: analysis\ndata: {data}\n\n".encode()
+                number = noted
+                if not follow:
+                    return
+                await asyncio.sleep(EVENT_POLL_S)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"cache-control": "no-store"}
+        )
 
     @app.get("/v1/queues", response_model=s.QueuesOut)
     def queues() -> s.QueuesOut:
