@@ -9,13 +9,17 @@ from typing import Any
 
 from gridpipe.core.version import __version__
 
-__all__ = ["Stage", "Workflow", "__version__"]
+__all__ = ["Client", "Stage", "Workflow", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    """`gridpipe.Workflow` and `gridpipe.Stage`, imported on first use."""
+    """`gridpipe.Workflow`, `gridpipe.Stage` and `gridpipe.Client`, imported on first use."""
     if name in ("Workflow", "Stage"):
         from gridpipe import api
 
         return getattr(api, name)
+    if name == "Client":
+        from gridpipe.client import Client
+
+        return Client
     raise AttributeError(name)

@@ -38,6 +38,14 @@ EXPECTED: dict[str, list[str]] = {
         rf"submit --test\s+{NUMBER}s",
         rf"run \(defaults\)\s+{NUMBER}s\s+ratio to the pool\s+{NUMBER}",
     ],
+    "service_idle.py": [
+        rf"service driving nothing: {NUMBER}% of a core",
+        rf"service with \d+ active jobs, nothing changing: {NUMBER}% of a core",
+    ],
+    "service_api.py": [
+        rf"status \(counts \+ 100 jobs\)\s+{NUMBER}\s+{NUMBER}",
+        rf"job page \(50, random offset\)\s+{NUMBER}\s+{NUMBER}",
+    ],
     "diracx_raw_bench.py": [rf"submit 40 jobs in calls of 20: {NUMBER} s total"],
     "slurm_bench.py": [
         rf"engine exactly-once submit \(store included\)\s+{NUMBER} s\s+ratio {NUMBER}",

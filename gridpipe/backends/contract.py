@@ -105,5 +105,10 @@ class Backend(ABC):
         """A web page about the job (DIRAC: the web monitor, when configured)."""
         return None
 
+    def submission_blocker(self) -> str | None:
+        """Why submitting now would fail half-way (DIRAC: the token is expired or near its end), else None;
+        the engine then pauses submission, keeps following its jobs and asks again next cycle."""
+        return None
+
     def preflight(self) -> None:  # noqa: B027 - optional hook
         """Raise BackendError if submitting cannot work (DIRAC: expired token); called before planning is recorded."""

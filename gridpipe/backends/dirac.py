@@ -84,6 +84,14 @@ class DiracBackend(Backend):
             raise missing_diracx(exc) from exc
         self.check_credentials()
 
+    def submission_blocker(self) -> str | None:
+        """The token's problem (expired, or less left than `min_token_validity`), else None."""
+        try:
+            self.check_credentials()
+        except BackendError as exc:
+            return exc.detail
+        return None
+
     # ---- submission ---------------------------------------------------------------------------
     def render_jdl(self, spec: JobSpec, input_sandbox: Sequence[str] | None = None) -> str:
         """The job's JDL (pure; without `input_sandbox` it lists the files that would be uploaded)."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from gridpipe.cli import analysis_cmds, data_cmds, dirac_cmds, job_cmds, run_cmds, storage_cmds  # noqa: F401  (commands register on import)
+from gridpipe.cli import analysis_cmds, data_cmds, dirac_cmds, job_cmds, run_cmds, service_cmds, storage_cmds  # noqa: F401  (commands register on import)
 from gridpipe.cli.options import analysis_given
 from gridpipe.cli.root import app, state
 

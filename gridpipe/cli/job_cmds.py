@@ -203,3 +203,25 @@ def logs_cmd(
         if logs.empty:
             why = f": {logs.reason}" if logs.reason else ""
             out.print(styled(f"{name}: no output was captured (status {logs.status}{why})"))
+
+
+@app.command("report")
+def report_cmd(
+    path: Path = typer.Argument(
+        None,
+        help="The analysis (default: the one containing the current directory).",
+        file_okay=False,
+        show_default=False,
+    ),
+    output: Path = typer.Option(
+        Path("report.html"), "--output", "-o", help="The HTML file to write.", dir_okay=False
+    ),
+    analysis_path: Path = AnalysisPath,
+) -> None:
+    """Write a self-contained HTML report (opens offline) and trace.tsv beside it, from the job store."""
+    from gridpipe.cli.output import console
+    from gridpipe.service.report import write_report
+
+    with open_analysis(path or analysis_path) as an:
+        html, trace = write_report(an, output)
+    console().print(f"wrote {html} and {trace}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gridpipe.cli.output import command_line
 from gridpipe.core.exceptions import (
     AnalysisNotFoundError,
     DataTypeNotFoundError,
@@ -65,8 +66,15 @@ _WORDING: dict[type[GridpipeError], Callable[[Any], str]] = {
         "`gridpipe run`)"
     ),
     RunLockedError: lambda e: (
-        f"another gridpipe run (process {e.holder}) is already driving {e.path}; watch it with "
-        "`gridpipe status`, or stop it (Ctrl-C) before starting a new one"
+        (
+            f"the gridpipe service (process {e.holder}) drives {e.path}; watch it with `gridpipe status` "
+            f"or `gridpipe service status`, or hand it back with `{command_line('gridpipe', 'service', 'pause', e.path)}`"
+        )
+        if e.by_service
+        else (
+            f"another gridpipe run (process {e.holder}) is already driving {e.path}; watch it with "
+            "`gridpipe status`, or stop it (Ctrl-C) before starting a new one"
+        )
     ),
     DownloadFailedError: lambda e: (
         f"{e.where}: {len(e.failures)} file(s) could not be downloaded and verified, first: "

@@ -77,10 +77,30 @@ def run_cmd(
     poll_interval: float = typer.Option(
         None, "--poll-interval", min=0.05, help="Seconds between refreshes.", show_default=False
     ),
+    detach: bool = typer.Option(
+        False, "--detach", help="Hand the analysis to the background service and return at once."
+    ),
     analysis_path: Path = AnalysisPath,
     json_output: bool = JsonOutput,
 ) -> None:
     """Drive the analysis to the end: submit, refresh, retry, gather and chain stages."""
+    if detach:
+        from gridpipe.cli.options import analysis_root
+        from gridpipe.cli.output import console
+        from gridpipe.client import Client
+
+        with Client() as client:
+            added = client.add(
+                analysis_root(analysis_path),
+                max_active=max_active,
+                max_attempts=max_attempts,
+                poll_interval=poll_interval,
+            )
+        console().print(
+            f"the gridpipe service drives {added['path']} (id {added['id']}); "
+            "follow it with `gridpipe status` or `gridpipe service status`"
+        )
+        return
     if not _drive(open_analysis(analysis_path), max_active, max_attempts, poll_interval, json_output):
         raise typer.Exit(EXIT_FAILED)
 

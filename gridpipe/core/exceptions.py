@@ -152,13 +152,14 @@ class JobDoneError(UsageError):
 
 
 class RunLockedError(GridpipeError):
-    """Another process (`holder`, its process id as it wrote it) is driving the analysis at `path`."""
+    """Another process (`holder`, its process id as it wrote it) is driving the analysis at `path`;
+    `by_service`: that process is the background service (`gridpipe service`)."""
 
-    def __init__(self, path: Path, holder: str) -> None:
-        self.path, self.holder = path, holder
+    def __init__(self, path: Path, holder: str, *, by_service: bool = False) -> None:
+        self.path, self.holder, self.by_service = path, holder, by_service
+        who = f"the gridpipe service (process {holder})" if by_service else f"another run (process {holder})"
         super().__init__(
-            f"another run (process {holder}) is already driving {path}; wait for it to end, or "
-            "stop it before starting a new one"
+            f"{who} is already driving {path}; wait for it to end, or stop it before starting a new one"
         )
 
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 from gridpipe.analysis.stage import Stage
 from gridpipe.core.exceptions import BackendError, RunLockedError, UsageError
@@ -39,6 +41,29 @@ from gridpipe.workflow.progress import (
 )
 
 Notify = Callable[[str], None]
+T = TypeVar("T")
+
+
+class Lanes(Protocol):
+    """Where the orchestrator's slow work runs: `call(lane, label, work)` runs `work` (in a worker of the lane
+    `submission`, `monitoring` or `transfers`) and returns its result. The service gives bounded worker pools;
+    `gridpipe run` calls directly."""
+
+    def call(self, lane: str, label: str, work: Callable[[], T]) -> T:
+        """Run `work` in `lane`; its result (or its exception)."""
+        ...
+
+
+class Direct:
+    """Lanes that run the work in the calling thread (`gridpipe run`)."""
+
+    def call(self, lane: str, label: str, work: Callable[[], T]) -> T:
+        """Run `work` now."""
+        return work()
+
+
+SERVICE_MARK = "service"
+"""Written after the process id in `.gridpipe/run.lock` when the background service drives the analysis."""
 
 
 @dataclass(frozen=True)
@@ -101,10 +126,22 @@ class Orchestrator:
     of the job store; this class only acts on the decisions (store, backends, gather, upload).
     """
 
-    def __init__(self, an: Analysis, options: RunOptions, notify: Notify = lambda _msg: None) -> None:
+    def __init__(
+        self,
+        an: Analysis,
+        options: RunOptions,
+        notify: Notify = lambda _msg: None,
+        *,
+        lanes: Lanes | None = None,
+        by_service: bool = False,
+    ) -> None:
         self.an = an
         self.options = options
         self.notify = notify
+        self.lanes: Lanes = lanes or Direct()
+        self.by_service = by_service
+        self.submission_paused: str | None = None
+        """Why submission is paused (the backend's words: e.g. the DIRAC token is near its end), else None."""
         self._given_up: set[str] = set()
 
     def snapshot(self) -> Snapshot:
@@ -143,7 +180,11 @@ class Orchestrator:
 
     def _gather(self, unit: Unit, n_jobs: int) -> None:
         stage = unit.stage
-        result = gather_unit(self.an, unit, GatherOptions(jobs=self.options.gather_jobs))
+        result = self.lanes.call(
+            "transfers",
+            f"gather {stage.name}/{unit.name}",
+            lambda: gather_unit(self.an, unit, GatherOptions(jobs=self.options.gather_jobs)),
+        )
         where = (
             f"{result.merged} ({sum(result.rows.values())} rows)" if result.merged else str(result.local_dir)
         )
@@ -153,7 +194,9 @@ class Orchestrator:
 
     def _upload(self, unit: Unit) -> None:
         stage = unit.stage
-        uploaded = upload_stage_outputs(self.an, stage)
+        uploaded = self.lanes.call(
+            "transfers", f"upload {stage.name}", lambda: upload_stage_outputs(self.an, stage)
+        )
         self.an.store.set_stage_state(stage.name, unit.name, UnitState.UPLOADED, f"{len(uploaded)} file(s)")
         self.notify(f"{stage.name}: uploaded {len(uploaded)} model file(s)")
 
@@ -179,7 +222,7 @@ class Orchestrator:
         """Submit planned jobs of the ready stages into the free slots; how many were submitted."""
         active = self.an.store.count(statuses=ACTIVE_STATES)
         slots = free_slots(active, self.options.max_active)
-        if not slots:
+        if not slots or self._submission_blocked():
             return 0
         names: list[str] = []
         for stage in stages:  # only the jobs that fit: 100,000 planned jobs are not read every cycle
@@ -189,8 +232,22 @@ class Orchestrator:
                 )
                 names += [j.name for j in planned]
         if names:
-            report = submit(self.an, names)
+            report = self.lanes.call(
+                "submission", f"submit {len(names)} job(s)", lambda: submit(self.an, names)
+            )
             self.notify(f"submitted {len(report.submitted)} job(s)")
+        return len(names)
+
+    def _submission_blocked(self) -> bool:
+        """Ask the grid backend whether submitting can work now; say when that changes."""
+        blocker = self.an.backend.submission_blocker()
+        if blocker != self.submission_paused:
+            if blocker:
+                self.notify(f"submission paused: {blocker}")
+            else:
+                self.notify("submission resumed")
+            self.submission_paused = blocker
+        return blocker is not None
 
     def _report_changes(self, changed: list[tuple[str, JobStatus]]) -> None:
         """One line per cycle: how many jobs ended, and which ones failed (the first few by name)."""
@@ -209,7 +266,7 @@ class Orchestrator:
 
     def step(self) -> RunReport | None:
         """One cycle; a report when the analysis is complete or cannot progress, else None."""
-        self._report_changes(refresh(self.an))
+        self._report_changes(self.lanes.call("monitoring", "refresh", lambda: refresh(self.an)))
         self._retry_failures()
         snapshot = self.snapshot()
         stages = self.ready_stages(snapshot)
@@ -238,7 +295,7 @@ class Orchestrator:
         """Until the next cycle is worth it: enough slots freed for waiting jobs, all jobs ended, or the
         poll interval passed (a backend that cannot tell cheaply just waits out the interval)."""
         active = self.an.store.active_ids()
-        if len(active) != 1:
+        if len(active) != 1 or self.by_service:  # the service: no fine-grained watch, it idles cheaply
             stop.wait(self.options.poll_interval)
             return
         ((backend, ids),) = active.items()
@@ -248,11 +305,14 @@ class Orchestrator:
 
     def run(self, stop: threading.Event | None = None) -> RunReport:
         """Loop until complete, stuck, or `stop` is set (then resumable); one run per analysis at a time."""
-        with run_lock(self.an):
-            return self._run(stop or threading.Event())
+        with run_lock(self.an, by_service=self.by_service):
+            return self.drive(stop or threading.Event())
 
-    def _run(self, stop: threading.Event) -> RunReport:
-        self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
+    def drive(self, stop: threading.Event, *, preflight: bool = True) -> RunReport:
+        """`run` for a caller that holds the run lock already (the service holds it while it drives; it
+        skips the preflight: a token near its end pauses submission instead of stopping the drive)."""
+        if preflight:
+            self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
         self.an.backend.ensure_running()  # the local executor starts up while the first stage is planned
         down_since: float | None = None
         failures = 0
@@ -278,21 +338,34 @@ class Orchestrator:
 
 
 @contextmanager
-def run_lock(an: Analysis) -> Iterator[None]:
-    """The right to drive the analysis (`.gridpipe/run.lock`, holding the driver's process id); a second
-    run is refused while the first lives. The kernel releases the lock when its holder dies, even by kill -9.
+def run_lock(an: Analysis, *, by_service: bool = False) -> Iterator[None]:
+    """`run_lock_at` the analysis's folder."""
+    with run_lock_at(an.path, by_service=by_service):
+        yield
+
+
+@contextmanager
+def run_lock_at(analysis: Path, *, by_service: bool = False) -> Iterator[None]:
+    """The right to drive the analysis (`.gridpipe/run.lock`, holding the driver's process id, and
+    `service` when the background service drives it); a second run is refused while the first lives. The
+    kernel releases the lock when its holder dies, even by kill -9.
     """
-    path = an.path / ".gridpipe" / "run.lock"
+    path = analysis / ".gridpipe" / "run.lock"
     with held_lock(path, wait=False) as fd:
         if fd is None:
-            holder = path.read_text(errors="replace").strip() or "unknown"
-            raise RunLockedError(an.path, holder)
+            raise locked_error(analysis, path.read_text(errors="replace"))
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            os.pwrite(fd, f"{os.getpid()}{' ' + SERVICE_MARK if by_service else ''}\n".encode(), 0)
         except OSError as exc:  # e.g. a full disk: name the file
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         yield
+
+
+def locked_error(analysis: Path, text: str) -> RunLockedError:
+    """The error for an analysis whose run lock holds `text` (a process id, maybe marked `service`)."""
+    words = text.split()
+    return RunLockedError(analysis, words[0] if words else "unknown", by_service=SERVICE_MARK in words[1:])
 
 
 def raise_empty(an: Analysis, stage: Stage, unit: Unit) -> None:

@@ -56,13 +56,20 @@ class JobFilter:
     states: frozenset[str] | None = None
     limit: int | None = None
     done_last: bool = False
+    unit: str | None = None
+    offset: int = 0
 
 
 def job_rows(an: Analysis, which: JobFilter = JobFilter()) -> Iterator[dict[str, object]]:
     """One dict per job (keys JOB_KEYS), streamed from the store."""
     statuses = stored_states(which.states) if which.states is not None else None
     rows = an.store.summary_rows(
-        stage=which.stage, statuses=statuses, limit=which.limit, done_last=which.done_last
+        stage=which.stage,
+        statuses=statuses,
+        limit=which.limit,
+        done_last=which.done_last,
+        unit=which.unit,
+        offset=which.offset,
     )
     for r in rows:
         link = an.backend_named(r[9]).link(r[5]) if r[5] and r[9] else None
@@ -72,4 +79,4 @@ def job_rows(an: Analysis, which: JobFilter = JobFilter()) -> Iterator[dict[str,
 def count_jobs(an: Analysis, which: JobFilter) -> int:
     """How many jobs match the stage and states of `which` (its limit aside)."""
     statuses = stored_states(which.states) if which.states is not None else None
-    return an.store.count(stage=which.stage, statuses=statuses)
+    return an.store.count(stage=which.stage, unit=which.unit, statuses=statuses)

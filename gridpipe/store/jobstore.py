@@ -269,15 +269,17 @@ class JobStore:
         statuses: Iterable[JobStatus] | None = None,
         limit: int | None = None,
         done_last: bool = False,
+        unit: str | None = None,
+        offset: int = 0,
     ) -> Iterator[SummaryRow]:
         """(name, stage, unit, status, submissions, backend_id, site, updated, reason, backend) of the jobs,
         in insertion order (jobs not done first with `done_last`), read through a cursor: memory stays flat
-        however many jobs there are.
+        however many jobs there are. `offset` skips that many (a page; not with `done_last`).
 
         Submissions count every attempt a backend took (a user's resubmission included); the retry budget
         (`JobRecord.attempts`, reset by `resubmit`) is a separate number.
         """
-        clause, args = _filters(stage, None, statuses)
+        clause, args = _filters(stage, unit, statuses)
         clause = clause.replace("status IN", "+status IN")  # walk the rows in id order, stop at `limit`
         select = (
             "SELECT name, stage, unit, status,"
@@ -295,7 +297,8 @@ class JobStore:
         for where, values in parts:
             cursor = self._conn.cursor()  # its own cursor: other queries may run while it is read
             cursor.arraysize = 1000
-            for row in cursor.execute(f"{select} {where} ORDER BY id LIMIT ?", [*values, left]):
+            sql = f"{select} {where} ORDER BY id LIMIT ? OFFSET ?"
+            for row in cursor.execute(sql, [*values, left, offset]):
                 left -= 1
                 yield row
             if left == 0:
@@ -488,6 +491,30 @@ class JobStore:
             + " ORDER BY e.id"
         )
         return [Event(*row) for row in self._conn.execute(sql, (name,) if name else ())]
+
+    def failure_groups(self) -> dict[str, list[tuple[str | None, int]]]:
+        """Failed or killed jobs counted by reason and by site (most first), in two grouped queries."""
+        out: dict[str, list[tuple[str | None, int]]] = {}
+        for column in ("reason", "site"):
+            sql = (
+                f"SELECT {column}, COUNT(*) AS n FROM jobs WHERE status IN ('failed', 'killed') "
+                f"GROUP BY {column} ORDER BY n DESC, {column}"
+            )
+            out[column] = list(self._conn.execute(sql))
+        return out
+
+    def attempt_rows(self, name: str | None = None) -> Iterator[tuple[object, ...]]:
+        """(job, stage, unit, number, backend, backend_id, status, site, exit_code, reason, submitted, ended)
+        of every attempt (of one job), in order, read through a cursor."""
+        cursor = self._conn.cursor()
+        cursor.arraysize = 1000
+        sql = (
+            "SELECT j.name, j.stage, j.unit, a.number, a.backend, a.backend_id, a.status, a.site, a.exit_code,"
+            " a.reason, a.submitted, a.ended FROM attempts a JOIN jobs j ON j.id = a.job_id"
+            + (" WHERE j.name = ?" if name else "")
+            + " ORDER BY a.id"
+        )
+        yield from cursor.execute(sql, (name,) if name else ())
 
     def log_event(self, kind: str, detail: str, job: str | None = None) -> None:
         """Append an event that is not a job state change (stage gathered, models uploaded, ...)."""

@@ -1,0 +1,214 @@
+"""The dashboard in a real browser: Debian's Chromium, headless, driven by Selenium through the system
+chromedriver, on the service's loopback port with the token. It sees a real run's numbers change, filters
+the job table, opens a job's log, shows hostile text verbatim (no markup injection), and a screenshot is
+kept in the test's folder."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from engine_helpers import make_analysis, slow_workflow
+from service_helpers import running_service
+
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+HOSTILE = "ev<script>window.__pwned=1<\\script> \"q' <img src=x onerror=window.__pwned=2>"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMEDRIVER.exists() or shutil.which("chromium") is None,
+    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
+)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1800",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    options.binary_location = shutil.which("chromium")
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(predicate, timeout=90.0, what="the page"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not show it in {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def _rows(driver, table: str) -> list[list[str]]:
+    """The cells' text of a table's rows, read in one go (the page redraws its tables as it polls)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + ' tbody tr')]"
+        ".map(tr => [...tr.children].map(td => td.textContent))",
+        table,
+    )
+
+
+def _done_count(driver) -> int:
+    return sum(int(r[5]) for r in _rows(driver, "#stages") if r[0] == "produce")
+
+
+def _click(driver, css: str) -> None:
+    """Click the first element matching `css` like a user, again if the page redrew it meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    for _ in range(50):
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    raise AssertionError(f"{css} kept being redrawn")
+
+
+def test_dashboard_follows_a_run_filters_opens_a_log_and_escapes_text(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    folder = tmp_path / HOSTILE
+    folder.mkdir()
+    path = make_analysis(
+        folder, {"gamma": 10, "proton": 2}, workflow=slow_workflow(tmp_path, 0.4), n_file_per_job=1
+    )
+    with running_service() as svc:
+        svc.analyses.append(path)
+        svc.start("--http", "127.0.0.1:0")
+        info = svc.info()
+        assert svc.cli("service", "add", path, "--max-active", "2", "--poll-interval", "0.05").returncode == 0
+        browser.get(f"http://{info['http']}/?token={info['token']}&interval=300")
+        assert "token=" not in browser.current_url  # the token is traded for a cookie at once
+
+        _wait(lambda: _rows(browser, "#stages"), what="the stage table")
+        first = _done_count(browser)
+        assert first < 10
+        _wait(lambda: _done_count(browser) > first, what="a change of the numbers")
+        _wait(lambda: _rows(browser, "#analyses")[0][1] == "complete", what="completion")
+        _wait(lambda: _done_count(browser) == 12, what="the final counts")
+
+        # hostile text (the analysis's folder) is shown verbatim and never runs
+        assert _rows(browser, "#analyses")[0][3] == str(path)
+        assert HOSTILE in browser.find_element(By.CSS_SELECTOR, "#analyses tbody").text
+        assert browser.execute_script("return window.__pwned === undefined")
+        assert browser.find_elements(By.CSS_SELECTOR, "img") == []
+        assert browser.find_elements(By.CSS_SELECTOR, "main script") == []
+
+        # filter: only proton jobs; then by status
+        particle = browser.find_element(By.ID, "f-particle")
+        particle.send_keys("proton")
+        _wait(
+            lambda: [r[2] for r in _rows(browser, "#jobs")] == ["proton", "proton"],
+            what="the particle filter",
+        )
+        particle.clear()
+        particle.send_keys(" ")  # an input event: the filter is read again (blank: every particle)
+        Select(browser.find_element(By.ID, "f-status")).select_by_visible_text("failed")
+        _wait(lambda: browser.find_element(By.ID, "page").text == "no job", what="the status filter")
+        Select(browser.find_element(By.ID, "f-status")).select_by_visible_text("done")
+        _wait(lambda: "of 13" in browser.find_element(By.ID, "page").text, what="13 done jobs")
+        assert {r[3] for r in _rows(browser, "#jobs")} == {"done"}
+
+        # open a job: its attempts and its log
+        _click(browser, "#jobs tbody tr a.job")
+        _wait(
+            lambda: browser.execute_script(
+                "const p = document.querySelector('#logs pre.log-stdout'); return p && p.textContent"
+            ),
+            what="the log",
+        )
+        log = browser.execute_script("return document.querySelector('#logs pre.log-stdout').textContent")
+        assert log.startswith("$ ") and "time.sleep(0.4)" in log
+        assert len(_rows(browser, "#attempts")) == 1
+
+        # the queues panel lists every worker
+        lanes = {r[0] for r in _rows(browser, "#queues")}
+        assert lanes == {"submission", "monitoring", "transfers"}
+
+        shot = tmp_path / "dashboard.png"
+        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+def test_dashboard_without_the_token_is_refused(browser):
+    with running_service() as svc:
+        svc.start("--http", "127.0.0.1:0")
+        browser.get(f"http://{svc.info()['http']}/")
+        assert "missing or wrong token" in browser.page_source
+
+
+def test_the_report_opens_offline_in_the_browser(tmp_path, browser, run_cli):
+    from engine_helpers import wait_executor_gone
+
+    path = make_analysis(tmp_path, {"gamma": 2, "proton": 1}, n_file_per_job=1)
+    try:
+        done = run_cli("run", "-a", path, "--poll-interval", "0.05", cwd=tmp_path, timeout=180)
+        assert done.rc == 0, done.stderr
+    finally:
+        wait_executor_gone(path)
+    report = tmp_path / "report.html"
+    assert run_cli("report", path, "-o", report, cwd=tmp_path).rc == 0
+    browser.get(report.as_uri())  # a file, no server
+    rows = _rows_plain(browser, "#counts tr")
+    assert ["produce", "gamma", "0", "0", "0", "2", "0", "0"] in rows
+    assert len(browser.execute_script("return document.querySelectorAll('#timeline .lane span.done')")) == 4
+    assert (
+        browser.execute_script("return document.getElementById('no-failures').textContent")
+        == "No attempt failed."
+    )
+    shot = tmp_path / "report.png"
+    assert browser.save_screenshot(str(shot))
+
+
+def _rows_plain(driver, css: str) -> list[list[str]]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(tr => [...tr.children].map(td => td.textContent))",
+        css,
+    )
+
+
+def test_dashboard_groups_failures_and_pauses(tmp_path, browser):
+    path = make_analysis(tmp_path, {"gamma": 2, "proton": 3}, n_file_per_job=1)
+    with running_service() as svc:
+        svc.extra_env["FAIL_proton"] = "3"  # proton jobs exit 3: they fail for good after 2 attempts
+        svc.analyses.append(path)
+        svc.start("--http", "127.0.0.1:0")
+        info = svc.info()
+        assert (
+            svc.cli("service", "add", path, "--max-attempts", "2", "--poll-interval", "0.05").returncode == 0
+        )
+        browser.get(f"http://{info['http']}/?token={info['token']}&interval=300")
+        _wait(
+            lambda: (_rows(browser, "#analyses") or [["", ""]])[0][1] == "stalled", what="the stalled state"
+        )
+        _wait(lambda: _rows(browser, "#by-site") == [["localhost", "3"]], what="failures by site")
+        (reason,) = _rows(browser, "#by-reason")
+        assert reason[1] == "3" and "3" in reason[0]
+        # pause from the page (a POST by cookie with the X-Gridpipe header)
+        _click(browser, "#analyses tbody tr button")
+        _wait(lambda: _rows(browser, "#analyses")[0][1] == "paused", what="the pause")
+        with svc.client() as client:
+            assert client.analysis(path)["paused"] is True
+        assert browser.save_screenshot(str(tmp_path / "failures.png"))
