@@ -51,7 +51,7 @@ def open_database(path: Path, setup: Callable[[sqlite3.Connection], None]) -> Da
     readonly = not (_writable(path) and _writable(path.parent))
     try:
         if readonly:
-            conn = _readonly_connection(path)
+            conn = readonly_connection(path)
             check_connection(conn, path)
         else:
             try:
@@ -63,7 +63,7 @@ def open_database(path: Path, setup: Callable[[sqlite3.Connection], None]) -> Da
                 if not isinstance(database_error(exc, path), DiskFullError):
                     raise
                 # a full disk: what is recorded can still be read; any write says the disk is full
-                conn, readonly = _readonly_connection(path), True
+                conn, readonly = readonly_connection(path), True
                 check_connection(conn, path)
     except sqlite3.DatabaseError as exc:
         raise database_error(exc, path) from None
@@ -133,7 +133,7 @@ def _connection(target: str, *, uri: bool) -> sqlite3.Connection:
     return conn
 
 
-def _readonly_connection(path: Path) -> sqlite3.Connection:
+def readonly_connection(path: Path) -> sqlite3.Connection:
     """A read-only connection; a WAL database whose shared-memory file cannot be made is read as it was
     last checkpointed (what a clean close leaves)."""
     target = "file:" + _uri_path(path)

@@ -16,11 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty, SimpleQueue
-from urllib.parse import quote
 
 from gridpipe.core.exceptions import StorageError
 from gridpipe.core.fsutil import held_lock
-from gridpipe.core.sqlite import check_database_file, open_database, transaction
+from gridpipe.core.sqlite import check_database_file, open_database, readonly_connection, transaction
 from gridpipe.storage.local_files import os_errors
 
 _INHERITED: list[sqlite3.Connection] = []
@@ -72,14 +71,13 @@ class Catalogue:
             try:
                 db = self._idle.get_nowait()
             except Empty:
-                db = sqlite3.connect(
-                    f"file:{quote(str(self.path.resolve()))}?mode=ro" if self._readonly else str(self.path),
-                    timeout=self._timeout,
-                    isolation_level=None,
-                    check_same_thread=False,
-                    uri=self._readonly,
-                )
-                db.execute("PRAGMA synchronous=NORMAL")
+                if self._readonly:  # read-only, also where its shared-memory file cannot be made
+                    db = readonly_connection(self.path)
+                else:
+                    db = sqlite3.connect(
+                        self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                    )
+                    db.execute("PRAGMA synchronous=NORMAL")
             try:
                 yield db
             except BaseException:

@@ -31,6 +31,7 @@ from gridpipe.core.exceptions import (
 )
 from gridpipe.service.context import Analysis
 from gridpipe.service.lanes import LaneView
+from gridpipe.service.rerun import stale_units
 from gridpipe.service.statedir import ServiceInfo
 from gridpipe.service.status import JobFilter, count_jobs, job_rows, shown, stage_counts
 from gridpipe.service.supervisor import AlreadyDrivenError, DriveView, Supervisor, UnknownAnalysisError
@@ -193,7 +194,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         with Analysis.open(Path(view.path)) as an:
             jobs = [s.JobOut.model_validate(j) for j in job_rows(an, JobFilter(limit=limit))]
             return s.StatusOut(
-                analysis=str(an.path), stages=stage_counts(an), jobs=jobs, service=_analysis_out(view)
+                analysis=str(an.path),
+                stages=stage_counts(an),
+                stale=stale_units(an),
+                jobs=jobs,
+                service=_analysis_out(view),
             )
 
     @app.get("/v1/analyses/{analysis_id}/jobs", response_model=s.JobsPage)
@@ -240,7 +245,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             logs: dict[str, str] = {}
             problem = None
             try:
-                logs = job_logs(an, name)
+                logs = job_logs(an, name).streams
             except GridpipeError as exc:
                 problem = exc.detail
             out = s.JobOut(
@@ -248,7 +253,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                 stage=found.stage,
                 particle=found.unit,
                 status=shown(found.status),
-                attempts=found.attempts,
+                attempts=len(attempts),  # submissions, as `status` counts them
+                backend=found.backend,
                 backend_id=found.backend_id,
                 site=found.site,
                 updated=found.updated,
@@ -282,8 +288,11 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
         view = sup.view(analysis_id)
         with Analysis.open(Path(view.path)) as an:
-            report = resubmit_jobs(an, request.names, failed=request.failed)
-        return s.ResubmitOut(submitted=report.submitted)
+            report = resubmit_jobs(an, request.names, failed=request.failed, done=request.done)
+        stale: dict[str, list[str]] = {}
+        for stage, unit in report.stale:
+            stale.setdefault(stage, []).append(unit)
+        return s.ResubmitOut(submitted=report.submission.submitted, stale=stale)
 
     @app.get(
         "/v1/analyses/{analysis_id}/events",

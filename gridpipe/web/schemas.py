@@ -86,6 +86,7 @@ class JobOut(Strict):
     particle: str
     status: str
     attempts: int
+    backend: str | None
     backend_id: str | None
     site: str | None
     updated: str | None
@@ -98,6 +99,7 @@ class StatusOut(Strict):
 
     analysis: str
     stages: dict[str, dict[str, dict[str, int]]]
+    stale: dict[str, list[str]] = {}
     jobs: list[JobOut]
     service: AnalysisOut
 
@@ -190,12 +192,16 @@ class ResubmitRequest(Strict):
 
     names: JobNames = Field(default_factory=list, max_length=100_000)
     failed: bool = False
+    done: bool = False
+    """Also run done jobs again (later units made from their outputs become stale)."""
 
 
 class ResubmitOut(Strict):
     """The jobs resubmitted ({name: backend id})."""
 
     submitted: dict[str, str]
+    stale: dict[str, list[str]] = {}
+    """Units of later stages made stale ({stage: [unit]}): `run` redoes them."""
 
 
 class FailureGroup(Strict):
