@@ -118,7 +118,9 @@ def test_without_the_extra_every_command_names_it_on_one_line(run_cli, tmp_path:
         assert (rc, out) == (2, "")
         assert err == f"gridpipe: error: {grid}:{line}: key 'backend.name': {INSTALL_DIRAC}\n"
     rc, out, err = run_cli("create-analysis", "x", "--backend", "nosuch", cwd=tmp_path, env=no_diracx)
-    assert err == "gridpipe: error: --backend 'nosuch' is not one of: dirac, local, slurm\n"  # dirac still listed
+    assert (
+        err == "gridpipe: error: --backend 'nosuch' is not one of: dirac, local, slurm\n"
+    )  # dirac still listed
 
 
 # ---- settings owned by the plugins ------------------------------------------------------------------
