@@ -187,20 +187,9 @@ def print_status(
 
 def print_job_rows(an: Analysis, which: JobFilter) -> None:
     """Job rows: a table up to TABLE_ROWS_MAX rows, else tab-separated lines; then what was left out."""
-    from gridpipe.service.status import count_jobs, job_rows
+    from gridpipe.service.status import JOB_KEYS, count_jobs, job_rows
 
-    columns = [
-        "name",
-        "stage",
-        "particle",
-        "status",
-        "attempts",
-        "backend",
-        "backend_id",
-        "site",
-        "updated",
-        "reason",
-    ]
+    columns = [key for key in JOB_KEYS if key != "link"]  # the link is a column only when a job has one
     titles = [c.replace("_", " ").replace("updated", "last change") for c in [*columns, "link"]]
     out = console()
     shown = 0
