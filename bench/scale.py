@@ -26,26 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from engine_helpers import make_analysis, wait_executor_gone
+from engine_helpers import make_analysis, noop_workflow, wait_executor_gone
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
 
 GP = [sys.executable, "-m", "gridpipe"]
-NOOP = """version: 1
-tree:
-  directories: [data/simtel, logs]
-  files: [{path: configs/grid.yaml, template: configs/grid.yaml.j2}]
-inputs: {gamma_in: data/simtel/gamma_in.list}
-stages:
-  - name: noop
-    units: [gamma]
-    input_list: "{particle}_in"
-    data_type: NOOP
-    job_name: "{analysis}_NOOP_{particle}_{token}%s"
-    output: "NOOP_{particle}%s_{token}.txt"
-    n_file_per_job: 1
-%s    command: ["touch {output}"]
-"""
 
 
 @dataclass
@@ -120,13 +105,7 @@ def _sqlite_insert(path: Path, n: int) -> None:
 
 
 def _noop_analysis(root: Path, name: str, sweep: int, lfns: str) -> Path:
-    workflow = root / f"{name}.yaml"
-    if sweep:
-        workflow.write_text(
-            NOOP % ("_{cut}", "_{cut}", f"    sweep: {{name: cut, values: {list(range(sweep))}}}\n")
-        )
-    else:
-        workflow.write_text(NOOP % ("", "", ""))
+    workflow = noop_workflow(root / f"{name}.yaml", sweep=sweep)
     path = create_analysis(CreateRequest(name=name, analyses_dir=root, workflow=workflow)).path
     (path / "data" / "simtel" / "gamma_in.list").write_text(lfns)
     return path
@@ -172,8 +151,7 @@ def _touch(path: str) -> int:
 
 def run_compare(root: Path, jobs: int, workers: int, timeout: float) -> dict[str, Measure]:
     """`gridpipe run` of `jobs` no-op grid jobs with its defaults and with --max-active, against a pool."""
-    workflow = root / "noop_run.yaml"
-    workflow.write_text(NOOP % ("", "", ""))
+    workflow = noop_workflow(root / "noop_run.yaml")
     out: dict[str, Measure] = {}
     outdir = root / "pool"
     outdir.mkdir()

@@ -19,33 +19,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from engine_helpers import noop_workflow
 from service_helpers import running_service
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
 from gridpipe.service.context import Analysis
 from gridpipe.service.planning import plan_units, record_plan
 
-NOOP = """version: 1
-tree:
-  directories: [data/simtel, logs]
-  files: [{path: configs/grid.yaml, template: configs/grid.yaml.j2}]
-inputs: {gamma_in: data/simtel/gamma_in.list}
-stages:
-  - name: noop
-    units: [gamma]
-    input_list: "{particle}_in"
-    data_type: NOOP
-    job_name: "{analysis}_NOOP_{particle}_{token}"
-    output: "NOOP_{particle}_{token}.txt"
-    n_file_per_job: 1
-    command: ["touch {output}"]
-"""
-
 
 def big_analysis(root: Path, jobs: int) -> Path:
     """An analysis with `jobs` planned jobs in its store (nothing submitted)."""
-    workflow = root / "noop.yaml"
-    workflow.write_text(NOOP)
+    workflow = noop_workflow(root / "noop.yaml")
     path = create_analysis(CreateRequest(name="big", analyses_dir=root, workflow=workflow)).path
     (path / "data" / "simtel" / "gamma_in.list").write_text(
         "".join(f"/vo.cta.in2p3.fr/MC/PROD/gamma/gamma_run{i}.simtel.zst\n" for i in range(1, jobs + 1))

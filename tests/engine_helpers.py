@@ -50,6 +50,36 @@ def make_analysis(
     return path
 
 
+_NOOP = """version: 1
+tree:
+  directories: [data/simtel, logs]
+  files: [{{path: configs/grid.yaml, template: configs/grid.yaml.j2}}]
+inputs: {{gamma_in: data/simtel/gamma_in.list}}
+stages:
+  - name: noop
+    units: [gamma]
+    input_list: "{{particle}}_in"
+    data_type: NOOP
+    job_name: "{{analysis}}_NOOP_{{particle}}_{{token}}{suffix}"
+    output: "NOOP_{{particle}}{suffix}_{{token}}.txt"
+    n_file_per_job: 1
+{sweep}    command: ["touch {{output}}"]
+"""
+
+
+def noop_workflow(path: Path, *, sweep: int = 0) -> Path:
+    """Write the benchmarks' no-op workflow to `path`: one grid stage `noop` over `gamma`, one input file
+    per job, each job touching its output; `sweep` > 0 sweeps it over `cut` = 0 .. sweep-1 (one unit each)."""
+    if sweep:
+        text = _NOOP.format(
+            suffix="_{cut}", sweep=f"    sweep: {{name: cut, values: {list(range(sweep))}}}\n"
+        )
+    else:
+        text = _NOOP.format(suffix="", sweep="")
+    path.write_text(text)
+    return path
+
+
 def gridpipe(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
