@@ -251,10 +251,11 @@ def marks(chunk: Sequence[Any]) -> str:
 
 
 def select_in(
-    conn: sqlite3.Connection, select: str, column: str, values: Sequence[Any]
+    conn: sqlite3.Connection, select: str, column: str, values: Sequence[Any], tail: str = ""
 ) -> list[tuple[Any, ...]]:
-    """Rows of `select WHERE column IN (values)`, in chunked queries (`select` and `column` are code, not data)."""
+    """Rows of `select WHERE column IN (values) tail`, in chunked queries (`select`, `column` and `tail`,
+    e.g. a GROUP BY, are code, not data)."""
     rows: list[tuple[Any, ...]] = []
     for chunk in chunks(list(values)):
-        rows += conn.execute(f"{select} WHERE {column} IN ({marks(chunk)})", chunk).fetchall()
+        rows += conn.execute(f"{select} WHERE {column} IN ({marks(chunk)}) {tail}", chunk).fetchall()
     return rows

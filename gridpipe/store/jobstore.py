@@ -10,7 +10,9 @@ import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from gridpipe.core.models import BackendStatus, JobSpec
 from gridpipe.core.sqlite import open_database, select_in, transaction
@@ -38,9 +40,9 @@ class JobRecord:
     updated: str
     spec_json: str
 
-    @property
+    @cached_property
     def spec(self) -> JobSpec:
-        """The job's spec."""
+        """The job's spec (parsed once per record)."""
         return JobSpec.from_json(json.loads(self.spec_json))
 
 
@@ -132,6 +134,19 @@ class JobStore:
 
     def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
         return transaction(self._conn)
+
+    @staticmethod
+    def _by_name(conn: sqlite3.Connection, columns: str, names: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """{name: (columns...)} of the named jobs that exist, in chunked queries (`columns` is code)."""
+        rows = select_in(conn, f"SELECT name, {columns} FROM jobs", "name", list(dict.fromkeys(names)))
+        return {row[0]: row[1:] for row in rows}
+
+    @staticmethod
+    def _events(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
+        """Append events (ts, job_id, kind, old, new, detail) in one statement."""
+        conn.executemany(
+            "INSERT INTO events (ts, job_id, kind, old, new, detail) VALUES (?, ?, ?, ?, ?, ?)", rows
+        )
 
     @staticmethod
     def _event(
@@ -309,45 +324,61 @@ class JobStore:
         """Record the intent to submit (status `submitting`, a new attempt) before the backend is called."""
         now = utcnow().isoformat()
         with self._tx() as conn:
-            for name in names:
-                job_id, status, attempts = conn.execute(
-                    "SELECT id, status, attempts FROM jobs WHERE name = ?", (name,)
-                ).fetchone()
-                conn.execute(
-                    "UPDATE jobs SET status = ?, attempts = ?, backend = ?, backend_id = NULL, site = NULL,"
-                    " reason = NULL, flagged = 0, updated = ? WHERE id = ?",
-                    (JobStatus.SUBMITTING, attempts + 1, backend, now, job_id),
+            jobs = self._by_name(conn, "id, status, attempts", names)
+            missing = [name for name in names if name not in jobs]
+            if missing:
+                raise KeyError(missing[0])
+            ids = [job_id for job_id, _, _ in jobs.values()]
+            numbers = dict.fromkeys(ids, 1)
+            numbers.update(
+                select_in(
+                    conn, "SELECT job_id, MAX(number) + 1 FROM attempts", "job_id", ids, "GROUP BY job_id"
                 )
-                number = conn.execute(
-                    "SELECT COALESCE(MAX(number), 0) + 1 FROM attempts WHERE job_id = ?", (job_id,)
-                ).fetchone()[0]
-                conn.execute(
-                    "INSERT INTO attempts (job_id, number, backend, status, submitted) VALUES (?, ?, ?, ?, ?)",
-                    (job_id, number, backend, JobStatus.SUBMITTING, now),
-                )
-                self._event(
-                    conn, now, job_id, "submitting", status, JobStatus.SUBMITTING, f"attempt {number}"
-                )
+            )
+            conn.executemany(
+                "UPDATE jobs SET status = ?, attempts = ?, backend = ?, backend_id = NULL, site = NULL,"
+                " reason = NULL, flagged = 0, updated = ? WHERE id = ?",
+                [(JobStatus.SUBMITTING, n + 1, backend, now, job_id) for job_id, _, n in jobs.values()],
+            )
+            conn.executemany(
+                "INSERT INTO attempts (job_id, number, backend, status, submitted) VALUES (?, ?, ?, ?, ?)",
+                [(job_id, numbers[job_id], backend, JobStatus.SUBMITTING, now) for job_id in ids],
+            )
+            self._events(
+                conn,
+                [
+                    (now, job_id, "submitting", old, JobStatus.SUBMITTING, f"attempt {numbers[job_id]}")
+                    for job_id, old, _ in jobs.values()
+                ],
+            )
 
     def confirm_submitted(self, submitted: dict[str, str], *, adopted: bool = False) -> None:
         """Store the backend ids of jobs the backend accepted (or that reconciliation found)."""
         now = utcnow().isoformat()
         kind = "adopted" if adopted else "submitted"
         with self._tx() as conn:
-            for name, backend_id in submitted.items():
-                row = conn.execute("SELECT id, status FROM jobs WHERE name = ?", (name,)).fetchone()
-                if row is None or row[1] != JobStatus.SUBMITTING:
-                    continue  # only the intent recorded before the backend call is confirmed
-                job_id = row[0]
-                conn.execute(
-                    "UPDATE jobs SET status = ?, backend_id = ?, updated = ? WHERE id = ?",
-                    (JobStatus.QUEUED, backend_id, now, job_id),
-                )
-                conn.execute(
-                    f"UPDATE attempts SET status = ?, backend_id = ? WHERE job_id = ? AND number = {_CURRENT}",
-                    (JobStatus.QUEUED, backend_id, job_id, job_id),
-                )
-                self._event(conn, now, job_id, kind, JobStatus.SUBMITTING, JobStatus.QUEUED, backend_id)
+            jobs = self._by_name(conn, "id, status", list(submitted))
+            # only the intent recorded before the backend call is confirmed
+            todo = [
+                (jobs[name][0], backend_id)
+                for name, backend_id in submitted.items()
+                if name in jobs and jobs[name][1] == JobStatus.SUBMITTING
+            ]
+            conn.executemany(
+                "UPDATE jobs SET status = ?, backend_id = ?, updated = ? WHERE id = ?",
+                [(JobStatus.QUEUED, backend_id, now, job_id) for job_id, backend_id in todo],
+            )
+            conn.executemany(
+                f"UPDATE attempts SET status = ?, backend_id = ? WHERE job_id = ? AND number = {_CURRENT}",
+                [(JobStatus.QUEUED, backend_id, job_id, job_id) for job_id, backend_id in todo],
+            )
+            self._events(
+                conn,
+                [
+                    (now, job_id, kind, JobStatus.SUBMITTING, JobStatus.QUEUED, backend_id)
+                    for job_id, backend_id in todo
+                ],
+            )
 
     def revert_unsubmitted(self, names: Sequence[str], reason: str) -> None:
         """Jobs the backend did not take: back to `planned`, the attempt closed as failed."""
@@ -400,27 +431,40 @@ class JobStore:
         if not fresh:
             return []
         changed: list[tuple[str, JobStatus]] = []
+        jobs, attempts, events = [], [], []
         with self._tx() as conn:
-            for update, (job_id, name, _seen, _site, _flagged, _backend) in fresh:
-                row = conn.execute(  # re-read inside the transaction: another process may have moved it
-                    "SELECT status, site, flagged FROM jobs WHERE id = ? AND backend = ? AND backend_id = ?",
-                    (job_id, backend, update.backend_id),
-                ).fetchone()
-                if row is None or (row[0] == update.status and bool(row[2]) == update.flagged):
+            # re-read inside the transaction: another process may have moved them
+            again = {
+                row[0]: row[1:]
+                for row in select_in(
+                    conn,
+                    "SELECT id, status, site, flagged, backend, backend_id FROM jobs",
+                    "id",
+                    [job_id for _, (job_id, *_) in fresh],
+                )
+            }
+            for update, (job_id, name, *_) in fresh:
+                row = again.get(job_id)
+                if row is None or row[3] != backend or row[4] != update.backend_id:
+                    continue
+                if row[0] == update.status and bool(row[2]) == update.flagged:
                     continue
                 old, site = row[0], update.site or row[1]
                 ended = now if update.status not in ACTIVE_STATES else None
-                conn.execute(
-                    "UPDATE jobs SET status = ?, site = ?, reason = ?, flagged = ?, updated = ? WHERE id = ?",
-                    (update.status, site, update.reason, int(update.flagged), now, job_id),
-                )
-                conn.execute(
-                    "UPDATE attempts SET status = ?, site = ?, exit_code = ?, reason = ?, ended = ?"
-                    f" WHERE job_id = ? AND number = {_CURRENT}",
-                    (update.status, site, update.exit_code, update.reason, ended, job_id, job_id),
-                )
-                self._event(conn, now, job_id, "status", old, update.status, update.reason)
+                jobs.append((update.status, site, update.reason, int(update.flagged), now, job_id))
+                attempts.append((update.status, site, update.exit_code, update.reason, ended, job_id, job_id))
+                events.append((now, job_id, "status", old, update.status, update.reason))
                 changed.append((name, update.status))
+            conn.executemany(
+                "UPDATE jobs SET status = ?, site = ?, reason = ?, flagged = ?, updated = ? WHERE id = ?",
+                jobs,
+            )
+            conn.executemany(
+                "UPDATE attempts SET status = ?, site = ?, exit_code = ?, reason = ?, ended = ?"
+                f" WHERE job_id = ? AND number = {_CURRENT}",
+                attempts,
+            )
+            self._events(conn, events)
         return changed
 
     def set_status(
@@ -435,19 +479,21 @@ class JobStore:
         jobs changed. With `only_from`, a job is changed only while it is still in one of those states
         (another process may have moved it since it was read)."""
         now = utcnow().isoformat()
-        changed: list[str] = []
         with self._tx() as conn:
-            for name in names:
-                row = conn.execute("SELECT id, status FROM jobs WHERE name = ?", (name,)).fetchone()
-                if row is None or row[1] == status or (only_from is not None and row[1] not in only_from):
-                    continue
-                conn.execute(
-                    "UPDATE jobs SET status = ?, reason = COALESCE(?, reason), updated = ? WHERE id = ?",
-                    (status, reason, now, row[0]),
-                )
-                self._event(conn, now, row[0], "status", row[1], status, reason)
-                changed.append(name)
-        return changed
+            jobs = self._by_name(conn, "id, status", names)
+            todo = [
+                (name, *jobs[name])
+                for name in dict.fromkeys(names)
+                if name in jobs
+                and jobs[name][1] != status
+                and (only_from is None or jobs[name][1] in only_from)
+            ]
+            conn.executemany(
+                "UPDATE jobs SET status = ?, reason = COALESCE(?, reason), updated = ? WHERE id = ?",
+                [(status, reason, now, job_id) for _, job_id, _ in todo],
+            )
+            self._events(conn, [(now, job_id, "status", old, status, reason) for _, job_id, old in todo])
+        return [name for name, _, _ in todo]
 
     def reset_attempts(self, names: Sequence[str]) -> None:
         """Give jobs a fresh attempt budget (user-requested resubmission); attempt rows keep their numbers."""
@@ -468,11 +514,9 @@ class JobStore:
         """Record files (job name or None, lfn, size, adler32) in one transaction."""
         now = utcnow().isoformat()
         with self._tx() as conn:
-            ids: dict[str, int] = {}
-            for job in {f[0] for f in files if f[0]}:
-                row = conn.execute("SELECT id FROM jobs WHERE name = ?", (job,)).fetchone()
-                if row:
-                    ids[job] = row[0]
+            ids = {
+                name: row[0] for name, row in self._by_name(conn, "id", [f[0] for f in files if f[0]]).items()
+            }
             conn.executemany(
                 "INSERT OR REPLACE INTO files (lfn, job_id, kind, size, adler32, registered) VALUES (?, ?, ?, ?, ?, ?)",
                 [(lfn, ids.get(job or ""), kind, size, adler, now) for job, lfn, size, adler in files],
