@@ -171,11 +171,12 @@ class Orchestrator:
         """Plan units of a ready stage not planned yet, in one planning round."""
         store = self.an.store
         added = record_plan(self.an, plan_units(self.an, stage, [u.name for u in fresh]))
+        counts = store.unit_counts(stage.name)
         for unit in fresh:
-            count = store.count(stage=stage.name, unit=unit.name)
-            if stage.kind == "grid" and not count:
+            if stage.kind == "grid" and not counts.get(unit.name):
                 raise_empty(self.an, stage, unit)
-            store.set_stage_state(stage.name, unit.name, UnitState.PLANNED, f"{count} job(s)")
+        details: dict[str, str | None] = {u.name: f"{counts.get(u.name, 0)} job(s)" for u in fresh}
+        store.set_stage_states(stage.name, UnitState.PLANNED, details)
         self.notify(f"{stage.name}: planned {len(added)} job(s) in {len(fresh)} unit(s)")
 
     def _gather(self, unit: Unit, n_jobs: int) -> None:

@@ -580,18 +580,33 @@ class JobStore:
 
     def set_stage_state(self, stage: str, unit: str, state: UnitState, detail: str | None = None) -> None:
         """Record a unit's progress marker, with an event."""
+        self.set_stage_states(stage, state, {unit: detail})
+
+    def set_stage_states(self, stage: str, state: UnitState, details: dict[str, str | None]) -> None:
+        """Record one progress marker for several units of a stage ({unit: detail}), with their events, in
+        one transaction."""
         now = utcnow().isoformat()
         with self._tx() as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT OR REPLACE INTO stage_state (stage, unit, state, detail, updated) VALUES (?, ?, ?, ?, ?)",
-                (stage, unit, state, detail, now),
+                [(stage, unit, state, detail, now) for unit, detail in details.items()],
             )
-            self._event(
+            self._events(
                 conn,
-                now,
-                None,
-                f"unit-{state}",
-                None,
-                state,
-                f"{stage}/{unit}" + (f": {detail}" if detail else ""),
+                [
+                    (
+                        now,
+                        None,
+                        f"unit-{state}",
+                        None,
+                        state,
+                        f"{stage}/{unit}" + (f": {detail}" if detail else ""),
+                    )
+                    for unit, detail in details.items()
+                ],
             )
+
+    def unit_counts(self, stage: str) -> dict[str, int]:
+        """{unit: number of jobs} of one stage (one grouped query)."""
+        rows = self._conn.execute("SELECT unit, COUNT(*) FROM jobs WHERE stage = ? GROUP BY unit", (stage,))
+        return dict(rows.fetchall())
