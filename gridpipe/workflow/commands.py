@@ -5,6 +5,7 @@ Templates are split once per unit (`compile_commands`); each job only substitute
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import string
@@ -37,38 +38,62 @@ def fill(template: str, values: Mapping[str, Any], where: str) -> str:
 
     Only values handed in are reachable: attribute access (`{x.__class__}`), nested fields and conversions
     are refused, so a template can never read more than its documented placeholders. An unknown or bad
-    placeholder is a clear error naming `where`.
+    placeholder is a clear error naming `where`. A template is parsed once, however many jobs fill it.
     """
     if "{" not in template and "}" not in template:
         return template
-    out: list[str] = []
     try:
-        for literal, field_name, spec, conversion in _FORMATTER.parse(template):
-            out.append(literal)
-            if field_name is None:
-                continue
-            out.append(format(_lookup(field_name, values, template, where), _plain_spec(spec, conversion)))
+        parts = _parsed(template)
     except ValueError as exc:
         raise UsageError(f"{where}: bad placeholder in {template!r} ({exc}); write {{name}}") from None
+    out: list[str] = []
+    for literal, field in parts:
+        out.append(literal)
+        if field is not None:
+            out.append(format(_lookup(field, values, template, where), field.spec))
     return "".join(out)
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One placeholder of a template: its text, name, mapping keys and format spec."""
+
+    text: str
+    name: str
+    keys: tuple[str, ...]
+    spec: str
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(template: str) -> tuple[tuple[str, _Field | None], ...]:
+    """The literal text and placeholder of each part of `template`; ValueError for a bad placeholder."""
+    parts: list[tuple[str, _Field | None]] = []
+    for literal, field_name, spec, conversion in _FORMATTER.parse(template):
+        if field_name is None:
+            parts.append((literal, None))
+            continue
+        match = _FIELD.fullmatch(field_name)
+        if not match:
+            raise ValueError(f"{{{field_name}}} is not a placeholder name")
+        name, keys = match.groups()
+        field = _Field(field_name, name, tuple(_KEY.findall(keys)), _plain_spec(spec, conversion))
+        parts.append((literal, field))
+    return tuple(parts)
 
 
 _FORMATTER = string.Formatter()
 _FIELD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[[^\[\]]+\])*)")
+_KEY = re.compile(r"\[([^\[\]]+)\]")
 
 
-def _lookup(field_name: str, values: Mapping[str, Any], template: str, where: str) -> Any:
-    match = _FIELD.fullmatch(field_name)
-    if not match:
-        raise ValueError(f"{{{field_name}}} is not a placeholder name")
-    name, keys = match.groups()
-    if name not in values:
+def _lookup(field: _Field, values: Mapping[str, Any], template: str, where: str) -> Any:
+    if field.name not in values:
         known = ", ".join(sorted(k for k in values if not k.startswith("_")))
-        raise UsageError(f"{where}: unknown placeholder {{{name}}} in {template!r}; known: {known}")
-    value = values[name]
-    for key in re.findall(r"\[([^\[\]]+)\]", keys):
+        raise UsageError(f"{where}: unknown placeholder {{{field.name}}} in {template!r}; known: {known}")
+    value = values[field.name]
+    for key in field.keys:
         if not isinstance(value, Mapping) or key not in value:
-            raise UsageError(f"{where}: {{{field_name}}} in {template!r}: no entry {key!r}")
+            raise UsageError(f"{where}: {{{field.text}}} in {template!r}: no entry {key!r}")
         value = value[key]
     return value
 
