@@ -12,7 +12,6 @@ side lives in `local_files`, the catalogue's connections in `local_catalogue`.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
@@ -120,13 +119,12 @@ class LocalStorage(Storage):
     def get(self, lfn: str, dest: Path) -> FileInfo:
         """Copy `lfn` to `dest` through a temp file, verified against the catalogue before the rename."""
         _checked(lfn)
-        with self._catalogue.connect() as db:
-            row = db.execute("SELECT size, adler32 FROM files WHERE lfn = ?", (lfn,)).fetchone()
+        row = self._entry(lfn)
         if row is None:
             raise StorageError(f"{lfn}: no such file in the catalogue of the local storage {self.root}")
-        entry = FileInfo(lfn, *row)
+        entry = FileInfo(lfn, row[0], row[1])
         dest = os.fspath(dest)
-        outside = self._external(lfn)
+        outside = row[2]
         try:
             if outside is not None:
                 source = os.open(outside, os.O_RDONLY | os.O_CLOEXEC)
@@ -230,14 +228,18 @@ class LocalStorage(Storage):
             raise
         return FileInfo(lfn, size, adler)
 
-    def _external(self, lfn: str) -> str | None:
-        """The path of a file registered in place as `lfn`, None for files the storage holds."""
+    def _entry(self, lfn: str) -> tuple[int, str, str | None] | None:
+        """(size, adler32, path of a file registered in place or None) of `lfn`, in one query."""
+        sql = "SELECT f.size, f.adler32, e.path FROM files f LEFT JOIN external e ON e.lfn = f.lfn WHERE f.lfn = ?"
         try:
             with self._catalogue.connect() as db:
-                row = db.execute("SELECT path FROM external WHERE lfn = ?", (lfn,)).fetchone()
-        except sqlite3.OperationalError:  # a read-only catalogue of an older gridpipe has no such table
-            return None
-        return row[0] if row else None
+                return db.execute(sql, (lfn,)).fetchone()  # type: ignore[no-any-return]
+        except StorageError as exc:  # a read-only catalogue of an older gridpipe has no `external` table
+            if "no such table" not in str(exc.__cause__):
+                raise
+        with self._catalogue.connect() as db:
+            row = db.execute("SELECT size, adler32 FROM files WHERE lfn = ?", (lfn,)).fetchone()
+        return None if row is None else (row[0], row[1], None)
 
     def replicas(self, lfn: str) -> list[str]:
         """Names of the storage elements `lfn` is replicated to, sorted ([] when `lfn` does not exist)."""
