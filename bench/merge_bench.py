@@ -8,7 +8,10 @@ Run by hand (not part of the test suite):
 It writes protopipe-like TRAINING files (one table per camera type, ~30 float columns, ctapipe's
 default filters blosc:zstd level 5 + fletcher32, 2-5 MB each) into a scratch folder, then runs each
 method in its own child process and prints seconds, MB/s of input, the ratio to `cat`, the output
-size and the child's peak RSS (ru_maxrss) with and without the import baseline. Input files are in
+size and the child's peak RSS (ru_maxrss) with and without the import baseline. When ctapipe is installed
+(the ctapipe extra), ctapipe's own `ctapipe-merge` runs on the same files too (it may refuse them: they
+are protopipe-like tables, not a ctapipe data-model file; its one-line reason is printed); else it is
+said to be skipped. Input files are in
 the page cache for every method (they were just written or read); outputs are fsynced by every
 method. The scratch folder is deleted at the end unless --keep is given.
 """
@@ -31,8 +34,10 @@ import tables
 
 FILTERS = tables.Filters(complevel=5, complib="blosc:zstd", shuffle=True, fletcher32=True)
 CAMERAS = {"LSTCam": 0.35, "NectarCam": 0.65}
-METHODS = ["cat", "gridpipe", "gridpipe-keep-order", "vds", "naive", "ctapipe-style"]
-DEFAULT_METHODS = "cat,gridpipe,vds,naive,ctapipe-style"
+METHODS = ["cat", "gridpipe", "gridpipe-keep-order", "vds", "naive", "ctapipe-style", "ctapipe-merge"]
+DEFAULT_METHODS = "cat,gridpipe,vds,naive,ctapipe-style" + (
+    ",ctapipe-merge" if shutil.which("ctapipe-merge") else ""
+)
 
 
 def image_dtype() -> np.dtype:
@@ -134,6 +139,16 @@ def merge_ctapipe_style(files: list[Path], out: Path) -> None:
                     target.append(table[:].astype(target.dtype))
 
 
+def merge_ctapipe(files: list[Path], out: Path) -> None:
+    """ctapipe's own merge tool (ctapipe-merge), as a user runs it."""
+    subprocess.run(
+        ["ctapipe-merge", *map(str, files), f"--output={out}", "--overwrite"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
 def child(method: str, folder: Path, out: Path) -> None:
     """Run one method in this (fresh) process and print a JSON line with time and peak RSS."""
     names = json.loads((folder / "manifest.json").read_text())["files"]
@@ -152,6 +167,8 @@ def child(method: str, folder: Path, out: Path) -> None:
         merge_gridpipe(files, out, mode="vds")
     elif method == "naive":
         merge_naive(files, out)
+    elif method == "ctapipe-merge":
+        merge_ctapipe(files, out)
     else:
         merge_ctapipe_style(files, out)
     if method not in ("gridpipe", "gridpipe-keep-order", "vds"):  # merge_files fsyncs by itself
@@ -166,11 +183,16 @@ def rows_in(path: Path) -> int:
         return sum(t.nrows for t in h5.walk_nodes("/", "Table"))
 
 
-def run(method: str, folder: Path) -> dict[str, float]:
+def run(method: str, folder: Path) -> dict[str, float] | None:
+    """One method's numbers, or None (said why) when ctapipe-merge refused the files."""
     out = folder / f"merged_{method}.h5"
     out.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--child", method, "--scratch", str(folder), "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=method != "ctapipe-merge")
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        print(f"ctapipe-merge refused the files: {last[:300]}")
+        return None
     lines = proc.stdout.strip().splitlines()
     print("\n".join(lines[:-1]))
     result = json.loads(lines[-1]) | {"out_mb": out.stat().st_size / 1e6}
@@ -202,7 +224,10 @@ def main() -> None:
     files = generate(folder, args.total_mb)
     total_mb = sum(p.stat().st_size for p in files) / 1e6
     print(f"{len(files)} input files, {total_mb:.1f} MB, {sum(rows_in(p) for p in files)} rows")
-    results = {m: run(m, folder) for m in args.methods.split(",")}
+    measured = {m: run(m, folder) for m in args.methods.split(",")}
+    results = {m: r for m, r in measured.items() if r is not None}
+    if not shutil.which("ctapipe-merge"):
+        print("ctapipe-merge: skipped (ctapipe is not installed: pip install 'gridpipe[ctapipe]')")
     base = results.get("cat", {}).get("seconds")
     print(
         f"\n{'method':<22}{'seconds':>9}{'MB/s':>9}{'x cat':>8}{'out MB':>9}{'peak RSS MB':>13}{'- imports':>11}"
