@@ -7,6 +7,7 @@ helpers. Command modules import their logic inside the command functions so that
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -37,6 +38,28 @@ INTERRUPTED = 130
 """Exit code after Ctrl-C; the command has then said one line about it."""
 
 
+ROOT_FLAGS = frozenset({"--debug"})
+"""Options of the root command that come before a command's name."""
+
+
+def _app_for(args: Sequence[str]) -> typer.Typer:
+    """The app with only the command `args` names: typer builds the options of every command it holds on
+    each start, which `status` would pay for the other fourteen. The whole app for its own help, a group
+    (`storage`, `service`, ...) and anything else."""
+    words = list(args)
+    while words and words[0] in ROOT_FLAGS:
+        words.pop(0)
+    if not words or words[0].startswith("-"):
+        return app
+    chosen = [c for c in app.registered_commands if c.name == words[0]]
+    if not chosen:
+        return app
+    single = copy.copy(app)
+    single.registered_commands = chosen
+    single.registered_groups = []
+    return single
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(run_cli())
@@ -53,7 +76,8 @@ def run_cli(
     state["interrupt_said"] = False
     try:
         with analysis_given(analysis):
-            code = app(args=argv, prog_name=prog_name, standalone_mode=False)
+            chosen = _app_for(sys.argv[1:] if argv is None else argv)
+            code = chosen(args=argv, prog_name=prog_name, standalone_mode=False)
         if code == INTERRUPTED and not state["interrupt_said"]:  # typer turns Ctrl-C into a silent 130
             return _fail("interrupted", INTERRUPTED)
     except GridpipeError as exc:
