@@ -20,14 +20,19 @@ def _spec(name: str) -> JobSpec:
 def test_an_old_database_is_migrated_and_a_newer_one_refused(tmp_path):
     db = tmp_path / "state.db"
     JobStore(db).close()
+    with JobStore(db) as store:
+        store.add_jobs([_spec("a"), _spec("b")])
     conn = sqlite3.connect(db)
     conn.execute("DROP INDEX jobs_by_backend_id")
+    conn.execute("DROP TRIGGER job_counts_delete")
+    conn.execute("DROP TABLE job_counts")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
     store = JobStore(db)  # version 1 -> current
     indexes = {row[1] for row in store._conn.execute("PRAGMA index_list(jobs)")}
     assert "jobs_by_backend_id" in indexes
+    assert store.counts() == {"s": {"u": {"planned": 2}}}  # counted when the counts table was made
     assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     store.close()
     conn = sqlite3.connect(db)
@@ -76,3 +81,32 @@ def test_status_updates_touch_only_changed_jobs_of_that_backend(tmp_path):
         assert store.apply_statuses("local", [BackendStatus("1", JobStatus.RUNNING)]) == []
         assert store.get(["a"])["a"].site == "here"
         assert store.counts() == {"s": {"u": {"running": 1, "queued": 1}}}
+
+
+def test_kept_counts_equal_a_count_of_the_jobs(tmp_path):
+    def counted(store: JobStore) -> dict[str, dict[str, dict[str, int]]]:
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        sql = "SELECT stage, unit, status, COUNT(*) FROM jobs GROUP BY stage, unit, status"
+        for stage, unit, status, n in store._conn.execute(sql):
+            out.setdefault(stage, {}).setdefault(unit, {})[status] = n
+        return out
+
+    with JobStore(tmp_path / "state.db") as store:
+        store.add_jobs([_spec(f"j{i}") for i in range(6)])
+        store.add_jobs([_spec("j0"), JobSpec(name="k", stage="t", unit="v", commands=(("true",),))])
+        store.begin_attempts(["j0", "j1", "j2", "j3"], "local")
+        store.confirm_submitted({"j0": "1", "j1": "2", "j2": "3"})
+        store.revert_unsubmitted(["j3"], "lost")
+        store.apply_statuses(
+            "local", [BackendStatus("1", JobStatus.DONE), BackendStatus("2", JobStatus.FAILED)]
+        )
+        store.set_status(["j1", "k"], JobStatus.PLANNED)
+        store.set_status(["j4"], JobStatus.DONE, "output already in storage")
+        assert store.counts() == counted(store)
+        assert store.counts() == {
+            "s": {"u": {"planned": 3, "done": 2, "queued": 1}},
+            "t": {"v": {"planned": 1}},
+        }
+        assert store.unit_counts("s") == {"u": 6}
+        store._conn.execute("DELETE FROM jobs WHERE name = 'k'")
+        assert store.counts() == counted(store) and "t" not in store.counts()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -142,6 +143,20 @@ class JobStore:
         return {row[0]: row[1:] for row in rows}
 
     @staticmethod
+    def _move_counts(conn: sqlite3.Connection, moves: Iterable[tuple[str, str, str, str]]) -> None:
+        """Keep `job_counts` in step with status changes: (stage, unit, old status, new status) per job."""
+        delta: Counter[tuple[str, str, str]] = Counter()
+        for stage, unit, old, new in moves:
+            if old != new:
+                delta[(stage, unit, old)] -= 1
+                delta[(stage, unit, new)] += 1
+        conn.executemany(
+            "INSERT INTO job_counts (stage, unit, status, n) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (stage, unit, status) DO UPDATE SET n = n + excluded.n",
+            [(*key, n) for key, n in delta.items() if n],
+        )
+
+    @staticmethod
     def _events(conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]]) -> None:
         """Append events (ts, job_id, kind, old, new, detail) in one statement."""
         conn.executemany(
@@ -187,6 +202,12 @@ class JobStore:
                 "INSERT INTO events (ts, job_id, kind, old, new, detail)"
                 " SELECT ?, id, 'planned', NULL, ?, NULL FROM jobs WHERE id > ? ORDER BY id",
                 (now, JobStatus.PLANNED, last),
+            )
+            conn.execute(
+                "INSERT INTO job_counts (stage, unit, status, n)"
+                " SELECT stage, unit, status, COUNT(*) FROM jobs WHERE id > ? GROUP BY stage, unit, status"
+                " ON CONFLICT (stage, unit, status) DO UPDATE SET n = n + excluded.n",
+                (last,),
             )
             return [row[0] for row in conn.execute("SELECT name FROM jobs WHERE id > ? ORDER BY id", (last,))]
 
@@ -268,11 +289,9 @@ class JobStore:
         return out
 
     def counts(self) -> dict[str, dict[str, dict[str, int]]]:
-        """{stage: {unit: {status: n}}} in one grouped query."""
+        """{stage: {unit: {status: n}}}, read from the counts the store keeps (a few rows, not every job)."""
         out: dict[str, dict[str, dict[str, int]]] = {}
-        rows = self._conn.execute(
-            "SELECT stage, unit, status, COUNT(*) FROM jobs GROUP BY stage, unit, status"
-        )
+        rows = self._conn.execute("SELECT stage, unit, status, n FROM job_counts WHERE n > 0")
         for stage, unit, status, n in rows:
             out.setdefault(stage, {}).setdefault(unit, {})[status] = n
         return out
@@ -324,11 +343,11 @@ class JobStore:
         """Record the intent to submit (status `submitting`, a new attempt) before the backend is called."""
         now = utcnow().isoformat()
         with self._tx() as conn:
-            jobs = self._by_name(conn, "id, status, attempts", names)
+            jobs = self._by_name(conn, "id, status, attempts, stage, unit", names)
             missing = [name for name in names if name not in jobs]
             if missing:
                 raise KeyError(missing[0])
-            ids = [job_id for job_id, _, _ in jobs.values()]
+            ids = [row[0] for row in jobs.values()]
             numbers = dict.fromkeys(ids, 1)
             numbers.update(
                 select_in(
@@ -338,7 +357,7 @@ class JobStore:
             conn.executemany(
                 "UPDATE jobs SET status = ?, attempts = ?, backend = ?, backend_id = NULL, site = NULL,"
                 " reason = NULL, flagged = 0, updated = ? WHERE id = ?",
-                [(JobStatus.SUBMITTING, n + 1, backend, now, job_id) for job_id, _, n in jobs.values()],
+                [(JobStatus.SUBMITTING, n + 1, backend, now, job_id) for job_id, _, n, _, _ in jobs.values()],
             )
             conn.executemany(
                 "INSERT INTO attempts (job_id, number, backend, status, submitted) VALUES (?, ?, ?, ?, ?)",
@@ -348,8 +367,11 @@ class JobStore:
                 conn,
                 [
                     (now, job_id, "submitting", old, JobStatus.SUBMITTING, f"attempt {numbers[job_id]}")
-                    for job_id, old, _ in jobs.values()
+                    for job_id, old, *_ in jobs.values()
                 ],
+            )
+            self._move_counts(
+                conn, [(st, u, old, JobStatus.SUBMITTING) for _, old, _, st, u in jobs.values()]
             )
 
     def confirm_submitted(self, submitted: dict[str, str], *, adopted: bool = False) -> None:
@@ -357,13 +379,21 @@ class JobStore:
         now = utcnow().isoformat()
         kind = "adopted" if adopted else "submitted"
         with self._tx() as conn:
-            jobs = self._by_name(conn, "id, status", list(submitted))
+            jobs = self._by_name(conn, "id, status, stage, unit", list(submitted))
             # only the intent recorded before the backend call is confirmed
             todo = [
                 (jobs[name][0], backend_id)
                 for name, backend_id in submitted.items()
                 if name in jobs and jobs[name][1] == JobStatus.SUBMITTING
             ]
+            self._move_counts(
+                conn,
+                [
+                    (jobs[name][2], jobs[name][3], JobStatus.SUBMITTING, JobStatus.QUEUED)
+                    for name in dict.fromkeys(submitted)
+                    if name in jobs and jobs[name][1] == JobStatus.SUBMITTING
+                ],
+            )
             conn.executemany(
                 "UPDATE jobs SET status = ?, backend_id = ?, updated = ? WHERE id = ?",
                 [(JobStatus.QUEUED, backend_id, now, job_id) for job_id, backend_id in todo],
@@ -385,11 +415,12 @@ class JobStore:
         now = utcnow().isoformat()
         with self._tx() as conn:
             for name in names:
-                job_id, number, status = conn.execute(
-                    "SELECT id, attempts, status FROM jobs WHERE name = ?", (name,)
+                job_id, number, status, stage, unit = conn.execute(
+                    "SELECT id, attempts, status, stage, unit FROM jobs WHERE name = ?", (name,)
                 ).fetchone()
                 if status != JobStatus.SUBMITTING:
                     continue  # someone else settled this job meanwhile: never undo a confirmed submission
+                self._move_counts(conn, [(stage, unit, status, JobStatus.PLANNED)])
                 conn.execute(
                     "UPDATE jobs SET status = ?, attempts = ?, reason = ?, updated = ? WHERE id = ?",
                     (JobStatus.PLANNED, number - 1, reason, now, job_id),
@@ -431,14 +462,14 @@ class JobStore:
         if not fresh:
             return []
         changed: list[tuple[str, JobStatus]] = []
-        jobs, attempts, events = [], [], []
+        jobs, attempts, events, moves = [], [], [], []
         with self._tx() as conn:
             # re-read inside the transaction: another process may have moved them
             again = {
                 row[0]: row[1:]
                 for row in select_in(
                     conn,
-                    "SELECT id, status, site, flagged, backend, backend_id FROM jobs",
+                    "SELECT id, status, site, flagged, backend, backend_id, stage, unit FROM jobs",
                     "id",
                     [job_id for _, (job_id, *_) in fresh],
                 )
@@ -454,6 +485,8 @@ class JobStore:
                 jobs.append((update.status, site, update.reason, int(update.flagged), now, job_id))
                 attempts.append((update.status, site, update.exit_code, update.reason, ended, job_id, job_id))
                 events.append((now, job_id, "status", old, update.status, update.reason))
+                moves.append((row[5], row[6], old, update.status))
+                again[job_id] = (update.status, site, int(update.flagged), *row[3:])
                 changed.append((name, update.status))
             conn.executemany(
                 "UPDATE jobs SET status = ?, site = ?, reason = ?, flagged = ?, updated = ? WHERE id = ?",
@@ -465,6 +498,7 @@ class JobStore:
                 attempts,
             )
             self._events(conn, events)
+            self._move_counts(conn, moves)
         return changed
 
     def set_status(
@@ -480,7 +514,7 @@ class JobStore:
         (another process may have moved it since it was read)."""
         now = utcnow().isoformat()
         with self._tx() as conn:
-            jobs = self._by_name(conn, "id, status", names)
+            jobs = self._by_name(conn, "id, status, stage, unit", names)
             todo = [
                 (name, *jobs[name])
                 for name in dict.fromkeys(names)
@@ -490,10 +524,11 @@ class JobStore:
             ]
             conn.executemany(
                 "UPDATE jobs SET status = ?, reason = COALESCE(?, reason), updated = ? WHERE id = ?",
-                [(status, reason, now, job_id) for _, job_id, _ in todo],
+                [(status, reason, now, job_id) for _, job_id, *_ in todo],
             )
-            self._events(conn, [(now, job_id, "status", old, status, reason) for _, job_id, old in todo])
-        return [name for name, _, _ in todo]
+            self._events(conn, [(now, job_id, "status", old, status, reason) for _, job_id, old, *_ in todo])
+            self._move_counts(conn, [(stage, unit, old, status) for _, _, old, stage, unit in todo])
+        return [name for name, *_ in todo]
 
     def reset_attempts(self, names: Sequence[str]) -> None:
         """Give jobs a fresh attempt budget (user-requested resubmission); attempt rows keep their numbers."""
@@ -608,5 +643,7 @@ class JobStore:
 
     def unit_counts(self, stage: str) -> dict[str, int]:
         """{unit: number of jobs} of one stage (one grouped query)."""
-        rows = self._conn.execute("SELECT unit, COUNT(*) FROM jobs WHERE stage = ? GROUP BY unit", (stage,))
+        rows = self._conn.execute(
+            "SELECT unit, SUM(n) FROM job_counts WHERE stage = ? GROUP BY unit HAVING SUM(n) > 0", (stage,)
+        )
         return dict(rows.fetchall())
