@@ -292,6 +292,8 @@ def main(analysis_path: Path, lock_fd: int | None = None) -> int:
             recover_lost(queue, local_dir)
             queue.close()  # no connection crosses the fork
             healthy = _supervise(context, analysis_path, local_dir, setup.workers)
+            if not (local_dir / "queue.db").exists():
+                return 0  # the analysis was moved or removed meanwhile: never make a new queue where it was
             queue = LocalQueue(local_dir)
             # every runner has exited: a job still `running` has lost its runner
             recover_lost(queue, local_dir)
