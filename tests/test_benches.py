@@ -40,7 +40,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "service_idle.py": [
         rf"service driving nothing: {NUMBER}% of a core",
-        rf"service with \d+ active jobs, nothing changing: {NUMBER}% of a core",
+        rf"service with \d+ active jobs \(.*\), nothing changing: {NUMBER}% of a core",
     ],
     "service_api.py": [
         rf"status \(counts \+ 100 jobs\)\s+{NUMBER}\s+{NUMBER}",
