@@ -51,7 +51,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="gpidle"))
     hold = args.seconds * 3 + 120
     path = make_analysis(
-        tmp, {"gamma": args.jobs - 1, "proton": 1}, workflow=slow_workflow(tmp, hold), n_file_per_job=1, max_workers=RUNNING
+        tmp,
+        {"gamma": args.jobs - 1, "proton": 1},
+        workflow=slow_workflow(tmp, hold),
+        n_file_per_job=1,
+        max_workers=RUNNING,
     )
     try:
         with running_service() as svc:

@@ -70,3 +70,7 @@ def test_report_of_a_run_with_failures(tmp_path, run_cli):
     assert {r["attempt"] for r in failed} == {"1", "2"}
     assert all(r["exit_code"] == "3" for r in failed)
     assert all(r["submitted"] and r["ended"] for r in rows)
+    # every attempt ran: its start (the local queue's record) lies between its submission and its end
+    assert all(r["submitted"] <= r["started"] <= r["ended"] for r in rows), [
+        (r["submitted"], r["started"], r["ended"]) for r in rows
+    ]

@@ -19,6 +19,7 @@ from gridpipe.core.fsutil import atomic_write_text
 from gridpipe.core.states import SHOWN_STATES
 from gridpipe.core.timeutil import isoformat, utcnow
 from gridpipe.core.version import __version__
+from gridpipe.service.attempts import Attempt, read_attempts
 from gridpipe.service.context import Analysis
 from gridpipe.service.status import stage_counts
 
@@ -37,47 +38,31 @@ TRACE_COLUMNS = (
     "status",
     "reason",
 )
-"""Columns of trace.tsv (`started` stays empty: backends report when an attempt ended, not when it began)."""
+"""Columns of trace.tsv (`started`: as the backend or the job's worker recorded it, else when gridpipe first saw
+the attempt running; empty if it never did)."""
 
 TIMELINE_ROWS_MAX = 2000
 """Attempts drawn in the timeline (the trace has them all)."""
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One attempt, as the report shows it."""
-
-    job: str
-    stage: str
-    particle: str
-    number: int
-    backend: str
-    backend_id: str | None
-    status: str
-    site: str | None
-    exit_code: int | None
-    reason: str | None
-    submitted: str
-    ended: str | None
-
-    def trace_row(self) -> list[str]:
-        """Its trace.tsv row."""
-        values = (
-            self.job,
-            self.stage,
-            self.particle,
-            self.number,
-            self.backend,
-            self.backend_id,
-            self.site,
-            self.submitted,
-            None,
-            self.ended,
-            self.exit_code,
-            self.status,
-            self.reason,
-        )
-        return ["" if v is None else " ".join(str(v).split()) for v in values]
+def trace_row(a: Attempt) -> list[str]:
+    """An attempt's trace.tsv row (TRACE_COLUMNS)."""
+    values = (
+        a.job,
+        a.stage,
+        a.particle,
+        a.number,
+        a.backend,
+        a.backend_id,
+        a.site,
+        a.submitted,
+        a.started,
+        a.ended,
+        a.exit_code,
+        a.status,
+        a.reason,
+    )
+    return ["" if v is None else " ".join(str(v).split()) for v in values]
 
 
 @dataclass
@@ -109,11 +94,6 @@ class ReportData:
     bars: list[Bar] = field(default_factory=list)
     span: tuple[str, str] | None = None
     drawn: int = 0
-
-
-def read_attempts(an: Analysis) -> list[Attempt]:
-    """Every attempt of the analysis, in order."""
-    return [Attempt(*row) for row in an.store.attempt_rows()]  # type: ignore[arg-type]
 
 
 def _bars(attempts: list[Attempt], now: datetime) -> tuple[list[Bar], tuple[str, str] | None]:
@@ -178,7 +158,7 @@ def trace_text(attempts: list[Attempt]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
     writer.writerow(TRACE_COLUMNS)
-    writer.writerows(a.trace_row() for a in attempts)
+    writer.writerows(trace_row(a) for a in attempts)
     return out.getvalue()
 
 

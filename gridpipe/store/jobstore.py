@@ -410,14 +410,16 @@ class JobStore:
                     continue
                 old, site = row[0], update.site or row[1]
                 ended = now if update.status not in ACTIVE_STATES else None
+                # the backend's start time, else the first time it was seen running (kept once set)
+                started = update.started or (now if update.status == JobStatus.RUNNING else None)
                 conn.execute(
                     "UPDATE jobs SET status = ?, site = ?, reason = ?, flagged = ?, updated = ? WHERE id = ?",
                     (update.status, site, update.reason, int(update.flagged), now, job_id),
                 )
                 conn.execute(
-                    "UPDATE attempts SET status = ?, site = ?, exit_code = ?, reason = ?, ended = ?"
-                    f" WHERE job_id = ? AND number = {_CURRENT}",
-                    (update.status, site, update.exit_code, update.reason, ended, job_id, job_id),
+                    "UPDATE attempts SET status = ?, site = ?, exit_code = ?, reason = ?, ended = ?,"
+                    f" started = COALESCE(started, ?) WHERE job_id = ? AND number = {_CURRENT}",
+                    (update.status, site, update.exit_code, update.reason, ended, started, job_id, job_id),
                 )
                 self._event(conn, now, job_id, "status", old, update.status, update.reason)
                 changed.append((name, update.status))
@@ -504,13 +506,13 @@ class JobStore:
         return out
 
     def attempt_rows(self, name: str | None = None) -> Iterator[tuple[object, ...]]:
-        """(job, stage, unit, number, backend, backend_id, status, site, exit_code, reason, submitted, ended)
-        of every attempt (of one job), in order, read through a cursor."""
+        """(job, stage, unit, number, backend, backend_id, status, site, exit_code, reason, submitted,
+        started, ended) of every attempt (of one job), in order, read through a cursor."""
         cursor = self._conn.cursor()
         cursor.arraysize = 1000
         sql = (
             "SELECT j.name, j.stage, j.unit, a.number, a.backend, a.backend_id, a.status, a.site, a.exit_code,"
-            " a.reason, a.submitted, a.ended FROM attempts a JOIN jobs j ON j.id = a.job_id"
+            " a.reason, a.submitted, a.started, a.ended FROM attempts a JOIN jobs j ON j.id = a.job_id"
             + (" WHERE j.name = ?" if name else "")
             + " ORDER BY a.id"
         )

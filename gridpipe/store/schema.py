@@ -77,6 +77,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX jobs_by_backend_id ON jobs (backend_id);
     """,
+    # version 3: when an attempt began to run; done attempts looked up by their end (throughput)
+    """
+    ALTER TABLE attempts ADD COLUMN started TEXT;
+    CREATE INDEX attempts_by_status_ended ON attempts (status, ended);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

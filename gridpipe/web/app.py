@@ -29,6 +29,7 @@ from gridpipe.core.exceptions import (
     RunLockedError,
     UsageError,
 )
+from gridpipe.service.attempts import read_attempts
 from gridpipe.service.context import Analysis
 from gridpipe.service.lanes import LaneView
 from gridpipe.service.rerun import stale_units
@@ -228,20 +229,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             found = an.store.get([name]).get(name)
             if found is None:
                 raise JobNotFoundError([name])
-            attempts = [
-                s.AttemptOut(
-                    number=a[3],
-                    backend=a[4],
-                    backend_id=a[5],
-                    status=a[6],
-                    site=a[7],
-                    exit_code=a[8],
-                    reason=a[9],
-                    submitted=a[10],
-                    ended=a[11],
-                )
-                for a in an.store.attempt_rows(name)
-            ]
+            attempts = read_attempts(an, name)
             logs: dict[str, str] = {}
             problem = None
             try:
