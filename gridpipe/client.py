@@ -183,6 +183,12 @@ class Client:
         """Failed or killed jobs grouped by reason and by site."""
         return self._call("GET", f"/v1/analyses/{key_of(analysis)}/failures", analysis)
 
+    def pace(self, analysis: str | Path, *, window: float = 3600, buckets: int = 30) -> dict[str, Any]:
+        """Per stage: jobs done and left, jobs done per hour over the last `window` seconds (and per bucket of
+        it), and the estimated seconds to completion."""
+        params = {"window": window, "buckets": buckets}
+        return self._call("GET", f"/v1/analyses/{key_of(analysis)}/pace", analysis, params=params)
+
     def job(self, analysis: str | Path, name: str) -> dict[str, Any]:
         """One job with its attempts and the logs of its last attempt."""
         return self._call("GET", f"/v1/analyses/{key_of(analysis)}/jobs/{quote(name, safe='')}", analysis)

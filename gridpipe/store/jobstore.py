@@ -518,6 +518,17 @@ class JobStore:
         )
         yield from cursor.execute(sql, (name,) if name else ())
 
+    def done_since(self, since: str) -> list[tuple[str, str, str]]:
+        """(stage, submitted, ended) of the attempts that ended done after `since` (ISO text), through the
+        index on done attempts' ends."""
+        return list(
+            self._conn.execute(
+                "SELECT j.stage, a.submitted, a.ended FROM attempts a JOIN jobs j ON j.id = a.job_id"
+                " WHERE a.status = 'done' AND a.ended > ?",
+                (since,),
+            )
+        )
+
     def log_event(self, kind: str, detail: str, job: str | None = None) -> None:
         """Append an event that is not a job state change (stage gathered, models uploaded, ...)."""
         with self._tx() as conn:

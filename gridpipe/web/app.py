@@ -32,6 +32,7 @@ from gridpipe.core.exceptions import (
 from gridpipe.service.attempts import read_attempts
 from gridpipe.service.context import Analysis
 from gridpipe.service.lanes import LaneView
+from gridpipe.service.pace import Pace, read_pace
 from gridpipe.service.rerun import stale_units
 from gridpipe.service.statedir import ServiceInfo
 from gridpipe.service.status import JobFilter, count_jobs, job_rows, shown, stage_counts
@@ -250,6 +251,18 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                 link=_link(an, found.backend, found.backend_id),
             )
             return s.JobDetail(job=out, attempts=attempts, logs=logs, logs_error=problem)
+
+    @app.get("/v1/analyses/{analysis_id}/pace", response_model=Pace)
+    def analysis_pace(
+        analysis_id: AnalysisId,
+        window: Annotated[
+            float, Query(ge=10, le=30 * 86400, description="Seconds of recent history the rates use.")
+        ] = 3600,
+        buckets: Annotated[int, Query(ge=1, le=500, description="Parts of the window in the series.")] = 30,
+    ) -> Pace:
+        view = sup.view(analysis_id)
+        with Analysis.open(Path(view.path)) as an:
+            return read_pace(an, window, buckets)
 
     @app.get("/v1/analyses/{analysis_id}/failures", response_model=s.FailuresOut)
     def failures(analysis_id: AnalysisId) -> s.FailuresOut:
