@@ -10,6 +10,7 @@ import pytest
 from gridpipe.core.models import BackendStatus, JobSpec
 from gridpipe.core.states import JobStatus
 from gridpipe.service.pace import DoneAttempt, pace
+from gridpipe.service.report import duration_text
 from gridpipe.store import JobStore
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -82,3 +83,19 @@ def test_the_store_gives_the_done_attempts_of_the_window_only(tmp_path):
         rows = store.done_since((before - timedelta(seconds=1)).isoformat())
         assert [r[0] for r in rows] == ["s"] and rows[0][1] <= rows[0][2]
         assert store.done_since((datetime.now(UTC) + timedelta(seconds=1)).isoformat()) == []
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "unknown"),
+        (0, "done"),
+        (0.2, "< 1 s"),
+        (40, "40 s"),
+        (125, "2 min 5 s"),
+        (7530, "2 h 5 min"),
+        (90061, "1 d 1 h"),
+    ],
+)
+def test_durations_read_as_the_two_largest_units(seconds, text):
+    assert duration_text(seconds) == text
