@@ -149,6 +149,8 @@ class Orchestrator:
         self._given_up: set[str] = set()
         self.moved = False
         """The last cycle changed something (a job's state, a submission, a plan, a gather, an upload)."""
+        self.stop = threading.Event()
+        """Set by whoever wants the drive to end: a cycle checks it between its parts (its safe points)."""
 
     def snapshot(self) -> Snapshot:
         """Jobs per status and progress marker of every unit, as the store has them now."""
@@ -279,6 +281,8 @@ class Orchestrator:
         changed = self.lanes.call("monitoring", "refresh", lambda: refresh(self.an))
         self.moved = bool(changed)
         self._report_changes(changed)
+        if self.stop.is_set():  # a safe point: what the refresh saw is recorded, nothing else started
+            return None
         self._retry_failures()
         snapshot = self.snapshot()
         stages = self.ready_stages(snapshot)
@@ -287,6 +291,8 @@ class Orchestrator:
         self._advance(stages, snapshot)
         snapshot = self.snapshot()
         stages = self.ready_stages(snapshot)
+        if self.stop.is_set():  # a safe point: nothing submitted after a pause
+            return None
         if self._submit(stages):
             snapshot = self.snapshot()
         if not stages:
@@ -327,6 +333,7 @@ class Orchestrator:
     def drive(self, stop: threading.Event, *, preflight: bool = True) -> RunReport:
         """`run` for a caller that holds the run lock already (the service holds it while it drives; it
         skips the preflight: a token near its end pauses submission instead of stopping the drive)."""
+        self.stop = stop
         if preflight:
             self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
         self.an.backend.ensure_running()  # the local executor starts up while the first stage is planned
