@@ -46,6 +46,10 @@ EXPECTED: dict[str, list[str]] = {
         rf"status \(counts \+ 100 jobs\)\s+{NUMBER}\s+{NUMBER}",
         rf"job page \(50, random offset\)\s+{NUMBER}\s+{NUMBER}",
     ],
+    "dashboard_first_view.py": [
+        rf"10 jobs \(baseline\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+job table: 1-10 of 10",
+        rf"2000 jobs\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+job table: 1-50 of 2000",
+    ],
     "diracx_raw_bench.py": [rf"submit 40 jobs in calls of 20: {NUMBER} s total"],
     "slurm_bench.py": [
         rf"engine exactly-once submit \(store included\)\s+{NUMBER} s\s+ratio {NUMBER}",
@@ -59,6 +63,7 @@ EXPECTED: dict[str, list[str]] = {
 }
 NEEDS_DIRACX = {"diracx_raw_bench.py", "dirac_bench.py"}
 NEEDS_SLURM = {"slurm_bench.py"}
+NEEDS_CHROMIUM = {"dashboard_first_view.py"}
 
 
 def test_every_bench_is_covered():
@@ -70,6 +75,10 @@ def test_every_bench_is_covered():
 def test_bench_runs_in_quick_mode(bench, tmp_path):
     if bench in NEEDS_DIRACX and importlib.util.find_spec("diracx.routers") is None:
         pytest.skip("the loopback DiracX server needs diracx-routers (the test extra)")
+    if bench in NEEDS_CHROMIUM and (
+        not Path("/usr/bin/chromedriver").exists() or importlib.util.find_spec("selenium") is None
+    ):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
     if bench in NEEDS_SLURM:
         from slurm_cluster import missing_reason
 
