@@ -19,34 +19,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from chromium import missing_reason, start_chromium
 from service_api import big_analysis
 from service_helpers import running_service
 
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 BYTES = (
     "return performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))"
     ".reduce((n, e) => n + (e.encodedBodySize || 0), 0)"
 )
-
-
-def browser(profile: Path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1800",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    options.binary_location = shutil.which("chromium")
-    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
 def first_view(driver, url: str) -> tuple[float, int, str]:
@@ -71,8 +51,8 @@ def measure(driver, url: str, loads: int) -> tuple[float, float, int, str]:
 
 
 def main() -> None:
-    if not CHROMEDRIVER.exists() or shutil.which("chromium") is None:
-        raise SystemExit("needs Debian's chromium and chromium-driver")
+    if missing_reason() is not None:
+        raise SystemExit(missing_reason())
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--loads", type=int, default=5)
@@ -94,7 +74,7 @@ def main() -> None:
             info = svc.info()
             with svc.client() as client:
                 ids = {n: client.add(p, paused=True)["id"] for n, p in (("big", big), ("small", small))}
-            driver = browser(root / "profile")
+            driver = start_chromium(root / "profile")
             base = f"http://{info['http']}/"
             driver.get(f"{base}?token={info['token']}")  # the token becomes a cookie
             print(

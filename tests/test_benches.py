@@ -75,10 +75,11 @@ def test_every_bench_is_covered():
 def test_bench_runs_in_quick_mode(bench, tmp_path):
     if bench in NEEDS_DIRACX and importlib.util.find_spec("diracx.routers") is None:
         pytest.skip("the loopback DiracX server needs diracx-routers (the test extra)")
-    if bench in NEEDS_CHROMIUM and (
-        not Path("/usr/bin/chromedriver").exists() or importlib.util.find_spec("selenium") is None
-    ):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    if bench in NEEDS_CHROMIUM:
+        from chromium import missing_reason as no_chromium
+
+        if no_chromium() is not None:
+            pytest.skip(no_chromium())
     if bench in NEEDS_SLURM:
         from slurm_cluster import missing_reason
 

@@ -6,43 +6,21 @@ kept in the test's folder."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from pathlib import Path
 
 import pytest
+from chromium import missing_reason, start_chromium
 from engine_helpers import make_analysis, slow_workflow
 from service_helpers import running_service
 
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 HOSTILE = "ev<script>window.__pwned=1<\\script> \"q' <img src=x onerror=window.__pwned=2>"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMEDRIVER.exists() or shutil.which("chromium") is None,
-    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
-)
+pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
 
 
 @pytest.fixture
 def browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1800",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    options.binary_location = shutil.which("chromium")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
+    driver = start_chromium(tmp_path / "chromium-profile")
     try:
         yield driver
     finally:

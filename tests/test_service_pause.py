@@ -56,60 +56,66 @@ def _in_refresh(sup: Supervisor) -> bool:
     return any(t.task == "refresh" for t in sup.pools.lanes["monitoring"].view().waiting)
 
 
-def test_pause_and_remove_answer_at_once_during_a_long_step(tmp_path):
-    path = make_analysis(tmp_path, {"gamma": 3, "proton": 1}, n_file_per_job=1)
+@contextmanager
+def _service(tmp_path: Path, gamma: int) -> Iterator[tuple[Supervisor, Path]]:
+    """A supervisor with one monitoring worker, and an analysis of `gamma` + 1 grid jobs and a local one."""
+    path = make_analysis(tmp_path, {"gamma": gamma, "proton": 1}, n_file_per_job=1)
     sup = Supervisor(StateDir(tmp_path / "state"), {"monitoring": 1}, lambda _line: None)
     sup.start()
     try:
+        yield sup, path
+    finally:
+        sup.stop()
+        wait_executor_gone(path)
+
+
+def _add_in_a_long_step(sup: Supervisor, path: Path) -> str:
+    """Add the analysis; its driver's first refresh waits in the held lane (a long step). Its id."""
+    view = sup.add(path, DriveOptions(poll_interval=0.05))
+    _wait(lambda: _in_refresh(sup), what="the driver's refresh to wait in the lane")
+    return view.id
+
+
+def test_pause_and_remove_answer_at_once_during_a_long_step(tmp_path):
+    with _service(tmp_path, 3) as (sup, path):
         with _held_monitoring_lane(sup) as release:
-            view = sup.add(path, DriveOptions(poll_interval=0.05))
-            _wait(lambda: _in_refresh(sup), what="the driver's refresh to wait in the lane")
+            key = _add_in_a_long_step(sup, path)
             started = time.monotonic()
-            paused = sup.pause(view.id)
+            paused = sup.pause(key)
             assert time.monotonic() - started < 1.0  # it did not wait for the step
             assert (paused.state, paused.paused, paused.message) == (DriveState.PAUSED, True, STEP_ENDS_FIRST)
             assert not _lock_free(path)  # the step is still under way, and holds the run lock
             release.set()
             _wait(lambda: _lock_free(path), what="the run lock's release after the step")
         assert _submitted(path) == 0  # the step ended at its safe point: nothing was submitted
-        assert sup.view(view.id).message == ""  # the pause is complete
+        assert sup.view(key).message == ""  # the pause is complete
 
-        sup.resume(view.id)  # drives again, and to the end
-        _wait(lambda: sup.view(view.id).state is DriveState.COMPLETE, what="completion")
+        sup.resume(key)  # drives again, and to the end
+        _wait(lambda: sup.view(key).state is DriveState.COMPLETE, what="completion")
         assert _submitted(path) == 5  # 3 gamma, 1 proton, the local summary
 
         with _held_monitoring_lane(sup) as release:
-            sup.resume(view.id)  # a complete analysis is checked again: its refresh waits in the lane
+            sup.resume(key)  # a complete analysis is checked again: its refresh waits in the lane
             _wait(lambda: _in_refresh(sup), what="the driver's refresh to wait in the lane")
             started = time.monotonic()
-            removed = sup.remove(view.id)
+            removed = sup.remove(key)
             assert time.monotonic() - started < 1.0
             assert removed.path == str(path) and sup.views() == []
             assert not _lock_free(path)
             release.set()
             _wait(lambda: _lock_free(path), what="the run lock's release after the step")
         assert _submitted(path) == 5  # exactly once
-    finally:
-        sup.stop()
-        wait_executor_gone(path)
 
 
 def test_a_resume_during_the_paused_step_waits_for_it_never_two_drives_at_once(tmp_path):
-    path = make_analysis(tmp_path, {"gamma": 2, "proton": 1}, n_file_per_job=1)
-    sup = Supervisor(StateDir(tmp_path / "state"), {"monitoring": 1}, lambda _line: None)
-    sup.start()
-    try:
+    with _service(tmp_path, 2) as (sup, path):
         with _held_monitoring_lane(sup) as release:
-            view = sup.add(path, DriveOptions(poll_interval=0.05))
-            _wait(lambda: _in_refresh(sup), what="the driver's refresh to wait in the lane")
-            sup.pause(view.id)
-            resumed = sup.resume(view.id)  # at once, though the old drive has not ended its step
+            key = _add_in_a_long_step(sup, path)
+            sup.pause(key)
+            resumed = sup.resume(key)  # at once, though the old drive has not ended its step
             assert resumed.paused is False and resumed.state is DriveState.STARTING
             time.sleep(0.3)
-            assert sup.view(view.id).state is DriveState.STARTING  # the new drive waits for the old one
+            assert sup.view(key).state is DriveState.STARTING  # the new drive waits for the old one
             release.set()
-        _wait(lambda: sup.view(view.id).state is DriveState.COMPLETE, what="completion")
+        _wait(lambda: sup.view(key).state is DriveState.COMPLETE, what="completion")
         assert _submitted(path) == 4
-    finally:
-        sup.stop()
-        wait_executor_gone(path)
