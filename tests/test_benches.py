@@ -45,6 +45,7 @@ EXPECTED: dict[str, list[str]] = {
     "service_api.py": [
         rf"status \(counts \+ 100 jobs\)\s+{NUMBER}\s+{NUMBER}",
         rf"job page \(50, random offset\)\s+{NUMBER}\s+{NUMBER}",
+        rf"pace \(last hour, 30 buckets\)\s+{NUMBER}\s+{NUMBER}",
     ],
     "dashboard_first_view.py": [
         rf"10 jobs \(baseline\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+job table: 1-10 of 10",

@@ -81,7 +81,8 @@ def test_the_store_gives_the_done_attempts_of_the_window_only(tmp_path):
             "local", [BackendStatus("1", JobStatus.DONE), BackendStatus("2", JobStatus.FAILED)]
         )
         rows = store.done_since((before - timedelta(seconds=1)).isoformat())
-        assert [r[0] for r in rows] == ["s"] and rows[0][1] <= rows[0][2]
+        ((stage, second, jobs, submitted),) = rows  # one done attempt in the window
+        assert (stage, jobs) == ("s", 1) and submitted[:19] <= second and len(second) == 19
         assert store.done_since((datetime.now(UTC) + timedelta(seconds=1)).isoformat()) == []
 
 
@@ -99,3 +100,13 @@ def test_the_store_gives_the_done_attempts_of_the_window_only(tmp_path):
 )
 def test_durations_read_as_the_two_largest_units(seconds, text):
     assert duration_text(seconds) == text
+
+
+def test_attempts_grouped_by_second_count_as_many_jobs():
+    counts = {"a": {"u": {"done": 30, "planned": 30}}}
+    grouped = [
+        DoneAttempt("a", NOW - timedelta(minutes=30), NOW - timedelta(minutes=m), 10) for m in (5, 15, 25)
+    ]
+    (a,) = pace(counts, grouped, NOW, window_s=1800, buckets=3).stages
+    assert a.done_in_window == 30 and a.series == (10, 10, 10)
+    assert a.per_hour == pytest.approx(60) and a.eta_seconds == pytest.approx(1800)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gridpipe.core.timeutil import isoformat, utcnow
 from gridpipe.service.context import Analysis
@@ -19,11 +19,12 @@ MIN_SPAN_S = 1.0
 
 @dataclass(frozen=True)
 class DoneAttempt:
-    """An attempt that ended done: its stage, when it was submitted and when it was seen done."""
+    """Attempts of a stage that ended done at `ended`: how many, and the earliest of their submissions."""
 
     stage: str
     submitted: datetime
     ended: datetime
+    jobs: int = 1
 
 
 @dataclass(frozen=True)
@@ -80,25 +81,29 @@ def pace(
         recent = by_stage.get(stage, [])
         series = [0] * buckets
         for a in recent:
-            series[min(buckets - 1, int((a.ended - start).total_seconds() / bucket_s))] += 1
+            series[min(buckets - 1, int((a.ended - start).total_seconds() / bucket_s))] += a.jobs
+        in_window = sum(a.jobs for a in recent)
         per_hour = eta = None
         if recent:
             since = max(start, min(a.submitted for a in recent))
-            per_second = len(recent) / max((now - since).total_seconds(), MIN_SPAN_S)
+            per_second = in_window / max((now - since).total_seconds(), MIN_SPAN_S)
             per_hour, eta = per_second * 3600, remaining / per_second
         if remaining == 0:
             eta = 0.0
-        stages.append(StagePace(stage, total_done, remaining, len(recent), per_hour, eta, tuple(series)))
+        stages.append(StagePace(stage, total_done, remaining, in_window, per_hour, eta, tuple(series)))
     return Pace(isoformat(now), window_s, bucket_s, tuple(stages))
 
 
 def read_pace(an: Analysis, window_s: float, buckets: int, now: datetime | None = None) -> Pace:
-    """The analysis's pace now, from its store: counts in one grouped query, done attempts of the window
-    through the index on their ends."""
+    """The analysis's pace now, from its store: counts in one grouped query, the done attempts of the window
+    grouped by stage and second of their end (at most a row a second however many jobs) through the index
+    on their ends."""
     now = now or utcnow()
     since = isoformat(now - timedelta(seconds=window_s))
     done = [
-        DoneAttempt(stage, datetime.fromisoformat(submitted), datetime.fromisoformat(ended))
-        for stage, submitted, ended in an.store.done_since(since)
+        DoneAttempt(
+            stage, datetime.fromisoformat(submitted), datetime.fromisoformat(second).replace(tzinfo=UTC), n
+        )
+        for stage, second, n, submitted in an.store.done_since(since)
     ]
     return pace(stage_counts(an), done, now, window_s, buckets)

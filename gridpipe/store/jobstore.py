@@ -518,13 +518,14 @@ class JobStore:
         )
         yield from cursor.execute(sql, (name,) if name else ())
 
-    def done_since(self, since: str) -> list[tuple[str, str, str]]:
-        """(stage, submitted, ended) of the attempts that ended done after `since` (ISO text), through the
-        index on done attempts' ends."""
+    def done_since(self, since: str) -> list[tuple[str, str, int, str]]:
+        """Attempts that ended done after `since` (ISO text, UTC) by stage and second of their end: (stage,
+        `YYYY-MM-DDTHH:MM:SS` UTC, how many, earliest submission), through the index on done attempts' ends."""
         return list(
             self._conn.execute(
-                "SELECT j.stage, a.submitted, a.ended FROM attempts a JOIN jobs j ON j.id = a.job_id"
-                " WHERE a.status = 'done' AND a.ended > ?",
+                "SELECT j.stage, substr(a.ended, 1, 19) AS second, COUNT(*), MIN(a.submitted)"
+                " FROM attempts a JOIN jobs j ON j.id = a.job_id"
+                " WHERE a.status = 'done' AND a.ended > ? GROUP BY j.stage, second",
                 (since,),
             )
         )
