@@ -173,9 +173,11 @@ class Client:
         status: list[str] | None = None,
         offset: int = 0,
         limit: int = 50,
+        sort: str = "planned",
     ) -> dict[str, Any]:
-        """A page of jobs (total, offset, limit, jobs), filtered by stage, particle and states."""
-        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        """A page of jobs (total, offset, limit, jobs), filtered by stage, particle and states, in the order
+        `sort` (planned, name, status, or updated: the latest first)."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit, "sort": sort}
         params |= {k: v for k, v in (("stage", stage), ("particle", particle), ("status", status)) if v}
         return self._call("GET", f"/v1/analyses/{key_of(analysis)}/jobs", analysis, params=params)
 

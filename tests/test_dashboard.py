@@ -133,6 +133,20 @@ def test_dashboard_follows_a_run_filters_opens_a_log_and_escapes_text(tmp_path, 
         Select(browser.find_element(By.ID, "f-status")).select_by_visible_text("done")
         _wait(lambda: "of 13" in browser.find_element(By.ID, "page").text, what="13 done jobs")
         assert {r[3] for r in _rows(browser, "#jobs")} == {"done"}
+        # sorted by the server: by name, then the latest update first
+        Select(browser.find_element(By.ID, "f-sort")).select_by_visible_text("name")
+        _wait(
+            lambda: (names := [r[0] for r in _rows(browser, "#jobs")]) == sorted(names) and len(names) == 13,
+            what="the jobs sorted by name",
+        )
+        Select(browser.find_element(By.ID, "f-sort")).select_by_visible_text("latest update")
+        _wait(
+            lambda: (
+                (times := [r[7] for r in _rows(browser, "#jobs")]) == sorted(times, reverse=True)
+                and len(times) == 13
+            ),
+            what="the latest update first",
+        )
 
         # open a job: its attempts and its log
         _click(browser, "#jobs tbody tr a.job")

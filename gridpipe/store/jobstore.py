@@ -80,6 +80,15 @@ def _record(row: sqlite3.Row) -> JobRecord:
     )
 
 
+JOB_ORDERS = {
+    "planned": "id",
+    "name": "name",
+    "status": "status, id",
+    "updated": "updated DESC, id",
+}
+"""Orders of `summary_rows` (name and status walk an index; updated, newest first, sorts)."""
+
+
 def _filters(
     stage: str | None,
     unit: str | None,
@@ -271,10 +280,12 @@ class JobStore:
         done_last: bool = False,
         unit: str | None = None,
         offset: int = 0,
+        order: str = "planned",
     ) -> Iterator[SummaryRow]:
         """(name, stage, unit, status, submissions, backend_id, site, updated, reason, backend) of the jobs,
         in insertion order (jobs not done first with `done_last`), read through a cursor: memory stays flat
-        however many jobs there are. `offset` skips that many (a page; not with `done_last`).
+        however many jobs there are. `offset` skips that many (a page; not with `done_last`); `order` is one of
+        JOB_ORDERS (planned: insertion order).
 
         Submissions count every attempt a backend took (a user's resubmission included); the retry budget
         (`JobRecord.attempts`, reset by `resubmit`) is a separate number.
@@ -297,7 +308,7 @@ class JobStore:
         for where, values in parts:
             cursor = self._conn.cursor()  # its own cursor: other queries may run while it is read
             cursor.arraysize = 1000
-            sql = f"{select} {where} ORDER BY id LIMIT ? OFFSET ?"
+            sql = f"{select} {where} ORDER BY {JOB_ORDERS[order]} LIMIT ? OFFSET ?"
             for row in cursor.execute(sql, [*values, left, offset]):
                 left -= 1
                 yield row

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -211,12 +211,18 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         status: Annotated[list[str] | None, Query(max_length=6)] = None,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        sort: Annotated[
+            Literal["planned", "name", "status", "updated"],
+            Query(description="Order of the jobs (updated: the latest first)."),
+        ] = "planned",
     ) -> s.JobsPage:
         bad = [x for x in status or [] if x not in JOB_STATES]
         if bad:
             return _bad_status(bad)  # type: ignore[return-value]
         view = sup.view(analysis_id)
-        which = JobFilter(stage, frozenset(status) if status else None, limit, unit=particle, offset=offset)
+        which = JobFilter(
+            stage, frozenset(status) if status else None, limit, unit=particle, offset=offset, order=sort
+        )
         with Analysis.open(Path(view.path)) as an:
             rows = [s.JobOut.model_validate(j) for j in job_rows(an, which)]
             return s.JobsPage(total=count_jobs(an, which), offset=offset, limit=limit, jobs=rows)
