@@ -143,11 +143,6 @@ class Driver:
             busy = self.thread is not None and self.thread.is_alive()
             self._set(state, STEP_ENDS_FIRST if busy else "")
 
-    def stop(self, state: DriveState | None = None) -> None:
-        """Stop the drive and wait for it to end (the service's shutdown)."""
-        self.request_stop(state)
-        self.join()
-
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the drive's thread to end; whether it has."""
         thread = self.thread
