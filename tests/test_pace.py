@@ -110,3 +110,28 @@ def test_attempts_grouped_by_second_count_as_many_jobs():
     (a,) = pace(counts, grouped, NOW, window_s=1800, buckets=3).stages
     assert a.done_in_window == 30 and a.series == (10, 10, 10)
     assert a.per_hour == pytest.approx(60) and a.eta_seconds == pytest.approx(1800)
+
+
+def test_the_api_serves_a_costly_pace_again_for_a_while_and_a_cheap_one_fresh():
+    import time
+
+    from gridpipe.web.app import PaceCache
+
+    cache, reads = PaceCache(), []
+
+    def read(cost: float):
+        def run():
+            time.sleep(cost)
+            reads.append(cost)
+            return pace({}, [], NOW, 60, 1)
+
+        return run
+
+    first = cache.get(("a", 60, 1), read(0.1))  # costly: kept for about a second
+    assert cache.get(("a", 60, 1), read(0.1)) is first and len(reads) == 1
+    assert cache.get(("a", 3600, 1), read(0.0)) is not first  # another window is read on its own
+    time.sleep(1.1)
+    cache.get(("a", 60, 1), read(0.0))
+    assert len(reads) == 3
+    cache.get(("a", 60, 1), read(0.0))  # cheap: read every time
+    assert len(reads) == 4
