@@ -147,6 +147,8 @@ def test_dashboard_follows_a_run_filters_opens_a_log_and_escapes_text(tmp_path, 
             ),
             what="the latest update first",
         )
+        Select(browser.find_element(By.ID, "f-sort")).select_by_visible_text("as planned")
+        _wait(lambda: _rows(browser, "#jobs")[0][1] == "produce", what="the planned order")
 
         # open a job: its attempts and its log
         _click(browser, "#jobs tbody tr a.job")
