@@ -237,7 +237,6 @@ def test_dashboard_warns_when_the_dirac_token_nears_its_end_and_clears_once_rene
 ):
     from datetime import timedelta
 
-    from selenium.webdriver.common.by import By
     from test_dirac_backend import dirac_analysis
 
     creds = tmp_path / "credentials.json"
@@ -249,9 +248,10 @@ def test_dashboard_warns_when_the_dirac_token_nears_its_end_and_clears_once_rene
         assert svc.cli("service", "add", path, "--poll-interval", "0.2").returncode == 0
         browser.get(f"http://{info['http']}/?token={info['token']}&interval=300")
 
-        def warning() -> str:
-            found = browser.find_elements(By.CSS_SELECTOR, "#analyses tbody .warning")
-            return found[0].text if found else ""
+        def warning() -> str:  # read in one go: the page redraws the table as it polls
+            return browser.execute_script(
+                "const w = document.querySelector('#analyses tbody .warning'); return w ? w.textContent : ''"
+            )
 
         text = _wait(warning, what="the token warning")
         assert text.startswith("warning: submission paused:") and "dirac login" in text
