@@ -1,6 +1,7 @@
-"""Latency of the service's API on a large analysis: `GET /v1/analyses/{id}/status` (counts and the first
-100 jobs) and job pages (50 jobs at a random offset, unfiltered and filtered by state), p50 and p99 over the
-real Unix socket, beside `GET /v1/health` (the HTTP round trip alone) as the baseline.
+"""Latency of the service's API on a large analysis (half its jobs done within the hour, the rest planned):
+`GET /v1/analyses/{id}/status` (counts and the first 100 jobs), job pages (50 jobs at a random offset,
+unfiltered and filtered by state) and `pace` (throughput and time to completion over the last hour), p50 and
+p99 over the real Unix socket, beside `GET /v1/health` (the HTTP round trip alone) as the baseline.
 
     python bench/service_api.py [--jobs 100000] [--requests 200] [--quick]
 """
@@ -23,12 +24,15 @@ from engine_helpers import noop_workflow
 from service_helpers import running_service
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
+from gridpipe.core.models import BackendStatus
+from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.service.planning import plan_units, record_plan
 
 
-def big_analysis(root: Path, jobs: int) -> Path:
-    """An analysis with `jobs` planned jobs in its store (nothing submitted)."""
+def big_analysis(root: Path, jobs: int, done: int = 0) -> Path:
+    """An analysis with `jobs` jobs in its store: the first `done` of them submitted and done (recorded as a
+    local backend would report them), the others planned."""
     workflow = noop_workflow(root / "noop.yaml")
     path = create_analysis(CreateRequest(name="big", analyses_dir=root, workflow=workflow)).path
     (path / "data" / "simtel" / "gamma_in.list").write_text(
@@ -37,6 +41,13 @@ def big_analysis(root: Path, jobs: int) -> Path:
     with Analysis.open(path) as an:
         (stage,) = an.workflow.stages
         record_plan(an, plan_units(an, stage, check_storage=False))
+        names = [j.name for j in an.store.jobs(limit=done)] if done else []
+        if names:
+            an.store.begin_attempts(names, "local")
+            an.store.confirm_submitted({n: str(i) for i, n in enumerate(names)})
+            an.store.apply_statuses(
+                "local", [BackendStatus(str(i), JobStatus.DONE) for i in range(len(names))]
+            )
     return path
 
 
@@ -60,8 +71,10 @@ def main() -> None:
         args.jobs, args.requests = 2000, 20
     root = Path(tempfile.mkdtemp(prefix="gpapi"))
     started = time.perf_counter()
-    path = big_analysis(root, args.jobs)
-    print(f"analysis with {args.jobs} planned jobs made in {time.perf_counter() - started:.1f} s")
+    path = big_analysis(root, args.jobs, done=args.jobs // 2)
+    print(
+        f"analysis with {args.jobs} jobs ({args.jobs // 2} done) made in {time.perf_counter() - started:.1f} s"
+    )
     rng = random.Random(1)
     try:
         with running_service() as svc:
@@ -75,6 +88,7 @@ def main() -> None:
                         "job page (50, random offset)",
                         lambda: client.jobs(path, offset=rng.randrange(args.jobs - 50), limit=50),
                     ),
+                    ("pace (last hour, 30 buckets)", lambda: client.pace(path)),
                     (
                         "job page (50, status=planned)",
                         lambda: client.jobs(

@@ -173,15 +173,23 @@ class Client:
         status: list[str] | None = None,
         offset: int = 0,
         limit: int = 50,
+        sort: str = "planned",
     ) -> dict[str, Any]:
-        """A page of jobs (total, offset, limit, jobs), filtered by stage, particle and states."""
-        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        """A page of jobs (total, offset, limit, jobs), filtered by stage, particle and states, in the order
+        `sort` (planned, name, status, or updated: the latest first)."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit, "sort": sort}
         params |= {k: v for k, v in (("stage", stage), ("particle", particle), ("status", status)) if v}
         return self._call("GET", f"/v1/analyses/{key_of(analysis)}/jobs", analysis, params=params)
 
     def failures(self, analysis: str | Path) -> dict[str, Any]:
         """Failed or killed jobs grouped by reason and by site."""
         return self._call("GET", f"/v1/analyses/{key_of(analysis)}/failures", analysis)
+
+    def pace(self, analysis: str | Path, *, window: float = 3600, buckets: int = 30) -> dict[str, Any]:
+        """Per stage: jobs done and left, jobs done per hour over the last `window` seconds (and per bucket of
+        it), and the estimated seconds to completion."""
+        params = {"window": window, "buckets": buckets}
+        return self._call("GET", f"/v1/analyses/{key_of(analysis)}/pace", analysis, params=params)
 
     def job(self, analysis: str | Path, name: str) -> dict[str, Any]:
         """One job with its attempts and the logs of its last attempt."""

@@ -40,11 +40,16 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "service_idle.py": [
         rf"service driving nothing: {NUMBER}% of a core",
-        rf"service with \d+ active jobs, nothing changing: {NUMBER}% of a core",
+        rf"service with \d+ active jobs \(.*\), nothing changing: {NUMBER}% of a core",
     ],
     "service_api.py": [
         rf"status \(counts \+ 100 jobs\)\s+{NUMBER}\s+{NUMBER}",
         rf"job page \(50, random offset\)\s+{NUMBER}\s+{NUMBER}",
+        rf"pace \(last hour, 30 buckets\)\s+{NUMBER}\s+{NUMBER}",
+    ],
+    "dashboard_first_view.py": [
+        rf"10 jobs \(baseline\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+job table: 1-10 of 10",
+        rf"2000 jobs\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+job table: 1-50 of 2000",
     ],
     "diracx_raw_bench.py": [rf"submit 40 jobs in calls of 20: {NUMBER} s total"],
     "slurm_bench.py": [
@@ -59,6 +64,7 @@ EXPECTED: dict[str, list[str]] = {
 }
 NEEDS_DIRACX = {"diracx_raw_bench.py", "dirac_bench.py"}
 NEEDS_SLURM = {"slurm_bench.py"}
+NEEDS_CHROMIUM = {"dashboard_first_view.py"}
 
 
 def test_every_bench_is_covered():
@@ -70,6 +76,11 @@ def test_every_bench_is_covered():
 def test_bench_runs_in_quick_mode(bench, tmp_path):
     if bench in NEEDS_DIRACX and importlib.util.find_spec("diracx.routers") is None:
         pytest.skip("the loopback DiracX server needs diracx-routers (the test extra)")
+    if bench in NEEDS_CHROMIUM:
+        from chromium import missing_reason as no_chromium
+
+        if no_chromium() is not None:
+            pytest.skip(no_chromium())
     if bench in NEEDS_SLURM:
         from slurm_cluster import missing_reason
 

@@ -5,43 +5,22 @@ kept in the test's folder."""
 
 from __future__ import annotations
 
-import shutil
+import json
 import time
-from pathlib import Path
 
 import pytest
+from chromium import missing_reason, start_chromium
 from engine_helpers import make_analysis, slow_workflow
 from service_helpers import running_service
 
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 HOSTILE = "ev<script>window.__pwned=1<\\script> \"q' <img src=x onerror=window.__pwned=2>"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMEDRIVER.exists() or shutil.which("chromium") is None,
-    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them)",
-)
+pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
 
 
 @pytest.fixture
 def browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1800",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    options.binary_location = shutil.which("chromium")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
+    driver = start_chromium(tmp_path / "chromium-profile")
     try:
         yield driver
     finally:
@@ -70,6 +49,16 @@ def _rows(driver, table: str) -> list[list[str]]:
 
 def _done_count(driver) -> int:
     return sum(int(r[5]) for r in _rows(driver, "#stages") if r[0] == "produce")
+
+
+def _pace(driver, stage: str) -> list[str] | None:
+    """The stage's row of the throughput table: stage, done, left, jobs/hour, time to completion."""
+    return next((r[:5] for r in _rows(driver, "#pace") if r[0] == stage), None)
+
+
+def _estimating(row: list[str] | None) -> bool:
+    """The row shows a rate and a time to completion still to go (e.g. `3 s`)."""
+    return bool(row and row[3] and float(row[3]) > 0 and row[4] not in ("unknown", "done"))
 
 
 def _click(driver, css: str) -> None:
@@ -106,9 +95,22 @@ def test_dashboard_follows_a_run_filters_opens_a_log_and_escapes_text(tmp_path, 
         _wait(lambda: _rows(browser, "#stages"), what="the stage table")
         first = _done_count(browser)
         assert first < 10
+        # throughput and time to completion: a rate and an estimate while jobs are left
+        during = _wait(lambda: (r := _pace(browser, "produce")) and _estimating(r) and r, what="an estimate")
+        assert 0 < int(during[2]) <= 12 and int(during[1]) < 12
         _wait(lambda: _done_count(browser) > first, what="a change of the numbers")
         _wait(lambda: _rows(browser, "#analyses")[0][1] == "complete", what="completion")
         _wait(lambda: _done_count(browser) == 12, what="the final counts")
+        # ... which changed with the run: everything done, nothing left, and the series holds every job
+        end = _wait(
+            lambda: (r := _pace(browser, "produce")) and r[4] == "done" and r, what="the estimate's end"
+        )
+        assert end[1:3] == ["12", "0"] and end != during
+        titles = browser.execute_script(
+            "return [...document.querySelectorAll('#pace tbody tr[data-stage=produce] .spark span')]"
+            ".map(s => s.title)"
+        )
+        assert len(titles) == 30 and sum(int(t.split()[0]) for t in titles) == 12
 
         # hostile text (the analysis's folder) is shown verbatim and never runs
         assert _rows(browser, "#analyses")[0][3] == str(path)
@@ -131,6 +133,22 @@ def test_dashboard_follows_a_run_filters_opens_a_log_and_escapes_text(tmp_path, 
         Select(browser.find_element(By.ID, "f-status")).select_by_visible_text("done")
         _wait(lambda: "of 13" in browser.find_element(By.ID, "page").text, what="13 done jobs")
         assert {r[3] for r in _rows(browser, "#jobs")} == {"done"}
+        # sorted by the server: by name, then the latest update first
+        Select(browser.find_element(By.ID, "f-sort")).select_by_visible_text("name")
+        _wait(
+            lambda: (names := [r[0] for r in _rows(browser, "#jobs")]) == sorted(names) and len(names) == 13,
+            what="the jobs sorted by name",
+        )
+        Select(browser.find_element(By.ID, "f-sort")).select_by_visible_text("latest update")
+        _wait(
+            lambda: (
+                (times := [r[7] for r in _rows(browser, "#jobs")]) == sorted(times, reverse=True)
+                and len(times) == 13
+            ),
+            what="the latest update first",
+        )
+        Select(browser.find_element(By.ID, "f-sort")).select_by_visible_text("as planned")
+        _wait(lambda: _rows(browser, "#jobs")[0][1] == "produce", what="the planned order")
 
         # open a job: its attempts and its log
         _click(browser, "#jobs tbody tr a.job")
@@ -212,3 +230,38 @@ def test_dashboard_groups_failures_and_pauses(tmp_path, browser):
         with svc.client() as client:
             assert client.analysis(path)["paused"] is True
         assert browser.save_screenshot(str(tmp_path / "failures.png"))
+
+
+def test_dashboard_warns_when_the_dirac_token_nears_its_end_and_clears_once_renewed(
+    diracx, tmp_path, browser
+):
+    from datetime import timedelta
+
+    from test_dirac_backend import dirac_analysis
+
+    creds = tmp_path / "credentials.json"
+    diracx.mint_credentials(creds, lifetime=timedelta(minutes=4))  # min_token_validity is 10 minutes
+    path = dirac_analysis(tmp_path, diracx, "dxdash", 1, credentials_path=str(creds))
+    with running_service() as svc:
+        svc.start("--http", "127.0.0.1:0")
+        info = svc.info()
+        assert svc.cli("service", "add", path, "--poll-interval", "0.2").returncode == 0
+        browser.get(f"http://{info['http']}/?token={info['token']}&interval=300")
+
+        def warning() -> str:  # read in one go: the page redraws the table as it polls
+            return browser.execute_script(
+                "const w = document.querySelector('#analyses tbody .warning'); return w ? w.textContent : ''"
+            )
+
+        text = _wait(warning, what="the token warning")
+        assert text.startswith("warning: submission paused:") and "dirac login" in text
+        token = json.loads(creds.read_text())["access_token"]
+        assert token not in browser.page_source  # the token itself is never shown
+        assert browser.save_screenshot(str(tmp_path / "token-warning.png"))
+
+        diracx.mint_credentials(creds, lifetime=timedelta(hours=1))  # the user renewed it
+        _wait(lambda: not warning(), what="the warning's end")
+        with svc.client() as client:
+            texts = [e["text"] for e in client.analysis(path)["events"]]
+        assert "submission resumed" in texts
+        assert svc.cli("service", "remove", path).returncode == 0

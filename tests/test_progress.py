@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from gridpipe.analysis.stage import Stage
 from gridpipe.core.states import JobStatus, UnitState
 from gridpipe.workflow.planner import units_of
-from gridpipe.workflow.policy import free_slots, split_failures, wake_when_active_at_most
+from gridpipe.workflow.policy import free_slots, idle_wait, split_failures, wake_when_active_at_most
 from gridpipe.workflow.progress import (
     NextStep,
     Snapshot,
@@ -287,3 +287,18 @@ def test_free_slots(active, max_active, free):
 )
 def test_wake_up_point(active, waiting, max_active, at_most):
     assert wake_when_active_at_most(active, waiting, max_active) == at_most
+
+
+@pytest.mark.parametrize(
+    ("poll", "quiet", "ceiling", "wait"),
+    [
+        (0.3, 0, 5.0, 0.3),  # something moved: the poll interval
+        (0.3, 1, 5.0, 0.6),  # one quiet cycle: twice as long
+        (0.3, 4, 5.0, 4.8),
+        (0.3, 5, 5.0, 5.0),  # capped
+        (0.3, 10_000, 5.0, 5.0),  # no overflow after days of quiet
+        (30.0, 3, 5.0, 30.0),  # a poll interval above the ceiling is kept, never shortened
+    ],
+)
+def test_idle_wait_backs_off_to_a_ceiling(poll, quiet, ceiling, wait):
+    assert idle_wait(poll, quiet, ceiling) == pytest.approx(wait)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from html.parser import HTMLParser
 
 from engine_helpers import make_analysis, wait_executor_gone
@@ -61,6 +62,12 @@ def test_report_of_a_run_with_failures(tmp_path, run_cli):
     assert status["stages"]["produce"] == {"gamma": {"done": 3}, "proton": {"failed": 2}}
     assert 'id="by-reason"' in html and 'id="by-site"' in html
     assert html.count('class="lane"') == 3 + 2 * 2  # every attempt drawn
+    # throughput over the run: produce has 3 done, none left (the failed ones are not retried): done
+    pace = re.search(r'<table id="pace">.*?</table>', html, re.S).group(0)
+    (produce,) = re.findall(r"<tr><td>produce</td>(.*?)</tr>", pace)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", produce)
+    assert cells[:2] == ["3", "0"] and float(cells[2]) > 0 and cells[3] == "done", cells
+    assert pace.count('title="3 done"') + pace.count('title="2 done"') + pace.count('title="1 done"') >= 1
 
     with (tmp_path / "out" / "trace.tsv").open() as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
@@ -70,3 +77,7 @@ def test_report_of_a_run_with_failures(tmp_path, run_cli):
     assert {r["attempt"] for r in failed} == {"1", "2"}
     assert all(r["exit_code"] == "3" for r in failed)
     assert all(r["submitted"] and r["ended"] for r in rows)
+    # every attempt ran: its start (the local queue's record) lies between its submission and its end
+    assert all(r["submitted"] <= r["started"] <= r["ended"] for r in rows), [
+        (r["submitted"], r["started"], r["ended"]) for r in rows
+    ]

@@ -252,6 +252,8 @@ def test_api_errors_name_the_field():
                 (http.get("/v1/analyses/ZZZ"), 422, "path.analysis_id"),
                 (http.get("/v1/analyses/0123456789ab"), 404, "analysis_id"),
                 (http.get("/v1/analyses/0123456789ab/jobs", params={"limit": 0}), 422, "query.limit"),
+                (http.get("/v1/analyses/0123456789ab/jobs", params={"sort": "id; drop"}), 422, "query.sort"),
+                (http.get("/v1/analyses/0123456789ab/pace", params={"window": 1}), 422, "query.window"),
                 (http.get("/v1/nothing"), 404, None),
                 (http.delete("/v1/analyses"), 405, None),
             ]

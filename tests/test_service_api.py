@@ -90,6 +90,25 @@ def test_eight_clients_read_while_the_service_submits(tmp_path):
             final = client.analysis(path)
             assert final["state"] == "complete", final
             assert client.status(path)["stages"]["produce"] == {"gamma": {"done": 60}, "proton": {"done": 20}}
+            # pages sorted by the server, across pages
+            for sort, key, newest_first in (("name", "name", False), ("updated", "updated", True)):
+                rows = [
+                    j
+                    for offset in (0, 30, 60)
+                    for j in client.jobs(path, sort=sort, offset=offset, limit=30)["jobs"]
+                ]
+                values = [j[key] for j in rows]
+                assert len(rows) == 81 and values == sorted(values, reverse=newest_first), sort
+            # throughput and time to completion: every job done within the hour, nothing left
+            (produce, summarise) = client.pace(path, window=3600, buckets=12)["stages"]
+            assert (produce["stage"], produce["done"], produce["remaining"]) == ("produce", 80, 0)
+            assert (
+                produce["done_in_window"] == 80
+                and sum(produce["series"]) == 80
+                and len(produce["series"]) == 12
+            )
+            assert produce["per_hour"] > 0 and produce["eta_seconds"] == 0
+            assert (summarise["done"], summarise["remaining"]) == (1, 0)
         log = svc.cli("service", "logs", "-n", "2000").stdout
         assert "locked" not in log and "Traceback" not in log
 

@@ -10,7 +10,7 @@ from gridpipe.core.exceptions import DatabaseFileError
 from gridpipe.core.models import BackendStatus, JobSpec
 from gridpipe.core.states import JobStatus
 from gridpipe.store import JobStore
-from gridpipe.store.schema import SCHEMA_VERSION
+from gridpipe.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 def _spec(name: str) -> JobSpec:
@@ -19,20 +19,25 @@ def _spec(name: str) -> JobSpec:
 
 def test_an_old_database_is_migrated_and_a_newer_one_refused(tmp_path):
     db = tmp_path / "state.db"
-    JobStore(db).close()
-    with JobStore(db) as store:
-        store.add_jobs([_spec("a"), _spec("b")])
-    conn = sqlite3.connect(db)
-    conn.execute("DROP INDEX jobs_by_backend_id")
-    conn.execute("DROP TRIGGER job_counts_delete")
-    conn.execute("DROP TABLE job_counts")
+    conn = sqlite3.connect(db)  # a store as version 1 made it, with one attempt
+    conn.executescript(MIGRATIONS[0])
+    conn.execute(
+        "INSERT INTO jobs (name, stage, unit, spec, status, updated) VALUES ('j', 's', 'u', '{}', 'done', 't')"
+    )
+    conn.execute(
+        "INSERT INTO attempts (job_id, number, backend, status, submitted) VALUES (1, 1, 'local', 'done', 't')"
+    )
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
     store = JobStore(db)  # version 1 -> current
     indexes = {row[1] for row in store._conn.execute("PRAGMA index_list(jobs)")}
     assert "jobs_by_backend_id" in indexes
-    assert store.counts() == {"s": {"u": {"planned": 2}}}  # counted when the counts table was made
+    assert store.counts() == {"s": {"u": {"done": 1}}}  # counted when the counts table was made
+    assert "attempts_by_status_ended" in {
+        row[1] for row in store._conn.execute("PRAGMA index_list(attempts)")
+    }
+    assert [row[11] for row in store.attempt_rows()] == [None]  # the old attempt: no start time known
     assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     store.close()
     conn = sqlite3.connect(db)
@@ -110,3 +115,29 @@ def test_kept_counts_equal_a_count_of_the_jobs(tmp_path):
         assert store.unit_counts("s") == {"u": 6}
         store._conn.execute("DELETE FROM jobs WHERE name = 'k'")
         assert store.counts() == counted(store) and "t" not in store.counts()
+
+
+def test_an_attempt_keeps_the_start_its_backend_reported_else_when_it_was_first_seen_running(tmp_path):
+    with JobStore(tmp_path / "state.db") as store:
+        store.add_jobs([_spec("a"), _spec("b"), _spec("c")])
+        store.begin_attempts(["a", "b", "c"], "local")
+        store.confirm_submitted({"a": "1", "b": "2", "c": "3"})
+        reported = "2026-01-02T03:04:05+00:00"
+        store.apply_statuses(
+            "local",
+            [
+                BackendStatus("1", JobStatus.RUNNING, started=reported),
+                BackendStatus("2", JobStatus.RUNNING),  # the backend does not know: first seen running
+                BackendStatus("3", JobStatus.DONE),  # never seen running, no start reported
+            ],
+        )
+        seen = {row[0]: row[11] for row in store.attempt_rows()}
+        assert seen["a"] == reported and seen["c"] is None
+        assert seen["b"] and seen["b"] > reported
+        later = "2030-01-01T00:00:00+00:00"
+        store.apply_statuses(
+            "local", [BackendStatus("1", JobStatus.DONE, started=later), BackendStatus("2", JobStatus.DONE)]
+        )
+        again = {row[0]: (row[11], row[12]) for row in store.attempt_rows()}
+        assert again["a"][0] == reported and again["b"][0] == seen["b"]  # the first start is kept
+        assert all(ended for _, ended in again.values())

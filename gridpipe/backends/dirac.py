@@ -37,7 +37,7 @@ MAX_SUBMIT = 20
 """DIRAC refuses more than 20 jobs in one submission call (400, nothing created)."""
 KILL_CHUNK = 1000
 T = TypeVar("T")
-POLL_COLUMNS = ["JobID", "Status", "MinorStatus", "Site"]
+POLL_COLUMNS = ["JobID", "Status", "MinorStatus", "Site", "StartExecTime"]
 
 
 class DiracBackend(Backend):

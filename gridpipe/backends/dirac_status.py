@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from gridpipe.core.models import BackendStatus
 from gridpipe.core.states import JobStatus
+from gridpipe.core.timeutil import utc_text
 
 STATUS_MAP: dict[str, JobStatus] = {
     "Submitting": JobStatus.QUEUED,
@@ -39,7 +40,7 @@ def gridpipe_status(dirac_status: str) -> JobStatus:
 
 
 def backend_status(row: dict[str, Any]) -> BackendStatus:
-    """A search row (JobID, Status, MinorStatus, Site) as gridpipe's BackendStatus."""
+    """A search row (JobID, Status, MinorStatus, Site, StartExecTime) as gridpipe's BackendStatus."""
     dirac = str(row.get("Status") or "")
     status = gridpipe_status(dirac)
     minor = str(row.get("MinorStatus") or "")
@@ -57,6 +58,7 @@ def backend_status(row: dict[str, Any]) -> BackendStatus:
         site=None if site in NO_SITE else site,
         reason=reason,
         flagged=dirac in FLAGGED or dirac not in STATUS_MAP,
+        started=utc_text(row.get("StartExecTime")),
     )
 
 

@@ -84,7 +84,7 @@ class LocalBackend(Backend):
         """One query for all given jobs; ids the queue does not know are left out."""
         known = [i for i in backend_ids if i.isascii() and i.isdigit()]
         out = [
-            BackendStatus(str(r.id), _STATUS[r.status], "localhost", r.exit_code, r.reason)
+            BackendStatus(str(r.id), _STATUS[r.status], "localhost", r.exit_code, r.reason, started=r.started)
             for r in self.queue.rows(known)
         ]
         if any(s.status in (JobStatus.QUEUED, JobStatus.RUNNING) for s in out):

@@ -38,9 +38,9 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE TABLE IF NOT EXISTS logs (job_id INTEGER PRIMARY KEY, stdout TEXT, stderr TEXT);
 """
-_ROW_SELECT = "SELECT id, name, status, exit_code, reason, cancel, slot FROM jobs"
+_ROW_SELECT = "SELECT id, name, status, exit_code, reason, cancel, slot, started FROM jobs"
 _RUNNING_BY = (
-    "SELECT id, name, status, exit_code, reason, cancel, slot FROM jobs WHERE status = 'running' AND id IN "
+    "SELECT id, name, status, exit_code, reason, cancel, slot, started FROM jobs WHERE status = 'running' AND id IN "
     "(SELECT job_id FROM ledger WHERE executor_pid = ?)"
 )
 
@@ -67,6 +67,7 @@ class QueueRow:
     reason: str | None
     cancel: bool
     slot: int | None
+    started: str | None = None
 
 
 class LocalQueue:
@@ -189,7 +190,7 @@ class LocalQueue:
 
 
 def _row(r: tuple[Any, ...]) -> QueueRow:
-    return QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+    return QueueRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7])
 
 
 def _record(conn: sqlite3.Connection, results: Sequence[Outcome], now: str) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from gridpipe.core.models import BackendStatus
 from gridpipe.core.states import JobStatus
+from gridpipe.core.timeutil import isoformat
 from gridpipe.worker.records import ExitRecord
 
 QUEUED = frozenset(
@@ -90,13 +91,23 @@ def status_of(row: SlurmRow, record: ExitRecord | None) -> BackendStatus | None:
         status = JobStatus.KILLED if state in KILLED else JobStatus.FAILED
         worker = f"; worker: {record.reason}" if record is not None and record.reason else ""
         code = record.exit_code if record is not None else None
-        return BackendStatus(row.slurm_id, status, _site(record), code, _reason(row) + worker)
+        started = isoformat(record.started) if record is not None else None
+        return BackendStatus(
+            row.slurm_id, status, _site(record), code, _reason(row) + worker, started=started
+        )
     return None
 
 
 def from_record(slurm_id: str, record: ExitRecord) -> BackendStatus:
     """The status the worker recorded (a job Slurm no longer knows, or COMPLETED)."""
-    return BackendStatus(slurm_id, record.status, record.host, record.exit_code, record.reason)
+    return BackendStatus(
+        slurm_id,
+        record.status,
+        record.host,
+        record.exit_code,
+        record.reason,
+        started=isoformat(record.started),
+    )
 
 
 def _site(record: ExitRecord | None) -> str | None:

@@ -74,6 +74,8 @@ class BackendStatus:
     exit_code: int | None = None
     reason: str | None = None
     flagged: bool = False
+    started: str | None = None
+    """When the attempt began to run (ISO 8601, UTC), if the backend or the job's worker recorded it."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from gridpipe.service.refresh import refresh
 from gridpipe.service.rerun import rerun_stale_unit
 from gridpipe.service.submission import submit
 from gridpipe.workflow.planner import Unit, units_of
-from gridpipe.workflow.policy import free_slots, split_failures, wake_when_active_at_most
+from gridpipe.workflow.policy import free_slots, idle_wait, split_failures, wake_when_active_at_most
 from gridpipe.workflow.progress import (
     NextStep,
     Snapshot,
@@ -61,6 +61,10 @@ class Direct:
         """Run `work` now."""
         return work()
 
+
+IDLE_CEILING_S = 5.0
+"""The longest the service waits between cycles while nothing changes (its wait doubles from the poll
+interval with every quiet cycle): 1,000 active jobs cost a poll every few seconds, not several a second."""
 
 SERVICE_MARK = "service"
 """Written after the process id in `.gridpipe/run.lock` when the background service drives the analysis."""
@@ -143,6 +147,10 @@ class Orchestrator:
         self.submission_paused: str | None = None
         """Why submission is paused (the backend's words: e.g. the DIRAC token is near its end), else None."""
         self._given_up: set[str] = set()
+        self.moved = False
+        """The last cycle changed something (a job's state, a submission, a plan, a gather, an upload)."""
+        self.stop = threading.Event()
+        """Set by whoever wants the drive to end: a cycle checks it between its parts (its safe points)."""
 
     def snapshot(self) -> Snapshot:
         """Jobs per status and progress marker of every unit, as the store has them now."""
@@ -157,6 +165,7 @@ class Orchestrator:
         failed = self.an.store.jobs(statuses=[JobStatus.FAILED])
         retry, final = split_failures(failed, self.options.max_attempts)
         if retry:
+            self.moved = True
             self.an.store.set_status(retry, JobStatus.PLANNED)
             self.notify(f"retrying {len(retry)} failed job(s)")
         for name in final:
@@ -206,11 +215,13 @@ class Orchestrator:
         for stage in stages:
             fresh = units_to_plan(stage, snapshot)
             if fresh:
+                self.moved = True
                 self._plan_units(stage, fresh)
                 snapshot = self.snapshot()
             for unit in units_of(stage):
                 progress = snapshot.unit(unit)
                 step = next_step(unit, progress)
+                self.moved = self.moved or step in (NextStep.GATHER, NextStep.UPLOAD, NextStep.RERUN)
                 if step is NextStep.GATHER:
                     self._gather(unit, progress.count([JobStatus.DONE]))
                 elif step is NextStep.UPLOAD:
@@ -233,6 +244,7 @@ class Orchestrator:
                 )
                 names += [j.name for j in planned]
         if names:
+            self.moved = True
             report = self.lanes.call(
                 "submission", f"submit {len(names)} job(s)", lambda: submit(self.an, names)
             )
@@ -267,7 +279,11 @@ class Orchestrator:
 
     def step(self) -> RunReport | None:
         """One cycle; a report when the analysis is complete or cannot progress, else None."""
-        self._report_changes(self.lanes.call("monitoring", "refresh", lambda: refresh(self.an)))
+        changed = self.lanes.call("monitoring", "refresh", lambda: refresh(self.an))
+        self.moved = bool(changed)
+        self._report_changes(changed)
+        if self.stop.is_set():  # a safe point: what the refresh saw is recorded, nothing else started
+            return None
         self._retry_failures()
         snapshot = self.snapshot()
         stages = self.ready_stages(snapshot)
@@ -276,6 +292,8 @@ class Orchestrator:
         self._advance(stages, snapshot)
         snapshot = self.snapshot()
         stages = self.ready_stages(snapshot)
+        if self.stop.is_set():  # a safe point: nothing submitted after a pause
+            return None
         if self._submit(stages):
             snapshot = self.snapshot()
         if not stages:
@@ -292,11 +310,15 @@ class Orchestrator:
         killed = [j.name for j in stopped if j.status == JobStatus.KILLED]
         return RunReport(RunOutcome.STALLED, failed, killed)
 
-    def _wait(self, stop: threading.Event) -> None:
+    def _wait(self, stop: threading.Event, quiet: int) -> None:
         """Until the next cycle is worth it: enough slots freed for waiting jobs, all jobs ended, or the
-        poll interval passed (a backend that cannot tell cheaply just waits out the interval)."""
+        poll interval passed (a backend that cannot tell cheaply just waits out the interval). The service
+        has no fine-grained watch and waits longer after each of `quiet` cycles that changed nothing."""
+        if self.by_service:
+            stop.wait(idle_wait(self.options.poll_interval, quiet, IDLE_CEILING_S))
+            return
         active = self.an.store.active_ids()
-        if len(active) != 1 or self.by_service:  # the service: no fine-grained watch, it idles cheaply
+        if len(active) != 1:
             stop.wait(self.options.poll_interval)
             return
         ((backend, ids),) = active.items()
@@ -312,11 +334,12 @@ class Orchestrator:
     def drive(self, stop: threading.Event, *, preflight: bool = True) -> RunReport:
         """`run` for a caller that holds the run lock already (the service holds it while it drives; it
         skips the preflight: a token near its end pauses submission instead of stopping the drive)."""
+        self.stop = stop
         if preflight:
             self.an.backend.preflight()  # backend preflight (e.g. DIRAC token) before the first submission
         self.an.backend.ensure_running()  # the local executor starts up while the first stage is planned
         down_since: float | None = None
-        failures = 0
+        failures = quiet = 0
         while not stop.is_set():
             try:
                 report = self.step()  # its refresh reconciles submissions a crash left half-done
@@ -334,7 +357,8 @@ class Orchestrator:
             down_since, failures = None, 0
             if report is not None:
                 return report
-            self._wait(stop)
+            quiet = 0 if self.moved else quiet + 1
+            self._wait(stop, quiet)
         return RunReport(RunOutcome.STOPPED)
 
 

@@ -19,7 +19,9 @@ from gridpipe.core.fsutil import atomic_write_text
 from gridpipe.core.states import SHOWN_STATES
 from gridpipe.core.timeutil import isoformat, utcnow
 from gridpipe.core.version import __version__
+from gridpipe.service.attempts import Attempt, read_attempts
 from gridpipe.service.context import Analysis
+from gridpipe.service.pace import DoneAttempt, pace
 from gridpipe.service.status import stage_counts
 
 TRACE_COLUMNS = (
@@ -37,47 +39,31 @@ TRACE_COLUMNS = (
     "status",
     "reason",
 )
-"""Columns of trace.tsv (`started` stays empty: backends report when an attempt ended, not when it began)."""
+"""Columns of trace.tsv (`started`: as the backend or the job's worker recorded it, else when gridpipe first saw
+the attempt running; empty if it never did)."""
 
 TIMELINE_ROWS_MAX = 2000
 """Attempts drawn in the timeline (the trace has them all)."""
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One attempt, as the report shows it."""
-
-    job: str
-    stage: str
-    particle: str
-    number: int
-    backend: str
-    backend_id: str | None
-    status: str
-    site: str | None
-    exit_code: int | None
-    reason: str | None
-    submitted: str
-    ended: str | None
-
-    def trace_row(self) -> list[str]:
-        """Its trace.tsv row."""
-        values = (
-            self.job,
-            self.stage,
-            self.particle,
-            self.number,
-            self.backend,
-            self.backend_id,
-            self.site,
-            self.submitted,
-            None,
-            self.ended,
-            self.exit_code,
-            self.status,
-            self.reason,
-        )
-        return ["" if v is None else " ".join(str(v).split()) for v in values]
+def trace_row(a: Attempt) -> list[str]:
+    """An attempt's trace.tsv row (TRACE_COLUMNS)."""
+    values = (
+        a.job,
+        a.stage,
+        a.particle,
+        a.number,
+        a.backend,
+        a.backend_id,
+        a.site,
+        a.submitted,
+        a.started,
+        a.ended,
+        a.exit_code,
+        a.status,
+        a.reason,
+    )
+    return ["" if v is None else " ".join(str(v).split()) for v in values]
 
 
 @dataclass
@@ -109,11 +95,64 @@ class ReportData:
     bars: list[Bar] = field(default_factory=list)
     span: tuple[str, str] | None = None
     drawn: int = 0
+    pace: list[PaceRow] = field(default_factory=list)
+    pace_bucket: str = ""
 
 
-def read_attempts(an: Analysis) -> list[Attempt]:
-    """Every attempt of the analysis, in order."""
-    return [Attempt(*row) for row in an.store.attempt_rows()]  # type: ignore[arg-type]
+@dataclass(frozen=True)
+class PaceRow:
+    """One stage's throughput over the whole run and its time to completion, as the report shows them."""
+
+    stage: str
+    done: int
+    remaining: int
+    per_hour: str
+    eta: str
+    bars: list[tuple[float, int]]
+    """(height in percent of the busiest bucket, jobs done) per bucket of the run, oldest first."""
+
+
+PACE_BUCKETS = 40
+
+
+def duration_text(seconds: float | None) -> str:
+    """`2 h 5 min`, `40 s`; `done` for 0, `unknown` for None (the two largest units)."""
+    if seconds is None:
+        return "unknown"
+    if seconds == 0:
+        return "done"
+    left, parts = round(seconds), []
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
+        if left >= size and len(parts) < 2:
+            parts.append(f"{left // size} {unit}")
+            left %= size
+    return " ".join(parts) or "< 1 s"
+
+
+def run_pace(an: Analysis, attempts: list[Attempt], now: datetime) -> tuple[list[PaceRow], float]:
+    """Every stage's pace over the whole run (from its first submission to now); the bucket in seconds."""
+    done = [
+        DoneAttempt(a.stage, datetime.fromisoformat(a.submitted), datetime.fromisoformat(a.ended))
+        for a in attempts
+        if a.status == "done" and a.ended
+    ]
+    first = min((datetime.fromisoformat(a.submitted) for a in attempts), default=now)
+    window = max((now - first).total_seconds() * 1.001, 60.0)  # the first submission inside the window
+    result = pace(stage_counts(an), done, now, window, PACE_BUCKETS)
+    rows = []
+    for p in result.stages:
+        top = max(max(p.series), 1)
+        rows.append(
+            PaceRow(
+                p.stage,
+                p.done,
+                p.remaining,
+                "" if p.per_hour is None else f"{p.per_hour:.1f}",
+                duration_text(p.eta_seconds),
+                [(round(100 * n / top, 1), n) for n in p.series],
+            )
+        )
+    return rows, result.bucket_s
 
 
 def _bars(attempts: list[Attempt], now: datetime) -> tuple[list[Bar], tuple[str, str] | None]:
@@ -146,7 +185,9 @@ def gather_report(an: Analysis) -> tuple[ReportData, list[Attempt]]:
     attempts = read_attempts(an)
     failures = [a for a in attempts if a.status in ("failed", "killed")]
     drawn = attempts[-TIMELINE_ROWS_MAX:]
-    bars, span = _bars(drawn, utcnow())
+    now = utcnow()
+    bars, span = _bars(drawn, now)
+    pace_rows, bucket = run_pace(an, attempts, now)
     data = ReportData(
         name=an.grid.analysis_name,
         path=str(an.path),
@@ -162,6 +203,8 @@ def gather_report(an: Analysis) -> tuple[ReportData, list[Attempt]]:
         bars=bars,
         span=span,
         drawn=len(drawn),
+        pace=pace_rows,
+        pace_bucket=duration_text(bucket),
     )
     return data, attempts
 
@@ -178,7 +221,7 @@ def trace_text(attempts: list[Attempt]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
     writer.writerow(TRACE_COLUMNS)
-    writer.writerows(a.trace_row() for a in attempts)
+    writer.writerows(trace_row(a) for a in attempts)
     return out.getvalue()
 
 

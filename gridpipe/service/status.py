@@ -58,6 +58,8 @@ class JobFilter:
     done_last: bool = False
     unit: str | None = None
     offset: int = 0
+    order: str = "planned"
+    """One of gridpipe.store.jobstore.JOB_ORDERS."""
 
 
 def job_rows(an: Analysis, which: JobFilter = JobFilter()) -> Iterator[dict[str, object]]:
@@ -70,6 +72,7 @@ def job_rows(an: Analysis, which: JobFilter = JobFilter()) -> Iterator[dict[str,
         done_last=which.done_last,
         unit=which.unit,
         offset=which.offset,
+        order=which.order,
     )
     for r in rows:
         link = an.backend_named(r[9]).link(r[5]) if r[5] and r[9] else None

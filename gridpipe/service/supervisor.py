@@ -87,8 +87,17 @@ class DriveView:
     """Submission is paused for this reason (e.g. the DIRAC token is near its end)."""
 
 
+STEP_ENDS_FIRST = "the current step ends first"
+"""The message of an analysis paused while its driver finishes the step it was in."""
+
+
 class Driver:
-    """Drives one analysis in its own thread until it is complete, paused or the service stops."""
+    """Drives one analysis in its own thread until it is complete, paused or the service stops.
+
+    Pause and remove answer at once: they set the drive's stop event and the driver stops at its next safe
+    point (the orchestrator checks between the parts of a cycle; a lane call under way finishes first). A
+    resume meanwhile starts a new drive that waits for the old one to end: never two drives at once.
+    """
 
     def __init__(self, entry: DrivenAnalysis, pools: LanePools, log: Log, retry: Retry) -> None:
         self.entry = entry
@@ -104,7 +113,10 @@ class Driver:
         self.name = Path(entry.path).name
         self.orchestrator: Orchestrator | None = None
 
-    def _set(self, state: DriveState, message: str = "") -> None:
+    def _set(self, state: DriveState, message: str = "", stop: threading.Event | None = None) -> None:
+        """Set the state (from a drive: only while that drive has not been asked to stop)."""
+        if stop is not None and stop.is_set():
+            return
         if (state, message) != (self.state, self.message):
             self.state, self.message, self.since = state, message, isoformat(utcnow())
             self.note(f"{state.value}" + (f": {message}" if message else ""))
@@ -116,55 +128,72 @@ class Driver:
         self.log(f"[{self.entry.path}] {text}")
 
     def start(self) -> None:
-        """Start driving (a new thread)."""
-        self.stop_event = threading.Event()
+        """Start driving (a new thread; it first waits for a previous drive still ending its step)."""
+        previous, self.stop_event = self.thread, threading.Event()
         self._set(DriveState.STARTING)
-        self.thread = threading.Thread(target=self._loop, name=f"drive-{self.entry.id}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, args=(self.stop_event, previous), name=f"drive-{self.entry.id}", daemon=True
+        )
         self.thread.start()
 
-    def stop(self, state: DriveState | None = None) -> None:
-        """Ask the driver to stop after its current step (jobs keep running on their backends)."""
+    def request_stop(self, state: DriveState | None = None) -> None:
+        """Ask the drive to stop at its next safe point and return at once (jobs keep running)."""
         self.stop_event.set()
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
         if state is not None:
-            self._set(state)
+            busy = self.thread is not None and self.thread.is_alive()
+            self._set(state, STEP_ENDS_FIRST if busy else "")
 
-    def _loop(self) -> None:
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the drive's thread to end; whether it has."""
+        thread = self.thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def _run(self, stop: threading.Event, previous: threading.Thread | None) -> None:
+        if previous is not None:
+            previous.join()  # the last drive ends the step it was in first
+        try:
+            self._loop(stop)
+        finally:
+            if stop.is_set() and stop is self.stop_event and self.message == STEP_ENDS_FIRST:
+                self._set(self.state)  # the step has ended: the pause is complete
+
+    def _loop(self, stop: threading.Event) -> None:
         errors = 0
-        while not self.stop_event.is_set():
+        while not stop.is_set():
             wait = 0.0
             try:
                 path = Path(self.entry.path)
                 if not (path / ".gridpipe").is_dir():
                     raise UsageError(f"{path}: the analysis folder is gone; `gridpipe service remove` it")
                 with run_lock_at(path, by_service=True):  # held while stalled too: no run slips in
-                    while self._drive_once() is RunOutcome.STALLED:
+                    while self._drive_once(stop) is RunOutcome.STALLED:
                         errors = 0
-                        if self.stop_event.wait(self.retry.stalled):
+                        if stop.wait(self.retry.stalled):
                             return
                 return  # complete, or stopped
             except RunLockedError as exc:
-                self._set(DriveState.LOCKED, exc.detail)
+                self._set(DriveState.LOCKED, exc.detail, stop)
                 wait = self.retry.locked
             except GridpipeError as exc:
-                self._set(DriveState.ERROR, exc.detail)
+                self._set(DriveState.ERROR, exc.detail, stop)
                 wait = min(self.retry.error_first * 2**errors, self.retry.error_most)
                 errors += 1
             except OSError as exc:
                 where = f"{exc.filename}: " if exc.filename else ""
-                self._set(DriveState.ERROR, f"{where}{exc.strerror or exc}")
+                self._set(DriveState.ERROR, f"{where}{exc.strerror or exc}", stop)
                 wait = min(self.retry.error_first * 2**errors, self.retry.error_most)
                 errors += 1
             except Exception as exc:  # a bug must not stop the other analyses: log it, report it, retry
                 self.log(traceback.format_exc())
-                self._set(DriveState.ERROR, f"internal error: {type(exc).__name__}: {exc}")
+                self._set(DriveState.ERROR, f"internal error: {type(exc).__name__}: {exc}", stop)
                 wait = min(self.retry.error_first * 2**errors, self.retry.error_most)
                 errors += 1
-            self.stop_event.wait(wait)
+            stop.wait(wait)
 
-    def _drive_once(self) -> RunOutcome:
+    def _drive_once(self, stop: threading.Event) -> RunOutcome:
         with Analysis.open(Path(self.entry.path)) as an:
             opts = self.entry.options
             options = run_options(an, opts.max_active, opts.max_attempts, opts.poll_interval)
@@ -172,15 +201,15 @@ class Driver:
                 an, options, self.note, lanes=self.pools.for_owner(self.name), by_service=True
             )
             self.orchestrator = orchestrator
-            self._set(DriveState.RUNNING)
+            self._set(DriveState.RUNNING, stop=stop)
             try:
-                report = orchestrator.drive(self.stop_event, preflight=False)
+                report = orchestrator.drive(stop, preflight=False)
             finally:
                 self.orchestrator = None
         if report.outcome is RunOutcome.COMPLETE:
-            self._set(DriveState.COMPLETE, report.message)
+            self._set(DriveState.COMPLETE, report.message, stop)
         elif report.outcome is RunOutcome.STALLED:
-            self._set(DriveState.STALLED, report.message)
+            self._set(DriveState.STALLED, report.message, stop)
         return report.outcome
 
     def events_since(self, number: int) -> tuple[int, list[tuple[str, str]]]:
@@ -215,6 +244,8 @@ class Supervisor:
         self.retry = retry or Retry()
         self.pools = LanePools(lane_sizes)
         self._drivers: dict[str, Driver] = {}
+        self._removed: list[Driver] = []
+        """Removed drivers that may still be ending their step (the shutdown waits for them)."""
         self._guard = threading.RLock()
 
     def start(self) -> None:
@@ -257,31 +288,35 @@ class Supervisor:
             return driver.view()
 
     def pause(self, key: str) -> DriveView:
-        """Stop driving (the current step ends first; jobs keep running) until resumed, across restarts."""
+        """Stop driving until resumed, across restarts; answers at once (the step under way ends first, and
+        nothing new is submitted after it; jobs keep running)."""
         with self._guard:
             driver = self._driver(key)
             driver.entry = driver.entry.model_copy(update={"paused": True})
             self._save()
-        driver.stop(DriveState.PAUSED)
-        return driver.view()
+            driver.request_stop(DriveState.PAUSED)
+            return driver.view()
 
     def resume(self, key: str) -> DriveView:
-        """Drive a paused analysis again (or retry one in error now)."""
+        """Drive a paused analysis again (or retry one in error now); the new drive begins once the old one
+        has ended its step."""
         with self._guard:
             driver = self._driver(key)
             driver.entry = driver.entry.model_copy(update={"paused": False})
             self._save()
-        driver.stop()
-        driver.start()
-        return driver.view()
+            driver.request_stop()
+            driver.start()
+            return driver.view()
 
     def remove(self, key: str) -> DriveView:
-        """Stop driving and forget the analysis (its jobs keep running; `gridpipe run` may take over)."""
+        """Stop driving and forget the analysis, at once (the step under way ends first; its jobs keep
+        running; `gridpipe run` may take over once the run lock is free)."""
         with self._guard:
             driver = self._driver(key)
             del self._drivers[key]
             self._save()
-        driver.stop()
+            driver.request_stop()
+            self._removed = [d for d in self._removed if not d.join(0)] + [driver]
         driver.note("removed")
         return driver.view()
 
@@ -305,9 +340,9 @@ class Supervisor:
     def stop(self) -> None:
         """Stop every driver (each ends its current step; jobs keep running), then the lanes."""
         with self._guard:
-            drivers = list(self._drivers.values())
+            drivers = [*self._drivers.values(), *self._removed]
         for driver in drivers:
-            driver.stop_event.set()
+            driver.request_stop()
         for driver in drivers:
-            driver.stop()
+            driver.join()
         self.pools.close()

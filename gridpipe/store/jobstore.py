@@ -83,6 +83,15 @@ def _record(row: sqlite3.Row) -> JobRecord:
     )
 
 
+JOB_ORDERS = {
+    "planned": "id",
+    "name": "name",
+    "status": "status, id",
+    "updated": "updated DESC, id",
+}
+"""Orders of `summary_rows` (name and status walk an index; updated, newest first, sorts)."""
+
+
 def _filters(
     stage: str | None,
     unit: str | None,
@@ -305,10 +314,12 @@ class JobStore:
         done_last: bool = False,
         unit: str | None = None,
         offset: int = 0,
+        order: str = "planned",
     ) -> Iterator[SummaryRow]:
         """(name, stage, unit, status, submissions, backend_id, site, updated, reason, backend) of the jobs,
         in insertion order (jobs not done first with `done_last`), read through a cursor: memory stays flat
-        however many jobs there are. `offset` skips that many (a page; not with `done_last`).
+        however many jobs there are. `offset` skips that many (a page; not with `done_last`); `order` is one of
+        JOB_ORDERS (planned: insertion order).
 
         Submissions count every attempt a backend took (a user's resubmission included); the retry budget
         (`JobRecord.attempts`, reset by `resubmit`) is a separate number.
@@ -331,7 +342,7 @@ class JobStore:
         for where, values in parts:
             cursor = self._conn.cursor()  # its own cursor: other queries may run while it is read
             cursor.arraysize = 1000
-            sql = f"{select} {where} ORDER BY id LIMIT ? OFFSET ?"
+            sql = f"{select} {where} ORDER BY {JOB_ORDERS[order]} LIMIT ? OFFSET ?"
             for row in cursor.execute(sql, [*values, left, offset]):
                 left -= 1
                 yield row
@@ -482,8 +493,12 @@ class JobStore:
                     continue
                 old, site = row[0], update.site or row[1]
                 ended = now if update.status not in ACTIVE_STATES else None
+                # the backend's start time, else the first time it was seen running (kept once set)
+                started = update.started or (now if update.status == JobStatus.RUNNING else None)
                 jobs.append((update.status, site, update.reason, int(update.flagged), now, job_id))
-                attempts.append((update.status, site, update.exit_code, update.reason, ended, job_id, job_id))
+                attempts.append(
+                    (update.status, site, update.exit_code, update.reason, ended, started, job_id, job_id)
+                )
                 events.append((now, job_id, "status", old, update.status, update.reason))
                 moves.append((row[5], row[6], old, update.status))
                 again[job_id] = (update.status, site, int(update.flagged), *row[3:])
@@ -493,8 +508,8 @@ class JobStore:
                 jobs,
             )
             conn.executemany(
-                "UPDATE attempts SET status = ?, site = ?, exit_code = ?, reason = ?, ended = ?"
-                f" WHERE job_id = ? AND number = {_CURRENT}",
+                "UPDATE attempts SET status = ?, site = ?, exit_code = ?, reason = ?, ended = ?,"
+                f" started = COALESCE(started, ?) WHERE job_id = ? AND number = {_CURRENT}",
                 attempts,
             )
             self._events(conn, events)
@@ -583,17 +598,29 @@ class JobStore:
         return out
 
     def attempt_rows(self, name: str | None = None) -> Iterator[tuple[object, ...]]:
-        """(job, stage, unit, number, backend, backend_id, status, site, exit_code, reason, submitted, ended)
-        of every attempt (of one job), in order, read through a cursor."""
+        """(job, stage, unit, number, backend, backend_id, status, site, exit_code, reason, submitted,
+        started, ended) of every attempt (of one job), in order, read through a cursor."""
         cursor = self._conn.cursor()
         cursor.arraysize = 1000
         sql = (
             "SELECT j.name, j.stage, j.unit, a.number, a.backend, a.backend_id, a.status, a.site, a.exit_code,"
-            " a.reason, a.submitted, a.ended FROM attempts a JOIN jobs j ON j.id = a.job_id"
+            " a.reason, a.submitted, a.started, a.ended FROM attempts a JOIN jobs j ON j.id = a.job_id"
             + (" WHERE j.name = ?" if name else "")
             + " ORDER BY a.id"
         )
         yield from cursor.execute(sql, (name,) if name else ())
+
+    def done_since(self, since: str) -> list[tuple[str, str, int, str]]:
+        """Attempts that ended done after `since` (ISO text, UTC) by stage and second of their end: (stage,
+        `YYYY-MM-DDTHH:MM:SS` UTC, how many, earliest submission), through the index on done attempts' ends."""
+        return list(
+            self._conn.execute(
+                "SELECT j.stage, substr(a.ended, 1, 19) AS second, COUNT(*), MIN(a.submitted)"
+                " FROM attempts a JOIN jobs j ON j.id = a.job_id"
+                " WHERE a.status = 'done' AND a.ended > ? GROUP BY j.stage, second",
+                (since,),
+            )
+        )
 
     def log_event(self, kind: str, detail: str, job: str | None = None) -> None:
         """Append an event that is not a job state change (stage gathered, models uploaded, ...)."""

@@ -93,6 +93,11 @@ MIGRATIONS: list[str] = [
         SELECT stage, unit, status, COUNT(*) FROM jobs GROUP BY stage, unit, status;
     CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs BEGIN UPDATE job_counts SET n = n - 1 WHERE stage = OLD.stage AND unit = OLD.unit AND status = OLD.status; END;
     """,
+    # version 4: when an attempt began to run; done attempts looked up by their end (throughput)
+    """
+    ALTER TABLE attempts ADD COLUMN started TEXT;
+    CREATE INDEX attempts_by_status_ended ON attempts (status, ended);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -29,8 +31,10 @@ from gridpipe.core.exceptions import (
     RunLockedError,
     UsageError,
 )
+from gridpipe.service.attempts import read_attempts
 from gridpipe.service.context import Analysis
 from gridpipe.service.lanes import LaneView
+from gridpipe.service.pace import Pace, read_pace
 from gridpipe.service.rerun import stale_units
 from gridpipe.service.statedir import ServiceInfo
 from gridpipe.service.status import JobFilter, count_jobs, job_rows, shown, stage_counts
@@ -44,6 +48,32 @@ JobName = Annotated[str, PathParam(min_length=1, max_length=500, description="Th
 EVENT_POLL_S = 0.5
 """How often an event stream looks for new events (a list in memory: no store read)."""
 JOB_STATES = ("planned", "queued", "running", "done", "failed", "killed")
+PACE_REUSE_FACTOR = 10.0
+PACE_REUSE_MAX_S = 5.0
+"""A pace that took t seconds to read is served again for 10 t seconds (at most 5 s): with 50,000 jobs done in
+the hour a dashboard polling every second costs a read every few seconds, a small analysis is always fresh."""
+
+
+class PaceCache:
+    """Recent paces by (analysis, window, buckets), each kept for a time in proportion to its cost."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, float, int], tuple[float, Pace]] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: tuple[str, float, int], read: Callable[[], Pace]) -> Pace:
+        """The kept pace if still fresh, else `read()` (kept for next time)."""
+        now = time.monotonic()
+        with self._guard:
+            kept = self._kept.get(key)
+        if kept is not None and now < kept[0]:
+            return kept[1]
+        pace = read()
+        cost = time.monotonic() - now
+        with self._guard:
+            self._kept = {k: v for k, v in self._kept.items() if v[0] > now}
+            self._kept[key] = (now + min(PACE_REUSE_MAX_S, PACE_REUSE_FACTOR * cost), pace)
+        return pace
 
 
 @dataclass
@@ -145,6 +175,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     _install_errors(app)
     page = _dashboard()
+    paces = PaceCache()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:
@@ -209,12 +240,18 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         status: Annotated[list[str] | None, Query(max_length=6)] = None,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        sort: Annotated[
+            Literal["planned", "name", "status", "updated"],
+            Query(description="Order of the jobs (updated: the latest first)."),
+        ] = "planned",
     ) -> s.JobsPage:
         bad = [x for x in status or [] if x not in JOB_STATES]
         if bad:
             return _bad_status(bad)  # type: ignore[return-value]
         view = sup.view(analysis_id)
-        which = JobFilter(stage, frozenset(status) if status else None, limit, unit=particle, offset=offset)
+        which = JobFilter(
+            stage, frozenset(status) if status else None, limit, unit=particle, offset=offset, order=sort
+        )
         with Analysis.open(Path(view.path)) as an:
             rows = [s.JobOut.model_validate(j) for j in job_rows(an, which)]
             return s.JobsPage(total=count_jobs(an, which), offset=offset, limit=limit, jobs=rows)
@@ -228,20 +265,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             found = an.store.get([name]).get(name)
             if found is None:
                 raise JobNotFoundError([name])
-            attempts = [
-                s.AttemptOut(
-                    number=a[3],
-                    backend=a[4],
-                    backend_id=a[5],
-                    status=a[6],
-                    site=a[7],
-                    exit_code=a[8],
-                    reason=a[9],
-                    submitted=a[10],
-                    ended=a[11],
-                )
-                for a in an.store.attempt_rows(name)
-            ]
+            attempts = read_attempts(an, name)
             logs: dict[str, str] = {}
             problem = None
             try:
@@ -262,6 +286,22 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                 link=_link(an, found.backend, found.backend_id),
             )
             return s.JobDetail(job=out, attempts=attempts, logs=logs, logs_error=problem)
+
+    @app.get("/v1/analyses/{analysis_id}/pace", response_model=Pace)
+    def analysis_pace(
+        analysis_id: AnalysisId,
+        window: Annotated[
+            float, Query(ge=10, le=30 * 86400, description="Seconds of recent history the rates use.")
+        ] = 3600,
+        buckets: Annotated[int, Query(ge=1, le=500, description="Parts of the window in the series.")] = 30,
+    ) -> Pace:
+        view = sup.view(analysis_id)
+
+        def read() -> Pace:
+            with Analysis.open(Path(view.path)) as an:
+                return read_pace(an, window, buckets)
+
+        return paces.get((analysis_id, window, buckets), read)
 
     @app.get("/v1/analyses/{analysis_id}/failures", response_model=s.FailuresOut)
     def failures(analysis_id: AnalysisId) -> s.FailuresOut:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gridpipe.service.attempts import Attempt
 from gridpipe.service.driven import DriveOptions
 
 
@@ -113,25 +114,11 @@ class JobsPage(Strict):
     jobs: list[JobOut]
 
 
-class AttemptOut(Strict):
-    """One submission of a job."""
-
-    number: int
-    backend: str
-    backend_id: str | None
-    status: str
-    site: str | None
-    exit_code: int | None
-    reason: str | None
-    submitted: str
-    ended: str | None
-
-
 class JobDetail(Strict):
     """A job with its attempts and the logs of its last attempt."""
 
     job: JobOut
-    attempts: list[AttemptOut]
+    attempts: list[Attempt]
     logs: dict[str, str]
     logs_error: str | None = None
 

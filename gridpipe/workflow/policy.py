@@ -39,3 +39,9 @@ def wake_when_active_at_most(active: int, waiting: int, max_active: int) -> int:
     if not waiting:
         return 0
     return max(min(active - 1, max_active // 2), 0)
+
+
+def idle_wait(poll_interval: float, quiet_cycles: int, ceiling: float) -> float:
+    """Seconds to wait before the next cycle: `poll_interval` after a cycle that moved something, then
+    doubling with each quiet cycle in a row, up to `ceiling` (never below `poll_interval`)."""
+    return min(poll_interval * 2.0 ** min(quiet_cycles, 30), max(poll_interval, ceiling))
