@@ -388,13 +388,18 @@ class HTCondorPool:
     @contextmanager
     def as_user(self) -> Iterator[None]:
         """Act as the ordinary user in this process (files made are its own); root again afterwards."""
-        os.setegid(self.user.pw_gid)
-        os.seteuid(self.user.pw_uid)
+        import htcondor2
+
+        htcondor2.param["SEC_TOKEN_DIRECTORY"] = str(self.root / "client-tokens")  # the user's own copy
+        uid, gid = self.user.pw_uid, self.user.pw_gid
+        os.setresgid(gid, gid, 0)
+        os.setresuid(uid, uid, 0)  # real and effective: HTCondor's clients look at both; saved: root again
         try:
             yield
         finally:
-            os.seteuid(0)
-            os.setegid(0)
+            os.setresuid(0, 0, 0)
+            os.setresgid(0, 0, 0)
+            htcondor2.param["SEC_TOKEN_DIRECTORY"] = str(self.root / "root-tokens")
 
     def user_command(self, argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
         """Run a command as the ordinary user with the client environment."""
