@@ -401,20 +401,37 @@ class HTCondorPool:
             os.setresgid(0, 0, 0)
             htcondor2.param["SEC_TOKEN_DIRECTORY"] = str(self.root / "root-tokens")
 
-    def user_command(self, argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    def user_argv(self, argv: list[str]) -> list[str]:
+        """`argv` run as the ordinary user: in the chroot where there is one (this interpreter may live
+        where the user cannot reach it on this machine, e.g. under /root), else directly."""
+        if self.chroot is None:
+            return argv
+        ids = f"{self.user.pw_uid}:{self.user.pw_gid}"
+        return ["chroot", f"--userspec={ids}", f"--groups={self.user.pw_gid}", str(self.chroot), *argv]
+
+    def _user_kwargs(self, env: dict[str, str] | None) -> dict[str, object]:
+        kwargs: dict[str, object] = {
+            "env": {**os.environ, **self.user_env, "HOME": str(self.root / "work"), **(env or {})},
+            "cwd": str(self.root / "work"),
+        }
+        if self.chroot is None:
+            kwargs.update(user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[])
+        return kwargs
+
+    def user_command(
+        self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command as the ordinary user with the client environment."""
-        env = {**os.environ, **self.user_env, "HOME": str(self.root / "work"), **kwargs.pop("env", {})}  # type: ignore[dict-item]
         return subprocess.run(
-            argv, user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[], env=env,
-            capture_output=True, text=True, check=False, **kwargs,  # type: ignore[arg-type]
+            self.user_argv(argv), capture_output=True, text=True, check=False, timeout=timeout,
+            **self._user_kwargs(env),  # type: ignore[arg-type]
         )  # fmt: skip
 
-    def user_popen(self, argv: list[str], **kwargs: object) -> subprocess.Popen[str]:
-        env = {**os.environ, **self.user_env, "HOME": str(self.root / "work"), **kwargs.pop("env", {})}  # type: ignore[dict-item]
+    def user_popen(self, argv: list[str], env: dict[str, str] | None = None, **kwargs: object) -> subprocess.Popen[str]:
+        """Start a command as the ordinary user with the client environment."""
         return subprocess.Popen(
-            argv, user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[], env=env, text=True,
-            **kwargs,  # type: ignore[arg-type]
-        )  # fmt: skip
+            self.user_argv(argv), text=True, **self._user_kwargs(env), **kwargs  # type: ignore[arg-type]
+        )
 
 
 def _reload_bindings() -> None:
@@ -444,7 +461,7 @@ def running_pool() -> Iterator[HTCondorPool]:
             os.environ.pop("CONDOR_CONFIG", None)
         else:
             os.environ["CONDOR_CONFIG"] = old
-        _reload_bindings()
+            _reload_bindings()
         pool.stop()
         pool.unmount()
         shutil.rmtree(root, ignore_errors=True)

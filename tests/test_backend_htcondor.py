@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from engine_helpers import gridpipe, make_analysis
 
+from gridpipe.backends.htcondor_jobs import analysis_key
 from gridpipe.core.models import JobSpec
 from gridpipe.core.states import FINAL_STATES, JobStatus
 from gridpipe.service.context import Analysis
@@ -106,10 +107,9 @@ def test_run_drives_the_analysis_to_the_end_through_the_schedd(htcondor_pool):
 
 def test_a_payload_exiting_3_shows_exit_code_3_and_is_retried(htcondor_pool):
     pool = htcondor_pool
-    path = condor_analysis(pool, {"gamma": 2, "proton": 2})
-    result = gp(
-        pool, "run", "-a", str(path), "--max-attempts", "2", "--poll-interval", "0.3", env={"FAIL_proton": "3"}
-    )
+    # HTCondor jobs do not inherit the submitter's environment: the backend's `environment` carries it
+    path = condor_analysis(pool, {"gamma": 2, "proton": 2}, "    environment: {FAIL_proton: '3'}\n")
+    result = gp(pool, "run", "-a", str(path), "--max-attempts", "2", "--poll-interval", "0.3")
     assert result.returncode == 1, result.stdout + result.stderr
     job = next(j for j in status_of(pool, path)["jobs"] if j["name"] == "eng_OUT_proton_run1-run2")
     assert job["status"] == "failed" and job["attempts"] == 2
@@ -136,7 +136,7 @@ def test_a_held_job_shows_the_hold_reason_then_fails_after_the_hold_timeout_and_
     import os
 
     os.chown(private, 0, 0)
-    path = make_analysis(private, {"gamma": 1}, n_file_per_job=1)
+    path = make_analysis(private, {"gamma": 1, "proton": 1}, n_file_per_job=1)
     use_htcondor(path, "    hold_timeout: 6\n")
     run = pool_run_as_root(path, "--max-attempts", "2", "--poll-interval", "0.3")
     try:
@@ -144,9 +144,9 @@ def test_a_held_job_shows_the_hold_reason_then_fails_after_the_hold_timeout_and_
         deadline = time.monotonic() + 120
         while reason is None:
             jobs = json.loads(gridpipe("status", "--json", "--no-refresh", "-a", str(path)).stdout)["jobs"]
-            produce = [j for j in jobs if j["stage"] == "produce"]
-            if produce and produce[0]["status"] == "running" and produce[0]["reason"]:
-                reason = produce[0]["reason"]
+            held = [j for j in jobs if j["stage"] == "produce" and j["status"] == "running" and j["reason"]]
+            if held:
+                reason = held[0]["reason"]
             assert time.monotonic() < deadline and run.poll() is None, jobs
             time.sleep(0.3)
         assert reason.startswith("HTCondor: held: ") and "initial working directory" in reason, reason
@@ -156,13 +156,17 @@ def test_a_held_job_shows_the_hold_reason_then_fails_after_the_hold_timeout_and_
             run.kill()
             run.wait()
     assert run.returncode == 1, out + err
-    job = next(j for j in json.loads(gridpipe("status", "--json", "-a", str(path)).stdout)["jobs"] if j["stage"] == "produce")
-    assert job["status"] == "failed" and job["attempts"] == 2
-    assert "held longer than 6 s" in job["reason"] and "initial working directory" in job["reason"]
-    # both attempts left the queue: gridpipe removed them
+    jobs = json.loads(gridpipe("status", "--json", "-a", str(path)).stdout)["jobs"]
+    produce = [j for j in jobs if j["stage"] == "produce"]
+    assert len(produce) == 2
+    for job in produce:
+        assert job["status"] == "failed" and job["attempts"] == 2
+        assert "held longer than 6 s" in job["reason"] and "initial working directory" in job["reason"]
+    # every attempt left the queue: gridpipe removed them
     import htcondor2
 
-    assert htcondor2.Schedd().query(f'GridpipeJob == "{job["name"]}"', ["ClusterId"]) == []
+    left = htcondor2.Schedd().query(f'GridpipeAnalysis == "{analysis_key(path)}"', ["ClusterId"])
+    assert left == []
 
 
 def pool_run_as_root(path: Path, *options: str):
