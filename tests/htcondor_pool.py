@@ -139,7 +139,18 @@ class HTCondorPool:
     # ---- configuration ---------------------------------------------------------------------------
     def write_configs(self) -> None:
         r = self.root
-        for sub in ("log", "spool", "execute", "lock", "run", "passwords.d", "tokens.d", "client-tokens", "root-tokens", "work"):
+        for sub in (
+            "log",
+            "spool",
+            "execute",
+            "lock",
+            "run",
+            "passwords.d",
+            "tokens.d",
+            "client-tokens",
+            "root-tokens",
+            "work",
+        ):
             (r / sub).mkdir(exist_ok=True)
         condor = self.condor_ids()
         for sub in ("log", "spool", "execute", "lock", "run"):
@@ -294,9 +305,7 @@ class HTCondorPool:
 
     def make_token(self) -> None:
         """An IDTOKENS token of the ordinary user, readable by it alone (and root)."""
-        token = self.admin(
-            "condor_token_create", "-identity", f"{USER}@gridpipe", "-key", "POOL", timeout=60
-        )
+        token = self.admin("condor_token_create", "-identity", f"{USER}@gridpipe", "-key", "POOL", timeout=60)
         if token.returncode != 0:
             raise RuntimeError(f"condor_token_create failed: {token.stderr}")
         for folder, uid, gid in (
@@ -365,7 +374,7 @@ class HTCondorPool:
     def logs(self) -> str:
         """The tails of the daemons' logs (for failure messages)."""
         tails = []
-        for path in sorted((self.root / "log").glob("*Log")) + [self.root / "log" / "master.out"]:
+        for path in [*sorted((self.root / "log").glob("*Log")), self.root / "log" / "master.out"]:
             if path.exists():
                 tails.append(f"--- {path.name}\n{path.read_text(errors='replace')[-1500:]}")
         return "\n".join(tails)
@@ -427,10 +436,15 @@ class HTCondorPool:
             **self._user_kwargs(env),  # type: ignore[arg-type]
         )  # fmt: skip
 
-    def user_popen(self, argv: list[str], env: dict[str, str] | None = None, **kwargs: object) -> subprocess.Popen[str]:
+    def user_popen(
+        self, argv: list[str], env: dict[str, str] | None = None, **kwargs: object
+    ) -> subprocess.Popen[str]:
         """Start a command as the ordinary user with the client environment."""
         return subprocess.Popen(
-            self.user_argv(argv), text=True, **self._user_kwargs(env), **kwargs  # type: ignore[arg-type]
+            self.user_argv(argv),
+            text=True,
+            **self._user_kwargs(env),
+            **kwargs,  # type: ignore[arg-type]
         )
 
 

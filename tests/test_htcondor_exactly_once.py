@@ -89,7 +89,9 @@ def test_kill_9_during_an_htcondor_submission_never_loses_or_duplicates(htcondor
 @pytest.mark.slow
 def test_schedd_stopped_during_run_and_started_again_the_run_carries_on(htcondor_pool):
     pool = htcondor_pool
-    path = condor_analysis(pool, {"gamma": 12, "proton": 8}, "    retries: 1\n    backoff: 0.2\n", n_file_per_job=1)
+    path = condor_analysis(
+        pool, {"gamma": 12, "proton": 8}, "    retries: 1\n    backoff: 0.2\n", n_file_per_job=1
+    )
     run = pool.user_popen(
         [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.3"],
         stdout=subprocess.PIPE,

@@ -145,7 +145,9 @@ def _write_new(path: Path, text: str, mode: int) -> None:
 def job_script(python: str) -> str:
     """The job's executable: exec the job worker on the job file beside it (the job's working folder)."""
     argv = [python, "-m", "gridpipe.worker", JOB_FILE]
-    return "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + shlex.join(argv) + "\n"
+    return (
+        "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + shlex.join(argv) + "\n"
+    )
 
 
 def check_path(path: Path, what: str) -> str:
