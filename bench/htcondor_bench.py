@@ -53,7 +53,8 @@ def raw_batches(an: Analysis, n: int, rounds: int) -> list[tuple[dict[str, str],
     assert isinstance(backend, HTCondorBackend)
     desc = description(backend.settings, backend.folders, backend.key)
     specs = plan_units(an, an.workflow.stage("produce")).new[:n]
-    items = [item(s, backend.folders.new_attempt(s, backend.job_python(), {})) for s in specs]
+    backend.folders.ensure_script(backend.job_python())
+    items = [item(s, backend.folders.new_attempt(s, {})) for s in specs]
     size = n // rounds
     return [(desc, items[r * size : (r + 1) * size]) for r in range(rounds)]
 

@@ -45,7 +45,7 @@ def _wait_done(pool, path: Path, n: int, timeout: float = 600) -> dict:
 
 
 def _attempts(jobs_dir: Path) -> int:
-    return sum(1 for _ in jobs_dir.glob("*/*/job.sh")) if jobs_dir.is_dir() else 0
+    return sum(1 for _ in jobs_dir.glob("*/*/job.job.json")) if jobs_dir.is_dir() else 0
 
 
 @pytest.mark.slow

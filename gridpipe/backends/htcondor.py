@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
@@ -51,6 +52,8 @@ LOG_LIMIT = 1 << 20
 HISTORY_MARGIN = 3600.0
 """Seconds before the oldest missing job's submission at which a history scan stops (clock skew, slow queue)."""
 NAMES_PER_LOOKUP = 500
+FOLDER_THREADS = 8
+"""Job folders made at once (each a few small file-system calls that mostly wait on the disk)."""
 
 
 class HTCondorBackend(Backend):
@@ -103,8 +106,9 @@ class HTCondorBackend(Backend):
         if not specs:
             return {}
         desc = description(self.settings, self.folders, self.key)
-        python = self.job_python()
-        folders = [self.folders.new_attempt(s, python, self.settings.environment) for s in specs]
+        self.folders.ensure_script(self.job_python())
+        with ThreadPoolExecutor(FOLDER_THREADS, thread_name_prefix="gridpipe-folders") as pool:
+            folders = list(pool.map(lambda s: self.folders.new_attempt(s, self.settings.environment), specs))
         items = [item(s, f) for s, f in zip(specs, folders, strict=True)]
         delay = self.settings.backoff
         for attempt in range(self.settings.retries + 1):
@@ -120,12 +124,9 @@ class HTCondorBackend(Backend):
                 time.sleep(delay)
                 delay = min(max(delay * 2, 0.1), self.settings.backoff_max)
                 continue
-            accepted = {}
-            for n, folder in enumerate(folders):
-                condor_id = f"{cluster}.{first + n}"
-                self.folders.link_id(condor_id, folder)
-                accepted[folder.name] = condor_id
-            return accepted
+            ids = {f"{cluster}.{first + n}": folder for n, folder in enumerate(folders)}
+            self.folders.record(ids)
+            return {folder.name: condor_id for condor_id, folder in ids.items()}
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _find_attempts(self, folders: list[AttemptFolder]) -> dict[str, str]:
@@ -135,13 +136,11 @@ class HTCondorBackend(Backend):
             jobs = self._jobs_named([f.name for f in folders])
         except BackendError:
             return {}
-        found: dict[str, str] = {}
-        for job in jobs:
-            folder = wanted.get((job.name, job.attempt or 0))
-            if folder is not None:
-                self.folders.link_id(job.condor_id, folder)
-                found[folder.name] = job.condor_id
-        return found
+        ids = {
+            j.condor_id: wanted[(j.name, j.attempt or 0)] for j in jobs if (j.name, j.attempt or 0) in wanted
+        }
+        self.folders.record(ids)
+        return {folder.name: condor_id for condor_id, folder in ids.items()}
 
     # ---- status -------------------------------------------------------------------------------------
     def _queue(self) -> dict[str, CondorJob]:
@@ -164,9 +163,9 @@ class HTCondorBackend(Backend):
         """One query for the analysis's jobs in the queue, one history call for those that left; then the
         worker's exit record. A job found nowhere is not done: it is left out (reported lost after
         `lost_after` seconds). Ids that are not this analysis's HTCondor jobs are reported failed."""
-        ids = [i for i in dict.fromkeys(backend_ids) if is_condor_id(i) and self.folders.by_id(i)]
+        ids = [i for i in dict.fromkeys(backend_ids) if is_condor_id(i)]
         jobs = self._queue() if ids else {}
-        missing = [i for i in ids if i not in jobs]
+        missing = [i for i in ids if i not in jobs and self.folders.by_id(i) is not None]
         if missing:
             jobs.update(self._history(missing))
         now = time.time()
@@ -186,12 +185,14 @@ class HTCondorBackend(Backend):
             self.client.remove([j.condor_id for j in held], reason[:500])
 
     def _status(self, condor_id: str, job: CondorJob | None, now: float) -> BackendStatus | None:
+        if job is not None and job.state in ACTIVE:  # the query answered for it: no file is read
+            return status_of(job, None, now, self.settings.hold_timeout)
         folder = self.folders.by_id(condor_id)
+        if folder is None and job is not None and job.attempt is not None:
+            folder = self.folders.attempt(job.name, job.attempt)  # this analysis's (by +GridpipeAnalysis)
         if folder is None:
             return BackendStatus(condor_id, JobStatus.FAILED, reason="not an HTCondor job of this analysis")
         if job is not None:
-            if job.state in ACTIVE:
-                return status_of(job, None, now, self.settings.hold_timeout)  # no file read while active
             return status_of(job, folder.exit_record(), now, self.settings.hold_timeout)
         record = folder.exit_record()
         if record is not None:
@@ -236,11 +237,10 @@ class HTCondorBackend(Backend):
         its attempt folder (+GridpipeAttempt)."""
         found: dict[str, list[BackendJob]] = {}
         now = time.time()
-        for job in self._jobs_named(names):
-            if job.attempt is None:
-                continue
-            folder = self.folders.attempt(job.name, job.attempt)
-            self.folders.link_id(job.condor_id, folder)
+        jobs = [j for j in self._jobs_named(names) if j.attempt is not None]
+        self.folders.record({j.condor_id: self.folders.attempt(j.name, j.attempt or 0) for j in jobs})
+        for job in jobs:
+            folder = self.folders.attempt(job.name, job.attempt or 0)
             status = status_of(job, folder.exit_record(), now, self.settings.hold_timeout)
             state = status.status if status is not None else JobStatus.QUEUED
             found.setdefault(job.name, []).append(BackendJob(job.condor_id, job.name, state))

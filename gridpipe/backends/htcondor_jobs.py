@@ -1,10 +1,10 @@
 """The HTCondor backend's folders and its submit description.
 
+    .gridpipe/htcondor/job.sh                           every job's executable: exec <python> -m gridpipe.worker job.job.json
     .gridpipe/htcondor/jobs/<name>/<n>/job.job.json    the worker's job file (gridpipe.worker.records)
-                                      /job.sh          the job's executable: exec <python> -m gridpipe.worker job.job.json
                                       /condor.out|err  HTCondor's output and error files of job.sh
                                       /job.exit.json   the worker's exit record; job.stdout.log / job.stderr.log
-    .gridpipe/htcondor/ids/<cluster>.<proc> -> ../jobs/<name>/<n>
+    .gridpipe/htcondor/clusters/<cluster>              `<proc> <name> <n>` for each job of the cluster
 
 The attempt folder `n` is new for every submission. Every job carries +GridpipeAnalysis (a key from the
 analysis's absolute path), +GridpipeJob (its name) and +GridpipeAttempt (n): after a crash the schedd's
@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gridpipe.backends.htcondor_settings import HTCondorSection
@@ -67,11 +67,13 @@ class AttemptFolder:
         return sorted(p for p in self.path.iterdir() if p.is_file() and p.name.endswith(keep))
 
 
-@dataclass(frozen=True)
+@dataclass
 class JobFolders:
-    """The folders of one analysis's HTCondor jobs."""
+    """The folders of one analysis's HTCondor jobs, and which job id runs in which (one small file per
+    cluster, `clusters/<cluster>`: one line `<proc> <name> <attempt>` per job, written once per transaction)."""
 
     analysis_path: Path
+    _clusters: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict, repr=False)
 
     @property
     def root(self) -> Path:
@@ -81,11 +83,30 @@ class JobFolders:
     def jobs(self) -> Path:
         return self.root / "jobs"
 
-    def new_attempt(self, spec: JobSpec, python: str, env: dict[str, str]) -> AttemptFolder:
-        """A fresh attempt folder holding the job file and the job's script."""
+    @property
+    def script(self) -> Path:
+        """The executable of every job of the analysis (it runs the worker on the job file beside it)."""
+        return self.root / SCRIPT
+
+    def ensure_script(self, python: str) -> None:
+        """Write the jobs' executable when it is missing or names another python (atomically)."""
+        text = job_script(python)
+        try:
+            if self.script.read_text(encoding="utf-8") == text:
+                return
+        except OSError:
+            pass
+        self.root.mkdir(parents=True, exist_ok=True)
+        _replace(self.script, text, 0o755)
+
+    def new_attempt(self, spec: JobSpec, env: dict[str, str]) -> AttemptFolder:
+        """A fresh attempt folder holding the job file."""
         base = self.jobs / spec.name
-        base.mkdir(parents=True, exist_ok=True)
-        n = max((int(p.name) for p in base.iterdir() if p.name.isdigit()), default=0) + 1
+        try:
+            base.mkdir(parents=True)
+            n = 1  # a new job: no earlier attempt to count
+        except FileExistsError:
+            n = max((int(p.name) for p in base.iterdir() if p.name.isdigit()), default=0) + 1
         while True:
             try:
                 (base / str(n)).mkdir()
@@ -95,29 +116,50 @@ class JobFolders:
         folder = AttemptFolder(base / str(n), spec.name, n)
         job_spec = JobSpec(**{**spec.__dict__, "env": {**env, **spec.env}}) if env else spec
         job = JobFile(analysis=str(self.analysis_path.absolute()), spec=job_spec)
-        # the folder is new and this process's alone; nothing is submitted before both files are whole
+        # the folder is new and this process's alone; nothing is submitted before the file is whole
         _write_new(folder.job_file, job.model_dump_json(indent=1) + "\n", 0o644)
-        _write_new(folder.path / SCRIPT, job_script(python), 0o755)
         return folder
 
     def attempt(self, name: str, n: int) -> AttemptFolder:
         return AttemptFolder(self.jobs / name / str(n), name, n)
 
-    def link_id(self, condor_id: str, folder: AttemptFolder) -> None:
-        """Record which folder the HTCondor job `condor_id` runs in (kept if already there)."""
-        ids = self.root / "ids"
+    def record(self, jobs: dict[str, AttemptFolder]) -> None:
+        """Record which folder each HTCondor job id runs in (one file per cluster, merged atomically)."""
+        by_cluster: dict[str, dict[str, tuple[str, int]]] = {}
+        for condor_id, folder in jobs.items():
+            cluster, proc = condor_id.split(".")
+            by_cluster.setdefault(cluster, {})[proc] = (folder.name, folder.attempt)
+        for cluster, procs in by_cluster.items():
+            known = self._cluster(cluster, cached=False)
+            if all(known.get(p) == v for p, v in procs.items()):
+                continue
+            merged = {**known, **procs}
+            lines = "".join(
+                f"{p} {name} {n}\n" for p, (name, n) in sorted(merged.items(), key=lambda i: int(i[0]))
+            )
+            (self.root / "clusters").mkdir(parents=True, exist_ok=True)
+            _replace(self.root / "clusters" / cluster, lines, 0o644)
+            self._clusters[cluster] = merged
+
+    def _cluster(self, cluster: str, cached: bool = True) -> dict[str, tuple[str, int]]:
+        if cached and cluster in self._clusters:
+            return self._clusters[cluster]
+        procs: dict[str, tuple[str, int]] = {}
         try:
-            os.symlink(os.path.relpath(folder.path, ids), ids / condor_id)
-        except FileNotFoundError:
-            ids.mkdir(parents=True, exist_ok=True)
-            self.link_id(condor_id, folder)
-        except FileExistsError:
-            pass
+            text = (self.root / "clusters" / cluster).read_text(encoding="utf-8")
+        except OSError:
+            return procs
+        for line in text.splitlines():
+            parts = line.split(" ")
+            if len(parts) == 3 and parts[0].isdigit() and SAFE_NAME.match(parts[1]) and parts[2].isdigit():
+                procs[parts[0]] = (parts[1], int(parts[2]))
+        self._clusters[cluster] = procs
+        return procs
 
     def linked_at(self, condor_id: str) -> float | None:
-        """When the id was linked (about when the job was submitted); None when it is not."""
+        """When the job's cluster was recorded (about when it was submitted); None when it is not."""
         try:
-            return (self.root / "ids" / condor_id).lstat().st_mtime
+            return (self.root / "clusters" / condor_id.split(".")[0]).stat().st_mtime
         except OSError:
             return None
 
@@ -125,14 +167,19 @@ class JobFolders:
         """The attempt folder of an HTCondor job id this analysis submitted, None for others."""
         if not is_condor_id(condor_id):
             return None
-        link = self.root / "ids" / condor_id
-        try:
-            target = (link.parent / os.readlink(link)).resolve()
-        except OSError:
-            return None
-        if not target.name.isdigit():
-            return None
-        return AttemptFolder(target, target.parent.name, int(target.name))
+        cluster, proc = condor_id.split(".")
+        found = self._cluster(cluster).get(proc)
+        if found is None:
+            found = self._cluster(cluster, cached=False).get(proc)  # recorded since by another process
+        return self.attempt(*found) if found is not None else None
+
+
+def _replace(path: Path, text: str, mode: int) -> None:
+    """Write `path` whole or not at all (a temporary file of this process, then a rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)  # left by a killed process that had this pid
+    _write_new(tmp, text, mode)
+    os.replace(tmp, path)
 
 
 def _write_new(path: Path, text: str, mode: int) -> None:
@@ -173,7 +220,7 @@ def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dic
     s = settings
     desc = {
         "universe": s.universe,
-        "executable": f"{folder}/{SCRIPT}",
+        "executable": check_path(folders.script, "the jobs' script"),
         "initialdir": folder,
         "output": "condor.out",
         "error": "condor.err",
