@@ -298,3 +298,61 @@ def test_the_demo_runs_to_the_performance_plot_on_htcondor(htcondor_pool):
     assert {j["stage"] for j in on_condor} >= {"training_energy", "dl2"}
     records = list((path / ".gridpipe" / "htcondor" / "jobs").glob("*/*/job.exit.json"))
     assert len(records) == len(on_condor) == len({j["backend_id"] for j in on_condor})
+
+
+NO_HTCONDOR = '''
+import sys
+
+
+class _NoHTCondor:
+    """Imports of the HTCondor bindings fail exactly as where the `htcondor` extra is not installed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("htcondor2", "classad2"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NoHTCondor())
+'''
+
+
+def test_without_the_extra_the_backend_says_how_to_install_it_in_one_line(tmp_path):
+    path = make_analysis(tmp_path / "a", {"gamma": 1})
+    use_htcondor(path)
+    hook = tmp_path / "no-htcondor"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(NO_HTCONDOR)
+    result = gridpipe("submit", "--output_type", "TRAINING", "-a", str(path), env={"PYTHONPATH": str(hook)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "gridpipe[htcondor]" in lines[0] and "Traceback" not in result.stderr, lines
+
+
+def test_create_analysis_with_the_htcondor_backend_writes_its_settings_and_checks_clean(tmp_path):
+    created = gridpipe(
+        "create-analysis", "condor_ana", "--analyses-dir", str(tmp_path), "--backend", "htcondor"
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    path = tmp_path / "condor_ana"
+    grid = (path / "configs" / "grid.yaml").read_text()
+    assert 'name: "htcondor"' in grid and "\n  htcondor:\n" in grid and "\n    hold_timeout: 600.0\n" in grid
+    checked = gridpipe("check", "-a", str(path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_dry_run_shows_the_submit_description_and_contacts_no_schedd(tmp_path):
+    path = make_analysis(tmp_path / "a", {"gamma": 2}, n_file_per_job=1)
+    use_htcondor(path, "    request_memory: 2GB\n")
+    result = gridpipe(
+        "submit",
+        "--output_type",
+        "TRAINING",
+        "--dry-run",
+        "-a",
+        str(path),
+        env={"CONDOR_CONFIG": "/nonexistent"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '+GridpipeJob = "$(GridpipeName)"' in result.stdout and "request_memory = 2GB" in result.stdout
+    assert not (path / ".gridpipe" / "htcondor" / "jobs").exists()
