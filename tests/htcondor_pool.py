@@ -17,6 +17,7 @@ makes once with debootstrap and caches (CHROOT below). Either way:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import pwd
 import shutil
@@ -399,6 +400,10 @@ class HTCondorPool:
         """Act as the ordinary user in this process (files made are its own); root again afterwards."""
         import htcondor2
 
+        # the user may not read this interpreter's files here (/root/.pyenv): import what the backend,
+        # its thread pool and the analysis need while still root
+        for module in ("concurrent.futures.thread", "gridpipe.backends.htcondor", "gridpipe.service.context"):
+            importlib.import_module(module)
         htcondor2.param["SEC_TOKEN_DIRECTORY"] = str(self.root / "client-tokens")  # the user's own copy
         uid, gid = self.user.pw_uid, self.user.pw_gid
         os.setresgid(gid, gid, 0)

@@ -154,7 +154,10 @@ def test_a_held_job_shows_the_hold_reason_then_fails_after_the_hold_timeout_and_
     finally:
         if run.poll() is None:
             run.kill()
-            run.wait()
+        run.wait()
+        for stream in (run.stdout, run.stderr):
+            if stream is not None:
+                stream.close()
     assert run.returncode == 1, out + err
     jobs = json.loads(gridpipe("status", "--json", "-a", str(path)).stdout)["jobs"]
     produce = [j for j in jobs if j["stage"] == "produce"]
@@ -356,3 +359,22 @@ def test_a_dry_run_shows_the_submit_description_and_contacts_no_schedd(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert '+GridpipeJob = "$(GridpipeName)"' in result.stdout and "request_memory = 2GB" in result.stdout
     assert not (path / ".gridpipe" / "htcondor" / "jobs").exists()
+
+
+def test_with_file_transfer_the_job_file_goes_to_the_node_and_the_records_come_back(htcondor_pool):
+    pool = htcondor_pool
+    path = condor_analysis(pool, {"gamma": 1}, "    file_transfer: true\n")
+    with pool.as_user():
+        an = Analysis.open(path)
+        backend = an.backend
+        spec = JobSpec("moved-job", "s", "u", (("sh", "-c", "pwd; ls .."),), where="local")
+        assert "should_transfer_files = YES" in backend.describe(spec)
+        ids = backend.submit([spec])
+        polled = drive(backend, list(ids.values()))
+        assert polled[ids["moved-job"]].status == JobStatus.DONE, polled
+        logs = backend.logs(ids["moved-job"])
+        an.close()
+    folder = path / ".gridpipe" / "htcondor" / "jobs" / "moved-job" / "1"
+    # the job ran in HTCondor's scratch folder, not in its job folder, and its records came back
+    assert str(folder) not in logs["job.stdout.log"] and "job.job.json" in logs["job.stdout.log"]
+    assert (folder / "job.exit.json").is_file()

@@ -100,7 +100,7 @@ def test_schedd_stopped_during_run_and_started_again_the_run_carries_on(htcondor
     try:
         jobs_dir = path / ".gridpipe" / "htcondor" / "jobs"
         deadline = time.monotonic() + 120
-        while not (jobs_dir.is_dir() and (path / ".gridpipe" / "htcondor" / "ids").is_dir()):
+        while not (jobs_dir.is_dir() and (path / ".gridpipe" / "htcondor" / "clusters").is_dir()):
             assert time.monotonic() < deadline and run.poll() is None
             time.sleep(0.05)
         pool.stop_schedd()
@@ -111,7 +111,10 @@ def test_schedd_stopped_during_run_and_started_again_the_run_carries_on(htcondor
     finally:
         if run.poll() is None:
             run.kill()
-            run.wait()
+        run.wait()
+        for stream in (run.stdout, run.stderr):
+            if stream is not None:
+                stream.close()
     assert run.returncode == 0, out
     assert "the analysis is complete" in out
     status = json.loads(gp(pool, "status", "--json", "-a", str(path)).stdout)
