@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
@@ -52,8 +51,6 @@ LOG_LIMIT = 1 << 20
 HISTORY_MARGIN = 3600.0
 """Seconds before the oldest missing job's submission at which a history scan stops (clock skew, slow queue)."""
 NAMES_PER_LOOKUP = 500
-FOLDER_THREADS = 8
-"""Job folders made at once (each a few small file-system calls that mostly wait on the disk)."""
 
 
 class HTCondorBackend(Backend):
@@ -107,8 +104,7 @@ class HTCondorBackend(Backend):
             return {}
         desc = description(self.settings, self.folders, self.key)
         self.folders.ensure_script(self.job_python())
-        with ThreadPoolExecutor(FOLDER_THREADS, thread_name_prefix="gridpipe-folders") as pool:
-            folders = list(pool.map(lambda s: self.folders.new_attempt(s, self.settings.environment), specs))
+        folders = [self.folders.new_attempt(s, self.settings.environment) for s in specs]
         items = [item(s, f) for s, f in zip(specs, folders, strict=True)]
         delay = self.settings.backoff
         for attempt in range(self.settings.retries + 1):
