@@ -378,3 +378,18 @@ def test_with_file_transfer_the_job_file_goes_to_the_node_and_the_records_come_b
     # the job ran in HTCondor's scratch folder, not in its job folder, and its records came back
     assert str(folder) not in logs["job.stdout.log"] and "job.job.json" in logs["job.stdout.log"]
     assert (folder / "job.exit.json").is_file()
+
+
+def test_a_named_schedd_is_located_through_the_collector(htcondor_pool):
+    import htcondor2
+
+    pool = htcondor_pool
+    collector = f"127.0.0.1:{pool.port}"
+    [ad] = htcondor2.Collector(collector).query(htcondor2.AdType.Schedd, projection=["Name"])
+    path = condor_analysis(pool, {"gamma": 1}, f"    schedd: {ad['Name']}\n    collector: '{collector}'\n")
+    with pool.as_user():
+        an = Analysis.open(path)
+        backend = an.backend
+        ids = backend.submit([JobSpec("named-job", "s", "u", (("true",),), where="local")])
+        assert drive(backend, list(ids.values()))[ids["named-job"]].status == JobStatus.DONE
+        an.close()
