@@ -26,10 +26,17 @@ def _condor_jobs(path: Path) -> list[tuple[str, str, int]]:
     """(id, name, JobStatus) of every job of the analysis at `path` in the schedd's queue and history."""
     import htcondor2
 
-    schedd = htcondor2.Schedd()
     constraint = f'GridpipeAnalysis == "{analysis_key(path)}"'
     projection = ["ClusterId", "ProcId", "GridpipeJob", "JobStatus"]
-    ads = list(schedd.query(constraint, projection)) + list(schedd.history(constraint, projection))
+    for attempt in range(3):  # after a schedd restart, this process's cached session is refused once
+        try:
+            schedd = htcondor2.Schedd()
+            ads = list(schedd.query(constraint, projection)) + list(schedd.history(constraint, projection))
+            break
+        except htcondor2.HTCondorException:
+            if attempt == 2:
+                raise
+            time.sleep(1)
     found = {f"{ad['ClusterId']}.{ad['ProcId']}": (ad["GridpipeJob"], ad["JobStatus"]) for ad in ads}
     return [(cid, name, state) for cid, (name, state) in found.items()]
 
