@@ -108,3 +108,20 @@ def slurm_cluster():
                 os.environ.pop("SLURM_CONF", None)
             else:
                 os.environ["SLURM_CONF"] = old
+
+
+@pytest.fixture(scope="session")
+def htcondor_pool():
+    """A real one-machine HTCondor pool (condor_master as root; on Debian 12 from a trixie chroot) for the
+    whole session; its CONDOR_CONFIG is set in this process's environment. Skipped when HTCondor is not
+    installed, except where the pool is required (GRIDPIPE_REQUIRE_HTCONDOR=1, set by .ci/run): there it
+    fails. See htcondor_pool.py."""
+    from htcondor_pool import missing_reason, running_pool
+
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get("GRIDPIPE_REQUIRE_HTCONDOR") == "1":
+            pytest.fail(f"the HTCondor pool is required here but cannot be started: {reason}")
+        pytest.skip(reason)
+    with running_pool() as pool:
+        yield pool

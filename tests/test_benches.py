@@ -7,6 +7,7 @@ printed the lines that carry its numbers.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -57,6 +58,10 @@ EXPECTED: dict[str, list[str]] = {
         rf"engine refresh\s+{NUMBER} ms\s+ratio {NUMBER}, 1 Slurm client call\(s\)",
         rf"gridpipe run\s+{NUMBER} s\s+ratio {NUMBER}",
     ],
+    "htcondor_bench.py": [
+        rf"engine exactly-once submit \(store included\)\s+{NUMBER} s\s+ratio {NUMBER}",
+        rf"engine refresh\s+{NUMBER} ms\s+ratio {NUMBER}, 1 schedd call\(s\)",
+    ],
     "dirac_bench.py": [
         rf"engine exactly-once submit \(store included\)\s+{NUMBER} s",
         r"engine refresh \(store\)\s+\d+ ms",
@@ -65,6 +70,7 @@ EXPECTED: dict[str, list[str]] = {
 NEEDS_DIRACX = {"diracx_raw_bench.py", "dirac_bench.py"}
 NEEDS_SLURM = {"slurm_bench.py"}
 NEEDS_CHROMIUM = {"dashboard_first_view.py"}
+NEEDS_HTCONDOR = {"htcondor_bench.py"}
 
 
 def test_every_bench_is_covered():
@@ -86,6 +92,14 @@ def test_bench_runs_in_quick_mode(bench, tmp_path):
 
         reason = missing_reason()
         if reason is not None:
+            pytest.skip(reason)
+    if bench in NEEDS_HTCONDOR:
+        from htcondor_pool import missing_reason as htcondor_missing
+
+        reason = htcondor_missing()
+        if reason is not None:
+            if os.environ.get("GRIDPIPE_REQUIRE_HTCONDOR") == "1":
+                pytest.fail(f"the HTCondor pool is required here but cannot be started: {reason}")
             pytest.skip(reason)
     result = subprocess.run(
         [sys.executable, str(BENCH / bench), "--quick"],

@@ -1,0 +1,148 @@
+"""The `htcondor` backend against a real one-machine HTCondor pool started here, versus raw binding calls.
+
+    python bench/htcondor_bench.py [--jobs 1000] [--quick]
+
+Submission: N jobs through the engine's exactly-once submission (store, job folders, one schedd transaction
+per batch) versus one raw `Schedd.submit` of the same description with the same N items (their folders made
+beforehand, not timed), in rounds with the two alternating. Jobs are submitted with `requirements = False`,
+so they stay idle and running them does not load the machine meanwhile. Refresh: one engine refresh of the N
+active jobs (schedd calls counted) versus one raw `Schedd.query` with the same constraint and projection.
+Needs root and HTCondor's daemons (tests/htcondor_pool.py; `.ci/htcondor-pool` installs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from engine_helpers import DATA, make_analysis
+from htcondor_pool import missing_reason, running_pool
+
+from gridpipe.service.context import Analysis
+from gridpipe.service.planning import plan_units, record_plan
+from gridpipe.service.refresh import refresh
+from gridpipe.service.submission import submit
+
+
+def analysis(tmp: Path, n: int) -> Path:
+    """An analysis of n one-file gamma jobs on the htcondor backend whose jobs never start."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    workflow = tmp / "workflow.yaml"
+    workflow.write_text(
+        (DATA / "touch_workflow.yaml").read_text().replace("units: [gamma, proton]", "units: [gamma]")
+    )
+    path = make_analysis(tmp, {"gamma": n}, n_file_per_job=1, workflow=workflow)
+    grid = path / "configs" / "grid.yaml"
+    text = grid.read_text().replace('name: "local"\n  # Most', 'name: "htcondor"\n  # Most', 1)
+    grid.write_text(text.replace("\nstorage:", "  htcondor:\n    requirements: 'False'\n\nstorage:", 1))
+    return path
+
+
+def raw_batches(
+    an: Analysis, n: int, rounds: int
+) -> tuple[list[tuple[dict[str, str], list[dict[str, str]]]], float]:
+    """The same description and items gridpipe gives, for folders made here (not part of the raw time), and
+    the seconds making those folders took (what the file system costs the engine, one thread)."""
+    from gridpipe.backends.htcondor import HTCondorBackend
+    from gridpipe.backends.htcondor_jobs import description, item
+
+    backend = an.backend
+    assert isinstance(backend, HTCondorBackend)
+    desc = description(backend.settings, backend.folders, backend.key)
+    specs = plan_units(an, an.workflow.stage("produce")).new[:n]
+    backend.folders.ensure_script(backend.job_python())
+    started = time.perf_counter()
+    items = [item(s, backend.folders.new_attempt(s, {})) for s in specs]
+    folders = time.perf_counter() - started
+    size = n // rounds
+    return [(desc, items[r * size : (r + 1) * size]) for r in range(rounds)], folders
+
+
+def bench_submit(an: Analysis, raw: list[tuple[dict[str, str], list[dict[str, str]]]]) -> tuple[float, float]:
+    """Seconds to submit all jobs: (raw Schedd.submit, engine), in rounds, the two alternating."""
+    import htcondor2
+
+    stage = an.workflow.stage("produce")
+    record_plan(an, plan_units(an, stage))
+    names = [job.name for job in an.store.jobs(stage="produce")]
+    size = len(raw[0][1])
+    plain = engine = 0.0
+    for r, (desc, items) in enumerate(raw):
+        for variant in ("raw", "engine") if r % 2 == 0 else ("engine", "raw"):
+            started = time.perf_counter()
+            if variant == "raw":
+                result = htcondor2.Schedd().submit(htcondor2.Submit(desc), itemdata=iter(items))
+                assert result.num_procs() == len(items)
+                plain += time.perf_counter() - started
+            else:
+                report = submit(an, names[r * size : (r + 1) * size])
+                assert len(report.submitted) == size, report.failed
+                engine += time.perf_counter() - started
+    return plain, engine
+
+
+def bench_refresh(an: Analysis, repeat: int) -> tuple[float, float, float, int]:
+    """Median seconds of one raw query and one engine refresh of every active job, schedd calls per
+    refresh, and the number of active jobs."""
+    import htcondor2
+
+    from gridpipe.backends.htcondor_states import PROJECTION
+
+    backend = an.backend
+    active = sum(len(ids) for ids in an.store.active_ids().values())
+    constraint = f'GridpipeAnalysis == "{backend.key}"'
+    raw, eng, calls = [], [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        htcondor2.Schedd().query(constraint, list(PROJECTION))
+        raw.append(time.perf_counter() - started)
+        before = backend.client.calls
+        started = time.perf_counter()
+        refresh(an)
+        eng.append(time.perf_counter() - started)
+        calls.append(backend.client.calls - before)
+    return statistics.median(raw), statistics.median(eng), statistics.median(calls), active
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
+    args = parser.parse_args()
+    n, rounds, repeat = (40, 2, 2) if args.quick else (args.jobs, 4, 5)
+    reason = missing_reason()
+    if reason:
+        raise SystemExit(f"htcondor_bench: {reason}")
+    with tempfile.TemporaryDirectory(prefix="htcondor-bench-") as tmp, running_pool():
+        an = Analysis.open(analysis(Path(tmp) / "sub", n))
+        try:
+            batches, folders = raw_batches(an, n, rounds)
+            plain, engine = bench_submit(an, batches)
+            raw, eng, calls, active = bench_refresh(an, repeat)
+        finally:
+            an.close()
+    print(f"submit {n} jobs (idle: requirements False; {rounds} rounds, the two alternating):")
+    print(f"  raw Schedd.submit of the same items         {plain:7.2f} s")
+    print(
+        f"  engine exactly-once submit (store included) {engine:7.2f} s   ratio {engine / plain:.2f} (target <= 1.3)"
+    )
+    print(
+        f"  (the {n} job folders alone, one thread:    {folders:7.2f} s: this disk's share of the engine's time)"
+    )
+    print(f"refresh {active} active jobs (median of {repeat}):")
+    print(f"  raw Schedd.query, same projection           {raw * 1e3:7.1f} ms")
+    print(
+        f"  engine refresh                              {eng * 1e3:7.1f} ms   ratio {eng / raw:.2f}, {calls:.0f} schedd call(s)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""The HTCondor backend's folders and its submit description.
+
+    .gridpipe/htcondor/job.sh                           every job's executable: exec <python> -m gridpipe.worker job.job.json
+    .gridpipe/htcondor/jobs/<name>/<n>/job.job.json    the worker's job file (gridpipe.worker.records)
+                                      /condor.out|err  HTCondor's output and error files of job.sh
+                                      /job.exit.json   the worker's exit record; job.stdout.log / job.stderr.log
+    .gridpipe/htcondor/clusters/<cluster>              `<proc> <name> <n>` for each job of the cluster
+
+The attempt folder `n` is new for every submission. Every job carries +GridpipeAnalysis (a key from the
+analysis's absolute path), +GridpipeJob (its name) and +GridpipeAttempt (n): after a crash the schedd's
+queue and history find the jobs of an analysis by these attributes, and their folders again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gridpipe.backends.htcondor_settings import HTCondorSection
+from gridpipe.core.exceptions import BackendError
+from gridpipe.core.models import JobSpec
+from gridpipe.worker.records import ExitRecord, JobFile, RecordError, exit_record_path, read_exit_record
+
+JOB_FILE = "job.job.json"
+SCRIPT = "job.sh"
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$")
+"""Job names gridpipe hands to HTCondor: nothing a submit description or a ClassAd string would read."""
+SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+=@,%/-]*$")
+_ID = re.compile(r"^\d+\.\d+$")
+
+
+def analysis_key(analysis_path: Path) -> str:
+    """A short key naming the analysis in its jobs' +GridpipeAnalysis (from its absolute path)."""
+    return hashlib.sha256(str(analysis_path.absolute()).encode()).hexdigest()[:12]
+
+
+def is_condor_id(value: str) -> bool:
+    return value.isascii() and bool(_ID.match(value))
+
+
+@dataclass(frozen=True)
+class AttemptFolder:
+    """The folder of one attempt of one job."""
+
+    path: Path
+    name: str
+    attempt: int
+
+    @property
+    def job_file(self) -> Path:
+        return self.path / JOB_FILE
+
+    def exit_record(self) -> ExitRecord | None:
+        """The worker's exit record, None when there is none (or it cannot be read)."""
+        try:
+            return read_exit_record(exit_record_path(self.job_file))
+        except RecordError:
+            return None
+
+    def files(self) -> list[Path]:
+        """The folder's text files worth showing in `gridpipe logs`."""
+        keep = (".out", ".err", ".log", ".exit.json")
+        return sorted(p for p in self.path.iterdir() if p.is_file() and p.name.endswith(keep))
+
+
+@dataclass
+class JobFolders:
+    """The folders of one analysis's HTCondor jobs, and which job id runs in which (one small file per
+    cluster, `clusters/<cluster>`: one line `<proc> <name> <attempt>` per job, written once per transaction)."""
+
+    analysis_path: Path
+    _clusters: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def root(self) -> Path:
+        return self.analysis_path / ".gridpipe" / "htcondor"
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def script(self) -> Path:
+        """The executable of every job of the analysis (it runs the worker on the job file beside it)."""
+        return self.root / SCRIPT
+
+    def ensure_script(self, python: str) -> None:
+        """Write the jobs' executable when it is missing or names another python (atomically)."""
+        text = job_script(python)
+        try:
+            if self.script.read_text(encoding="utf-8") == text:
+                return
+        except OSError:
+            pass
+        self.root.mkdir(parents=True, exist_ok=True)
+        _replace(self.script, text, 0o755)
+
+    def new_attempt(self, spec: JobSpec, env: dict[str, str]) -> AttemptFolder:
+        """A fresh attempt folder holding the job file."""
+        base = self.jobs / spec.name
+        try:
+            base.mkdir(parents=True)
+            n = 1  # a new job: no earlier attempt to count
+        except FileExistsError:
+            n = max((int(p.name) for p in base.iterdir() if p.name.isdigit()), default=0) + 1
+        while True:
+            try:
+                (base / str(n)).mkdir()
+                break
+            except FileExistsError:
+                n += 1
+        folder = AttemptFolder(base / str(n), spec.name, n)
+        job_spec = JobSpec(**{**spec.__dict__, "env": {**env, **spec.env}}) if env else spec
+        job = JobFile(analysis=str(self.analysis_path.absolute()), spec=job_spec)
+        # the folder is new and this process's alone; nothing is submitted before the file is whole
+        _write_new(folder.job_file, job.model_dump_json(indent=1) + "\n", 0o644)
+        return folder
+
+    def attempt(self, name: str, n: int) -> AttemptFolder:
+        return AttemptFolder(self.jobs / name / str(n), name, n)
+
+    def record(self, jobs: dict[str, AttemptFolder]) -> None:
+        """Record which folder each HTCondor job id runs in (one file per cluster, merged atomically)."""
+        by_cluster: dict[str, dict[str, tuple[str, int]]] = {}
+        for condor_id, folder in jobs.items():
+            cluster, proc = condor_id.split(".")
+            by_cluster.setdefault(cluster, {})[proc] = (folder.name, folder.attempt)
+        for cluster, procs in by_cluster.items():
+            known = self._cluster(cluster, cached=False)
+            if all(known.get(p) == v for p, v in procs.items()):
+                continue
+            merged = {**known, **procs}
+            lines = "".join(
+                f"{p} {name} {n}\n" for p, (name, n) in sorted(merged.items(), key=lambda i: int(i[0]))
+            )
+            (self.root / "clusters").mkdir(parents=True, exist_ok=True)
+            _replace(self.root / "clusters" / cluster, lines, 0o644)
+            self._clusters[cluster] = merged
+
+    def _cluster(self, cluster: str, cached: bool = True) -> dict[str, tuple[str, int]]:
+        if cached and cluster in self._clusters:
+            return self._clusters[cluster]
+        procs: dict[str, tuple[str, int]] = {}
+        try:
+            text = (self.root / "clusters" / cluster).read_text(encoding="utf-8")
+        except OSError:
+            return procs
+        for line in text.splitlines():
+            parts = line.split(" ")
+            if len(parts) == 3 and parts[0].isdigit() and SAFE_NAME.match(parts[1]) and parts[2].isdigit():
+                procs[parts[0]] = (parts[1], int(parts[2]))
+        self._clusters[cluster] = procs
+        return procs
+
+    def linked_at(self, condor_id: str) -> float | None:
+        """When the job's cluster was recorded (about when it was submitted); None when it is not."""
+        try:
+            return (self.root / "clusters" / condor_id.split(".")[0]).stat().st_mtime
+        except OSError:
+            return None
+
+    def by_id(self, condor_id: str) -> AttemptFolder | None:
+        """The attempt folder of an HTCondor job id this analysis submitted, None for others."""
+        if not is_condor_id(condor_id):
+            return None
+        cluster, proc = condor_id.split(".")
+        found = self._cluster(cluster).get(proc)
+        if found is None:
+            found = self._cluster(cluster, cached=False).get(proc)  # recorded since by another process
+        return self.attempt(*found) if found is not None else None
+
+
+def _replace(path: Path, text: str, mode: int) -> None:
+    """Write `path` whole or not at all (a temporary file of this process, then a rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)  # left by a killed process that had this pid
+    _write_new(tmp, text, mode)
+    os.replace(tmp, path)
+
+
+def _write_new(path: Path, text: str, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, mode)
+
+
+def job_script(python: str) -> str:
+    """The job's executable: exec the job worker on the job file beside it (the job's working folder)."""
+    argv = [python, "-m", "gridpipe.worker", JOB_FILE]
+    return (
+        "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + shlex.join(argv) + "\n"
+    )
+
+
+def check_path(path: Path, what: str) -> str:
+    """`path` as text, when a submit description can carry it as it is (else BackendError naming it)."""
+    text = str(path)
+    if not SAFE_PATH.match(text):
+        raise BackendError(
+            f"{what} {text!r} cannot be handed to HTCondor: use a path of letters, digits and ._+=@,%/- only"
+        )
+    return text
+
+
+def batch_name(analysis_path: Path) -> str:
+    """The JobBatchName users see in condor_q: gridpipe and the analysis's folder name."""
+    name = analysis_path.name
+    return f"gridpipe-{name}" if SAFE_NAME.match(name) else f"gridpipe-{analysis_key(analysis_path)}"
+
+
+def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dict[str, str]:
+    """The submit description of every job of a batch; each job's name and attempt come as item data."""
+    jobs = check_path(folders.jobs, "the analysis's job folder")
+    folder = f"{jobs}/$(GridpipeName)/$(GridpipeAttempt)"
+    s = settings
+    desc = {
+        "universe": s.universe,
+        "executable": check_path(folders.script, "the jobs' script"),
+        "initialdir": folder,
+        "output": "condor.out",
+        "error": "condor.err",
+        "batch_name": batch_name(folders.analysis_path),
+        "+GridpipeAnalysis": f'"{key}"',
+        "+GridpipeJob": '"$(GridpipeName)"',
+        "+GridpipeAttempt": "$(GridpipeAttempt)",
+        "request_cpus": str(s.request_cpus),
+    }
+    if s.file_transfer:
+        desc.update(
+            should_transfer_files="YES",
+            when_to_transfer_output="ON_EXIT_OR_EVICT",
+            transfer_executable="true",
+            transfer_input_files=JOB_FILE,
+        )
+    else:
+        desc.update(should_transfer_files="NO", transfer_executable="false")
+    optional = {
+        "request_memory": s.request_memory,
+        "request_disk": s.request_disk,
+        "requirements": s.requirements,
+        "accounting_group": s.accounting_group,
+        "container_image": s.container_image,
+    }
+    desc.update({k: v for k, v in optional.items() if v})
+    desc.update(s.extra_submit)
+    return desc
+
+
+def item(spec: JobSpec, folder: AttemptFolder) -> dict[str, str]:
+    return {"GridpipeName": spec.name, "GridpipeAttempt": str(folder.attempt)}
+
+
+def describe_text(desc: dict[str, str], items: list[dict[str, str]]) -> str:
+    """The description as condor_submit would read it (for dry runs)."""
+    lines = [f"{k} = {v}" for k, v in desc.items()]
+    keys = list(items[0]) if items else []
+    lines.append(f"queue {','.join(keys)} from (")
+    lines += [" " + ",".join(i[k] for k in keys) for i in items]
+    return "\n".join([*lines, ")"])
