@@ -53,6 +53,9 @@ ID_CHUNK = 5000
 LOG_LIMIT = 1 << 20
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$")
 _UNKNOWN_IDS = ("invalid job id",)
+_NO_ACCOUNTING = "accounting storage is disabled"
+SACCT_FIELDS = "JobIDRaw,State,Reason,Comment,User,JobName"
+"""sacct's columns in the order of SQUEUE_FORMAT (the name last)."""
 _DONE_ALREADY = ("invalid job id", "already completing or completed", "job/step already")
 LOOKUP_TRIES = 3
 
@@ -269,22 +272,23 @@ class SlurmBackend(Backend):
         )
 
     def _sacct(self, ids: Sequence[str]) -> list[SlurmRow]:
-        """Jobs squeue forgot, from Slurm's accounting (when the cluster has it)."""
-        if self.accounting is False:
-            return []
+        """Jobs squeue forgot, from Slurm's accounting (when the cluster has it): one call per 5,000."""
         rows: list[SlurmRow] = []
         for chunk in _chunks(list(ids), ID_CHUNK):
-            argv = [
-                "sacct", "-n", "-P", "-X", "--starttime=now-30days", "-j", ",".join(chunk),
-                "-o", "JobIDRaw,State,Reason,Comment,User,JobName",
-            ]  # fmt: skip
-            answer = self.client.run(argv, ok_problems=("accounting storage is disabled", *_UNKNOWN_IDS))
-            if "accounting storage is disabled" in (answer.stderr + answer.stdout).lower():
-                self.accounting = False
-                return []
-            self.accounting = True
-            rows += parse_rows(answer.stdout)
+            rows += self._sacct_rows(["-j", ",".join(chunk)])
         return rows
+
+    def _sacct_rows(self, select: Sequence[str]) -> list[SlurmRow]:
+        """Rows of one sacct call ([] without accounting, which the first call finds out once)."""
+        if self.accounting is False:
+            return []
+        argv = ["sacct", "-n", "-P", "-X", "--starttime=now-30days", *select, "-o", SACCT_FIELDS]
+        answer = self.client.run(argv, ok_problems=(_NO_ACCOUNTING, *_UNKNOWN_IDS))
+        if _NO_ACCOUNTING in (answer.stderr + answer.stdout).lower():
+            self.accounting = False
+            return []
+        self.accounting = True
+        return parse_rows(answer.stdout)
 
     # ---- cancel, lookup, logs ------------------------------------------------------------------------
     def cancel(self, backend_ids: Sequence[str]) -> None:
@@ -305,9 +309,7 @@ class SlurmBackend(Backend):
                         f"an sbatch of {name} (attempt {folder.attempt}) has not ended within "
                         f"{self.settings.command_timeout:g} s; try again once it has"
                     )
-        rows = self._squeue(["-u", self.user])
-        if self.accounting:
-            rows += self._sacct_user()
+        rows = self._squeue(["-u", self.user]) + self._sacct_rows(["-u", self.user])
         for row in rows:
             attempt = attempt_of(row.comment, self.key)
             name = _matching(row.name, wanted)
@@ -325,13 +327,6 @@ class SlurmBackend(Backend):
                     state = record.status if record is not None else JobStatus.FAILED
                     found.setdefault(name, {})[slurm_id] = BackendJob(slurm_id, name, state)
         return {name: list(jobs.values()) for name, jobs in found.items()}
-
-    def _sacct_user(self) -> list[SlurmRow]:
-        argv = [
-            "sacct", "-n", "-P", "-X", "--starttime=now-30days", "-u", self.user,
-            "-o", "JobIDRaw,State,Reason,Comment,User,JobName",
-        ]  # fmt: skip
-        return parse_rows(self.client.run(argv).stdout)
 
     def logs(self, backend_id: str) -> dict[str, str]:
         """Slurm's output and error files of the job, the worker's logs and its exit record."""
