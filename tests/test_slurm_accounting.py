@@ -122,7 +122,7 @@ def test_kill_9_during_submission_with_accounting_runs_every_job_once(slurm_acco
 def _memory_workflow(tmp_path):
     """The touch workflow whose grid jobs first fill HOG_<particle> megabytes of memory."""
     text = (DATA / "touch_workflow.yaml").read_text()
-    hog = 'x = \'x\' * (int(os.environ.get(\\"HOG_\\" + os.path.basename(sys.argv[1]).split(\\"_\\")[1], \\"0\\")) << 20); '
+    hog = 'x = \\"x\\" * (int(os.environ.get(\\"HOG_\\" + os.path.basename(sys.argv[1]).split(\\"_\\")[1], \\"0\\")) << 20); '
     text = text.replace("import sys,os; open(sys.argv[1]", "import sys,os; " + hog + "open(sys.argv[1]", 1)
     path = tmp_path / "workflow.yaml"
     path.write_text(text)
@@ -133,15 +133,15 @@ def test_a_job_over_its_memory_limit_is_killed_shown_with_the_reason_and_retried
     path = make_analysis(
         tmp_path / "a", {"gamma": 1, "proton": 1}, n_file_per_job=1, workflow=_memory_workflow(tmp_path)
     )
-    use_slurm(path, "    memory: 60M\n")
+    use_slurm(path, "    memory: 250M\n")
     result = gridpipe(
-        "run", "-a", str(path), "--max-attempts", "2", "--poll-interval", "0.3", env={"HOG_proton": "400"},
+        "run", "-a", str(path), "--max-attempts", "2", "--poll-interval", "0.3", env={"HOG_proton": "800"},
         timeout=300,
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     jobs = json.loads(gridpipe("status", "--json", "-a", str(path)).stdout)["jobs"]
     gamma = next(j for j in jobs if j["name"] == "eng_OUT_gamma_run1")
-    assert gamma["status"] == "done"
+    assert gamma["status"] == "done", gamma
     proton = next(j for j in jobs if j["name"] == "eng_OUT_proton_run1")
     assert proton["status"] == "failed" and proton["attempts"] == 2, proton
     assert "memory limit" in proton["reason"], proton["reason"]

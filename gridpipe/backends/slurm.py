@@ -33,6 +33,8 @@ from gridpipe.backends.slurm_client import (
 from gridpipe.backends.slurm_jobs import AttemptFolder, JobFolders, analysis_key, attempt_of, marker
 from gridpipe.backends.slurm_settings import SlurmSection
 from gridpipe.backends.slurm_states import (
+    FAILED,
+    KILLED,
     QUEUED,
     RUNNING,
     SQUEUE_FORMAT,
@@ -258,7 +260,10 @@ class SlurmBackend(Backend):
             if folder is None or not folder.path.is_dir():  # accounting may keep names in lower case
                 folder = self.folders.by_id(slurm_id)
             if attempt is not None or folder is not None:
-                return status_of(row, folder.exit_record() if folder is not None else None)
+                record = folder.exit_record() if folder is not None else None
+                ended_badly = row.state in FAILED or row.state in KILLED
+                note = folder.stepd_note(slurm_id) if folder is not None and ended_badly else None
+                return status_of(row, record, note)
         folder = self.folders.by_id(slurm_id)
         record = folder.exit_record() if folder is not None else None
         if record is not None:

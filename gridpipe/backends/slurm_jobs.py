@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gridpipe.backends.slurm_states import stepd_note
 from gridpipe.core.models import JobSpec
 from gridpipe.worker.records import (
     ExitRecord,
@@ -115,6 +116,16 @@ class AttemptFolder:
                     time.sleep(0.05)
         finally:
             os.close(fd)
+
+    def stepd_note(self, slurm_id: str) -> str | None:
+        """What slurmstepd wrote in the job's error file about why it ended (only its last 8 KiB are read)."""
+        path = self.path / f"slurm-{slurm_id}.err"
+        try:
+            with path.open("rb") as fh:
+                fh.seek(max(0, path.stat().st_size - 8192))
+                return stepd_note(fh.read().decode("utf-8", errors="replace"))
+        except OSError:
+            return None
 
     def files(self) -> list[Path]:
         """The folder's text files worth showing in `gridpipe logs`."""

@@ -71,8 +71,9 @@ def _reason(row: SlurmRow) -> str:
     return f"Slurm: {row.state}" + (f" ({detail})" if detail else "")
 
 
-def status_of(row: SlurmRow, record: ExitRecord | None) -> BackendStatus | None:
-    """gridpipe's status of a job Slurm knows (None: a state that must not change the stored one)."""
+def status_of(row: SlurmRow, record: ExitRecord | None, note: str | None = None) -> BackendStatus | None:
+    """gridpipe's status of a job Slurm knows (None: a state that must not change the stored one); `note`:
+    what slurmstepd said about an ended job (its memory limit, its time limit), added to the reason."""
     state = row.state
     if state in QUEUED:
         return BackendStatus(row.slurm_id, JobStatus.QUEUED)
@@ -89,8 +90,22 @@ def status_of(row: SlurmRow, record: ExitRecord | None) -> BackendStatus | None:
     if state in FAILED or state in KILLED:
         status = JobStatus.KILLED if state in KILLED else JobStatus.FAILED
         worker = f"; worker: {record.reason}" if record is not None and record.reason else ""
+        stepd = f"; {note}" if note else ""
         code = record.exit_code if record is not None else None
-        return BackendStatus(row.slurm_id, status, _site(record), code, _reason(row) + worker)
+        return BackendStatus(row.slurm_id, status, _site(record), code, _reason(row) + stepd + worker)
+    return None
+
+
+def stepd_note(err_text: str) -> str | None:
+    """The line of slurmstepd in a job's error file that says why Slurm ended it, None when there is none.
+
+    Without cgroups (task/none) a job killed over its --mem ends FAILED, not OUT_OF_MEMORY; slurmstepd's
+    "exceeded memory limit (used > limit)" line is then the only place that says so."""
+    lines = [line.strip() for line in err_text.splitlines() if line.startswith("slurmstepd")]
+    for wanted in ("memory limit", "oom-kill", "DUE TO TIME LIMIT", "DUE TO", "error:"):
+        found = next((line for line in lines if wanted in line), None)
+        if found is not None:
+            return "slurmstepd: " + found.split("error:", 1)[-1].strip()[:300]
     return None
 
 
