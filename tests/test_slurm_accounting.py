@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
 import pytest
 from engine_helpers import DATA, gridpipe, make_analysis
@@ -15,6 +16,41 @@ from gridpipe.backends.slurm import SlurmBackend
 from gridpipe.core.models import JobSpec
 from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
+from gridpipe.testing.backend_conformance import BackendConformance
+
+
+class TestSlurmBackendWithAccounting(BackendConformance):
+    @pytest.fixture
+    def backend(self, slurm_accounting, tmp_path):
+        path = make_analysis(tmp_path / "conformance", {"gamma": 1})
+        use_slurm(path)
+        with Analysis.open(path) as an:
+            assert isinstance(an.backend, SlurmBackend)
+            yield an.backend
+
+
+def test_run_with_accounting_drives_to_the_end_and_retries_failures_once_each(slurm_accounting, tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 3, "proton": 2}, n_file_per_job=1)
+    use_slurm(path)
+    result = gridpipe(
+        "run", "-a", str(path), "--max-attempts", "2", "--poll-interval", "0.3", env={"FAIL_proton": "3"},
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    jobs = {j["name"]: j for j in json.loads(gridpipe("status", "--json", "-a", str(path)).stdout)["jobs"]}
+    for run in (1, 2, 3):
+        assert jobs[f"eng_OUT_gamma_run{run}"]["status"] == "done"
+    for run in (1, 2):
+        job = jobs[f"eng_OUT_proton_run{run}"]
+        assert job["status"] == "failed" and job["attempts"] == 2, job
+        assert job["reason"].startswith("Slurm: FAILED") and "exited with code 3" in job["reason"]
+    # Slurm's accounting agrees: one Slurm job per attempt, no more
+    from test_slurm_exactly_once import _slurm_jobs
+
+    per_name = Counter(name for _, name, _ in _slurm_jobs(slurm_accounting, path))
+    assert per_name == Counter(
+        {**{f"eng_OUT_gamma_run{r}": 1 for r in (1, 2, 3)}, **{f"eng_OUT_proton_run{r}": 2 for r in (1, 2)}}
+    )
 
 
 def _spec(name: str, *command: str) -> JobSpec:
