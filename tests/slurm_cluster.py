@@ -184,11 +184,19 @@ class SlurmCluster:
         self._start("mariadbd", acct.mariadbd_argv())
         self._wait(lambda: acct.socket.exists() and acct.sql("SELECT 1").returncode == 0, "MariaDB")
         acct.create_user()
-        self._start("slurmdbd", [sbin("slurmdbd"), "-D"])
-        self._wait(lambda: self.client("sacctmgr", "-n", "list", "cluster").returncode == 0, "slurmdbd")
+        self.start_dbd()
         added = self.client("sacctmgr", "-i", "add", "cluster", self.name)
         if added.returncode != 0 and "already exists" not in added.stdout + added.stderr:
             raise RuntimeError(f"sacctmgr add cluster failed: {added.stdout}{added.stderr}")
+
+    def start_dbd(self) -> None:
+        """Start slurmdbd (again); slurmctld sends it what it queued meanwhile."""
+        self._start("slurmdbd", [sbin("slurmdbd"), "-D"])
+        self._wait(lambda: self.client("sacctmgr", "-n", "list", "cluster").returncode == 0, "slurmdbd")
+
+    def stop_dbd(self) -> None:
+        """Stop slurmdbd (sacct then fails with 'Connection refused'; slurmctld queues its records)."""
+        self._stop("slurmdbd")
 
     def start_controller(self) -> None:
         """Start slurmctld (again): it recovers its jobs from its state folder."""

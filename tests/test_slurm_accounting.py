@@ -124,7 +124,7 @@ def test_after_a_crash_lookup_finds_a_job_only_accounting_remembers(slurm_accoun
     path = make_analysis(tmp_path, {"gamma": 1})
     use_slurm(path)
     blocker = slurm_accounting.client(
-        "sbatch", "--parsable", "--exclusive", "-J", "blocker", "--wrap", "sleep 300"
+        "sbatch", "--parsable", "--exclusive", "-J", "blocker", "--output=/dev/null", "--wrap", "sleep 300"
     ).stdout.strip()
     try:
         _wait_state(slurm_accounting, blocker, "RUNNING")
@@ -183,3 +183,42 @@ def test_a_job_over_its_memory_limit_is_killed_shown_with_the_reason_and_retried
     assert "memory limit" in proton["reason"], proton["reason"]
     logs = gridpipe("logs", "eng_OUT_proton_run1", "-a", str(path))
     assert "Exceeded job memory limit" in logs.stdout
+
+
+@pytest.mark.slow
+def test_while_slurmdbd_is_down_forgotten_jobs_keep_their_state_or_take_their_exit_record(
+    slurm_accounting, tmp_path
+):
+    path = make_analysis(tmp_path, {"gamma": 1})
+    use_slurm(path, "    retries: 1\n    backoff: 0.1\n    command_timeout: 20\n")
+    blocker = slurm_accounting.client(
+        "sbatch", "--parsable", "--exclusive", "-J", "blocker", "--output=/dev/null", "--wrap", "sleep 300"
+    ).stdout.strip()
+    try:
+        _wait_state(slurm_accounting, blocker, "RUNNING")
+        with Analysis.open(path) as an:
+            backend = an.backend
+            assert isinstance(backend, SlurmBackend)
+            ids = backend.submit([_spec("never-ran", "true")])
+            _wait_state(slurm_accounting, ids["never-ran"], "PENDING")
+            slurm_accounting.client("scancel", blocker)
+            ids |= backend.submit([_spec("ran", "true")])
+            _wait_state(slurm_accounting, ids["ran"], "COMPLETED")
+            slurm_accounting.stop_dbd()
+            try:
+                slurm_accounting.client("scancel", ids["never-ran"])
+                deadline = time.monotonic() + 120
+                while _in_squeue(slurm_accounting, ids.values()):
+                    assert time.monotonic() < deadline
+                    time.sleep(1)
+                polled = {s.backend_id: s for s in backend.poll(list(ids.values()))}
+                assert polled[ids["ran"]].status == JobStatus.DONE  # its exit record answers
+                assert ids["never-ran"] not in polled  # no record, no accounting: not over, not failed
+            finally:
+                slurm_accounting.start_dbd()
+            _wait_only_in_sacct(slurm_accounting, list(ids.values()))  # slurmctld sends what it queued
+            polled = {s.backend_id: s for s in backend.poll(list(ids.values()))}
+            assert polled[ids["never-ran"]].status == JobStatus.KILLED
+            assert polled[ids["never-ran"]].reason.startswith("Slurm: CANCELLED")
+    finally:
+        slurm_accounting.client("scancel", blocker)

@@ -235,20 +235,34 @@ class SlurmBackend(Backend):
 
     def poll(self, backend_ids: Sequence[str]) -> list[BackendStatus]:
         """One squeue for all the jobs (per 5,000); jobs it forgot: sacct when there is accounting, then
-        the worker's exit record. Ids that are not this analysis's Slurm jobs are reported failed."""
+        the worker's exit record. Ids that are not this analysis's Slurm jobs are reported failed. When
+        slurmdbd cannot answer, the forgotten jobs with an exit record get it and the others keep their state."""
         ids = sorted({i for i in backend_ids if i.isascii() and i.isdigit()}, key=int)
         rows: dict[str, SlurmRow] = {}
         for chunk in _chunks(ids, ID_CHUNK):
             rows.update((r.slurm_id, r) for r in self._squeue(["-j", ",".join(chunk)]))
         missing = [i for i in ids if i not in rows]
+        unanswered: set[str] = set()
         if missing:
-            rows.update((r.slurm_id, r) for r in self._sacct(missing))
+            try:
+                rows.update((r.slurm_id, r) for r in self._sacct(missing))
+            except SlurmUnreachableError:
+                unanswered = set(missing)  # a job missing from an accounting that did not answer is not over
         out: list[BackendStatus] = []
         for slurm_id in [*ids, *(i for i in backend_ids if i not in ids)]:
-            status = self._status(slurm_id, rows.get(slurm_id))
+            if slurm_id in unanswered:
+                status = self._recorded(slurm_id)
+            else:
+                status = self._status(slurm_id, rows.get(slurm_id))
             if status is not None:
                 out.append(status)
         return out
+
+    def _recorded(self, slurm_id: str) -> BackendStatus | None:
+        """The status the worker's exit record gives a job, None without a record."""
+        folder = self.folders.by_id(slurm_id)
+        record = folder.exit_record() if folder is not None else None
+        return from_record(slurm_id, record) if record is not None else None
 
     def _status(self, slurm_id: str, row: SlurmRow | None) -> BackendStatus | None:
         """A job's status from its row (None: Slurm forgot it) and, once it ended, its exit record."""
@@ -264,11 +278,10 @@ class SlurmBackend(Backend):
                 ended_badly = row.state in FAILED or row.state in KILLED
                 note = folder.stepd_note(slurm_id) if folder is not None and ended_badly else None
                 return status_of(row, record, note)
-        folder = self.folders.by_id(slurm_id)
-        record = folder.exit_record() if folder is not None else None
-        if record is not None:
-            return from_record(slurm_id, record)
-        if folder is None:
+        recorded = self._recorded(slurm_id)
+        if recorded is not None:
+            return recorded
+        if self.folders.by_id(slurm_id) is None:
             return BackendStatus(slurm_id, JobStatus.FAILED, reason="not a Slurm job of this analysis")
         return BackendStatus(
             slurm_id,
