@@ -201,12 +201,11 @@ def test_while_slurmdbd_is_down_forgotten_jobs_keep_their_state_or_take_their_ex
             assert isinstance(backend, SlurmBackend)
             ids = backend.submit([_spec("never-ran", "true")])
             _wait_state(slurm_accounting, ids["never-ran"], "PENDING")
-            slurm_accounting.client("scancel", blocker)
-            ids |= backend.submit([_spec("ran", "true")])
-            _wait_state(slurm_accounting, ids["ran"], "COMPLETED")
             slurm_accounting.stop_dbd()
             try:
-                slurm_accounting.client("scancel", ids["never-ran"])
+                slurm_accounting.client("scancel", ids["never-ran"])  # ended while slurmdbd is away
+                slurm_accounting.client("scancel", blocker)
+                ids |= backend.submit([_spec("ran", "true")])
                 deadline = time.monotonic() + 120
                 while _in_squeue(slurm_accounting, ids.values()):
                     assert time.monotonic() < deadline
