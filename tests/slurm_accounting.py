@@ -115,12 +115,12 @@ class Accounting:
         return path
 
     def slurm_conf_lines(self, munge_socket: Path) -> list[str]:
-        """What slurm.conf says to send jobs to this slurmdbd (comments kept: the backend's marker);
-        AccountingStoragePass names the munge socket clients use towards slurmdbd."""
+        """What slurm.conf says to send jobs to this slurmdbd; AccountingStoragePass names the munge socket
+        clients use towards slurmdbd. Job comments are not stored (Slurm's default: AccountingStoreFlags
+        without job_comment), so sacct's rows carry no marker and the backend knows its jobs by their folder."""
         return [
             "AccountingStorageType=accounting_storage/slurmdbd",
             "AccountingStorageHost=localhost",
             f"AccountingStoragePort={self.dbd_port}",
             f"AccountingStoragePass={munge_socket}",
-            "AccountingStoreFlags=job_comment",
         ]

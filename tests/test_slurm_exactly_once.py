@@ -16,23 +16,22 @@ import pytest
 from engine_helpers import gridpipe, make_analysis
 from test_backend_slurm import use_slurm
 
-from gridpipe.backends.slurm_jobs import analysis_key
-
 N_JOBS = 200
 
 
 def _slurm_jobs(cluster, path) -> list[tuple[str, str, str]]:
-    """(id, name, state) of every job of the analysis at `path` the cluster knows (by its marker: other
-    tests' analyses have jobs of the same names): squeue's, and with accounting sacct's for jobs that left it."""
-    out = cluster.client("squeue", "-h", "-t", "all", "-o", "%i|%k|%T|%j").stdout
+    """(id, name, state) of every job of the analysis at `path` the cluster knows (by its folder: other
+    tests' analyses have jobs of the same names): squeue's, and with accounting sacct's for jobs that left it
+    (accounting keeps no comments here, as by default, so the marker is not used)."""
+    out = cluster.client("squeue", "-h", "-t", "all", "-o", "%i|%T|%Z|%j").stdout
     rows = {r[0]: r for r in (line.split("|", 3) for line in out.splitlines())}
     if cluster.accounting is not None:
-        argv = ["sacct", "-n", "-P", "-X", "--starttime=now-1day", "-o", "JobIDRaw,Comment,State,JobName"]
+        argv = ["sacct", "-n", "-P", "-X", "--starttime=now-1day", "-o", "JobIDRaw,State,WorkDir,JobName"]
         for line in cluster.client(*argv).stdout.splitlines():
             r = line.split("|", 3)
             rows.setdefault(r[0], r)
-    prefix = f"gridpipe:{analysis_key(path)}:"
-    return [(r[0], r[3], r[2]) for r in rows.values() if r[1].startswith(prefix)]
+    jobs = f"{path / '.gridpipe' / 'slurm' / 'jobs'}/"
+    return [(r[0], r[3], r[1]) for r in rows.values() if len(r) == 4 and r[2].startswith(jobs)]
 
 
 def _wait_all_ended(cluster, path, names: set[str], timeout: float = 300) -> list[tuple[str, str, str]]:

@@ -128,3 +128,20 @@ def test_slurmstepds_word_on_an_ended_job_joins_the_reason():
         == "slurmstepd: *** JOB 5 ON n CANCELLED AT 2026-11-30T10:00:00 DUE TO TIME LIMIT ***"
     )
     assert stepd_note("gridpipe.worker: job x failed: python exited with code 3\n") is None
+
+
+def test_sacct_rows_carry_the_working_folder_before_the_name(tmp_path):
+    from gridpipe.backends.slurm_jobs import JobFolders
+
+    folders = JobFolders(tmp_path)
+    folder = folders.job_dir("Job-A") / "2"
+    text = f"7|COMPLETED|None||root|{folder}|job-a\n8|FAILED|None||root|/elsewhere/2|Job-A\n9_1|RUNNING|||root|/x|arr\n"
+    rows = parse_rows(text, workdir=True)
+    assert [(r.slurm_id, r.workdir, r.name) for r in rows] == [
+        ("7", str(folder), "job-a"),
+        ("8", "/elsewhere/2", "Job-A"),
+    ]
+    assert folders.attempt_at(rows[0].workdir, "Job-A") == 2
+    assert folders.attempt_at(rows[1].workdir, "Job-A") is None
+    assert folders.attempt_at(str(folder), "Job-B") is None
+    assert folders.attempt_at("", "Job-A") is None

@@ -37,6 +37,7 @@ from gridpipe.backends.slurm_states import (
     KILLED,
     QUEUED,
     RUNNING,
+    SACCT_FIELDS,
     SQUEUE_FORMAT,
     SlurmRow,
     from_record,
@@ -56,8 +57,6 @@ LOG_LIMIT = 1 << 20
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$")
 _UNKNOWN_IDS = ("invalid job id",)
 _NO_ACCOUNTING = "accounting storage is disabled"
-SACCT_FIELDS = "JobIDRaw,State,Reason,Comment,User,JobName"
-"""sacct's columns in the order of SQUEUE_FORMAT (the name last)."""
 _DONE_ALREADY = ("invalid job id", "already completing or completed", "job/step already")
 LOOKUP_TRIES = 3
 
@@ -306,7 +305,7 @@ class SlurmBackend(Backend):
             self.accounting = False
             return []
         self.accounting = True
-        return parse_rows(answer.stdout)
+        return parse_rows(answer.stdout, workdir=True)
 
     # ---- cancel, lookup, logs ------------------------------------------------------------------------
     def cancel(self, backend_ids: Sequence[str]) -> None:
@@ -329,9 +328,13 @@ class SlurmBackend(Backend):
                     )
         rows = self._squeue(["-u", self.user]) + self._sacct_rows(["-u", self.user])
         for row in rows:
-            attempt = attempt_of(row.comment, self.key)
             name = _matching(row.name, wanted)
-            if attempt is None or name is None:
+            if name is None:
+                continue
+            attempt = attempt_of(row.comment, self.key)
+            if attempt is None:  # accounting without job comments: the job's folder says whose it is
+                attempt = self.folders.attempt_at(row.workdir, name)
+            if attempt is None:
                 continue
             self.folders.link_id(row.slurm_id, self.folders.attempt(name, attempt))
             status = status_of(row, None)

@@ -170,6 +170,13 @@ class JobFolders:
     def attempt(self, name: str, n: int) -> AttemptFolder:
         return AttemptFolder(self.job_dir(name) / str(n), name, n)
 
+    def attempt_at(self, workdir: str, name: str) -> int | None:
+        """The attempt whose folder `workdir` is (a job of `name` of this analysis), else None."""
+        folder = Path(workdir)
+        if not workdir or folder.parent != self.job_dir(name) or not folder.name.isdigit():
+            return None
+        return int(folder.name)
+
     def link_id(self, slurm_id: str, folder: AttemptFolder) -> None:
         """Record which folder the Slurm job `slurm_id` runs in (kept if already there)."""
         ids = self.root / "ids"

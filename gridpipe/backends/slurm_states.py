@@ -50,19 +50,28 @@ class SlurmRow:
     comment: str
     user: str
     name: str
+    workdir: str = ""
+    """The job's working folder (sacct's rows only: accounting stores it, while it keeps comments only
+    when the cluster sets AccountingStoreFlags=job_comment)."""
 
 
-def parse_rows(text: str) -> list[SlurmRow]:
-    """Rows of `squeue -h -o SQUEUE_FORMAT`; lines that do not fit are skipped."""
+SACCT_FIELDS = "JobIDRaw,State,Reason,Comment,User,WorkDir,JobName"
+"""sacct's columns: those of SQUEUE_FORMAT and the working folder before the name (which stays last)."""
+
+
+def parse_rows(text: str, *, workdir: bool = False) -> list[SlurmRow]:
+    """Rows of `squeue -h -o SQUEUE_FORMAT` (or, with `workdir`, of `sacct -P -o SACCT_FIELDS`); lines that
+    do not fit are skipped."""
+    width = 7 if workdir else 6
     rows = []
     for line in text.splitlines():
-        parts = line.split("|", 5)
-        if len(parts) != 6 or not parts[0].strip().isdigit():
+        parts = [p.strip() for p in line.split("|", width - 1)]
+        if len(parts) != width or not parts[0].isdigit():
             continue  # array or het-job steps (1_2, 3+0) are not gridpipe's
-        ident, state, reason, comment, user, name = (p.strip() for p in parts)
-        rows.append(
-            SlurmRow(ident, state.split()[0].rstrip("+") if state else "", reason, comment, user, name)
-        )
+        ident, state, reason, comment, user = parts[:5]
+        folder = parts[5] if workdir else ""
+        state = state.split()[0].rstrip("+") if state else ""
+        rows.append(SlurmRow(ident, state, reason, comment, user, parts[-1], folder))
     return rows
 
 
