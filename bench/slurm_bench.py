@@ -156,13 +156,18 @@ def bench_gone(an: Analysis, cluster: object, repeat: int) -> tuple[float, float
 
 
 def wait_ended(ids: list[str], timeout: float) -> None:
+    """Until no job is active: squeue for those it still shows, sacct for those that left it (accounting)."""
     deadline = time.monotonic() + timeout
     while True:
         out = subprocess.run(
             ["squeue", "-h", "-t", "all", "-o", "%i|%T", "-j", ",".join(ids)], capture_output=True, text=True
         ).stdout
-        states = [line.split("|")[1] for line in out.splitlines()]
-        if len(states) == len(ids) and not any(s in ACTIVE for s in states):
+        states = dict(line.split("|", 1) for line in out.splitlines())
+        gone = [i for i in ids if i not in states]
+        if gone:
+            acct = subprocess.run([*SACCT, "-j", ",".join(gone)], capture_output=True, text=True).stdout
+            states.update(line.split("|", 1) for line in acct.splitlines())
+        if len(states) >= len(ids) and not any(states.get(i, "PENDING") in ACTIVE for i in ids):
             return
         if time.monotonic() > deadline:
             raise SystemExit(f"jobs did not end within {timeout} s")
