@@ -125,3 +125,24 @@ def htcondor_pool():
         pytest.skip(reason)
     with running_pool() as pool:
         yield pool
+
+
+@pytest.fixture(scope="session")
+def _slurm_accounting_cluster():
+    """A second one-node cluster with accounting (slurmdbd + MariaDB), finished jobs leaving squeue after
+    about 10 s (MinJobAge=2 plus slurmctld's purge interval) and memory limits enforced without cgroups."""
+    from slurm_accounting import missing_reason as accounting_missing
+    from slurm_cluster import missing_reason, running_cluster
+
+    reason = missing_reason() or accounting_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    with running_cluster(accounting=True, min_job_age=2, memory_limits=True) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def slurm_accounting(_slurm_accounting_cluster, monkeypatch):
+    """The accounting cluster, its SLURM_CONF set for this test (the backend and `gridpipe` runs use it)."""
+    monkeypatch.setenv("SLURM_CONF", str(_slurm_accounting_cluster.conf))
+    return _slurm_accounting_cluster

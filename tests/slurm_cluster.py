@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slurm_accounting import Accounting, sbin
+
 NEEDED = ("sbatch", "squeue", "scancel", "slurmctld", "slurmd", "munged")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 START_TIMEOUT = 60.0
@@ -60,10 +62,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _sbin(name: str) -> str:
-    return shutil.which(name) or f"/usr/sbin/{name}"
-
-
 @dataclass
 class SlurmCluster:
     """A running cluster: its folder, its config file and the daemons' processes."""
@@ -71,7 +69,16 @@ class SlurmCluster:
     root: Path
     cpus: int = 8
     min_job_age: int = 300
+    accounting: Accounting | None = None
+    """slurmdbd and its MariaDB (None: accounting_storage/none, `sacct` says accounting is disabled)."""
+    memory_limits: bool = False
+    """Sample the jobs' memory every second and kill those over their --mem (OUT_OF_MEMORY)."""
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The cluster's name (accounting keeps the jobs of each cluster apart)."""
+        return "gridpipe-acct" if self.accounting else "gridpipe-test"
 
     @property
     def conf(self) -> Path:
@@ -92,7 +99,7 @@ class SlurmCluster:
         for sub in ("state", "spool", "log"):
             (r / sub).mkdir(exist_ok=True)
         lines = [
-            "ClusterName=gridpipe-test",
+            f"ClusterName={self.name}",
             "SlurmctldHost=localhost",
             f"SlurmctldPort={_free_port()}",
             f"SlurmdPort={_free_port()}",
@@ -112,9 +119,14 @@ class SlurmCluster:
             "MpiDefault=none",
             "ReturnToService=2",
             "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core",
+            "SelectTypeParameters=CR_Core_Memory" if self.memory_limits else "SelectTypeParameters=CR_Core",
             "SchedulerParameters=sched_min_interval=0,bf_interval=1",
-            "AccountingStorageType=accounting_storage/none",
+            *(
+                self.accounting.slurm_conf_lines(self.munge_socket)
+                if self.accounting
+                else ["AccountingStorageType=accounting_storage/none"]
+            ),
+            *(self._memory_lines() if self.memory_limits else []),
             "JobCompType=jobcomp/filetxt",
             f"JobCompLoc={r / 'log' / 'jobcomp.txt'}",
             f"MinJobAge={self.min_job_age}",
@@ -127,6 +139,19 @@ class SlurmCluster:
         self.conf.write_text("\n".join(lines) + "\n")
         if slurm_version() >= (23, 0):
             (r / "cgroup.conf").write_text("CgroupPlugin=disabled\n")
+        if self.accounting:
+            self.accounting.write_dbd_config(self.munge_socket)
+
+    @staticmethod
+    def _memory_lines() -> list[str]:
+        """Memory enforcement without cgroups (task/none): jobacct_gather/linux samples each step's memory
+        every second and OverMemoryKill kills a step over its --mem; memory becomes a consumable resource."""
+        return [
+            "JobAcctGatherType=jobacct_gather/linux",
+            "JobAcctGatherFrequency=task=1",
+            "JobAcctGatherParams=OverMemoryKill",
+            "DefMemPerCPU=100",
+        ]
 
     # ---- daemons --------------------------------------------------------------------------------
     def start_munge(self) -> None:
@@ -140,7 +165,7 @@ class SlurmCluster:
             "-u",
             "munge",
             "--",
-            _sbin("munged"),
+            sbin("munged"),
             "--foreground",
             f"--socket={self.munge_socket}",
             f"--pid-file={folder / 'munged.pid'}",
@@ -151,9 +176,31 @@ class SlurmCluster:
         self._start("munged", argv)
         self._wait(lambda: self.munge_socket.exists(), "munged to open its socket")
 
+    def start_accounting(self) -> None:
+        """MariaDB, then slurmdbd, then this cluster registered in it (before slurmctld starts)."""
+        acct = self.accounting
+        assert acct is not None
+        acct.install_db()
+        self._start("mariadbd", acct.mariadbd_argv())
+        self._wait(lambda: acct.socket.exists() and acct.sql("SELECT 1").returncode == 0, "MariaDB")
+        acct.create_user()
+        self.start_dbd()
+        added = self.client("sacctmgr", "-i", "add", "cluster", self.name)
+        if added.returncode != 0 and "already exists" not in added.stdout + added.stderr:
+            raise RuntimeError(f"sacctmgr add cluster failed: {added.stdout}{added.stderr}")
+
+    def start_dbd(self) -> None:
+        """Start slurmdbd (again); slurmctld sends it what it queued meanwhile."""
+        self._start("slurmdbd", [sbin("slurmdbd"), "-D"])
+        self._wait(lambda: self.client("sacctmgr", "-n", "list", "cluster").returncode == 0, "slurmdbd")
+
+    def stop_dbd(self) -> None:
+        """Stop slurmdbd (sacct then fails with 'Connection refused'; slurmctld queues its records)."""
+        self._stop("slurmdbd")
+
     def start_controller(self) -> None:
         """Start slurmctld (again): it recovers its jobs from its state folder."""
-        self._start("slurmctld", [_sbin("slurmctld"), "-D", "-f", str(self.conf)])
+        self._start("slurmctld", [sbin("slurmctld"), "-D", "-f", str(self.conf)])
         self._wait(self._controller_answers, "slurmctld to answer")
 
     def stop_controller(self) -> None:
@@ -161,7 +208,7 @@ class SlurmCluster:
         self._stop("slurmctld")
 
     def start_node(self) -> None:
-        self._start("slurmd", [_sbin("slurmd"), "-D", "-f", str(self.conf), "-N", "localhost"])
+        self._start("slurmd", [sbin("slurmd"), "-D", "-f", str(self.conf), "-N", "localhost"])
         self._wait(self._node_idle, "the node to be idle")
 
     def _start(self, name: str, argv: list[str]) -> None:
@@ -226,19 +273,25 @@ class SlurmCluster:
 
     def stop(self) -> None:
         """Stop everything, the node first."""
-        for name in ("slurmd", "slurmctld", "munged"):
+        for name in ("slurmd", "slurmctld", "slurmdbd", "mariadbd", "munged"):
             self._stop(name)
 
 
 @contextmanager
-def running_cluster(cpus: int = 8) -> Iterator[SlurmCluster]:
-    """A fresh cluster for the duration of the block; stopped and removed afterwards."""
+def running_cluster(
+    cpus: int = 8, *, accounting: bool = False, min_job_age: int = 300, memory_limits: bool = False
+) -> Iterator[SlurmCluster]:
+    """A fresh cluster for the duration of the block; stopped and removed afterwards. `accounting`: with
+    slurmdbd and MariaDB (sacct answers); `min_job_age`: seconds finished jobs stay in squeue."""
     root = Path(tempfile.mkdtemp(prefix="gridpipe-slurm-"))
     root.chmod(0o755)
-    cluster = SlurmCluster(root, cpus=cpus)
+    acct = Accounting(root, _free_port(), _free_port()) if accounting else None
+    cluster = SlurmCluster(root, cpus, min_job_age, acct, memory_limits)
     try:
         cluster.write_config()
         cluster.start_munge()
+        if acct is not None:
+            cluster.start_accounting()
         cluster.start_controller()
         cluster.start_node()
         yield cluster

@@ -15,6 +15,7 @@ from gridpipe.analysis.create import CreateRequest, create_analysis
 from gridpipe.analysis.lists import read_list, scan_list
 from gridpipe.analysis.locate import find_analysis
 from gridpipe.core.exceptions import AnalysisNotFoundError, ConfigError
+from gridpipe.service.context import Analysis
 
 LISTS = [
     "gamma_energy",
@@ -147,11 +148,19 @@ def test_check_json_output(run_cli, analysis: Path) -> None:
     assert [f["level"] for f in report["findings"]].count("warning") == len(LISTS) - 1
 
 
-def test_check_finds_the_analysis_from_a_subfolder(run_cli, analysis: Path) -> None:
+def test_check_finds_the_analysis_from_a_subfolder(run_cli, analysis: Path, tmp_path: Path) -> None:
     fill_lists(analysis)
     rc, out, err = run_cli("check", cwd=analysis / "data/DL2/gamma")
-    assert rc == 0, err
-    assert f"{analysis}: 0 error(s)," in out  # the fake LFNs are not in storage: warnings
+    assert rc == 2 and "are not in the local storage" in out  # listed inputs must be in the storage
+    with Analysis.open(analysis) as an:
+        for name in LISTS:
+            for lfn in read_list(analysis / f"data/simtel/{name}.list"):
+                src = tmp_path / "sim"
+                src.write_text(lfn)
+                an.storage.put(src, lfn)
+    rc, out, err = run_cli("check", cwd=analysis / "data/DL2/gamma")
+    assert rc == 0, out + err
+    assert f"{analysis}: 0 error(s)," in out
     assert find_analysis(analysis / "estimators/energy_regressor") == analysis
 
 

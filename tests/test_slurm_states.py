@@ -8,7 +8,7 @@ import pytest
 
 from gridpipe.backends.slurm_jobs import attempt_of, batch_script, marker
 from gridpipe.backends.slurm_settings import refused_option
-from gridpipe.backends.slurm_states import SlurmRow, parse_rows, status_of
+from gridpipe.backends.slurm_states import SlurmRow, parse_rows, status_of, stepd_note
 from gridpipe.core.states import JobStatus
 from gridpipe.worker.records import ExitRecord
 
@@ -108,3 +108,40 @@ def test_the_batch_script_quotes_every_path():
 )
 def test_extra_options_gridpipe_sets_are_refused(option, refused):
     assert (refused_option(option) is not None) == refused
+
+
+def test_slurmstepds_word_on_an_ended_job_joins_the_reason():
+    err = (
+        "gridpipe.worker: starting\n"
+        "slurmstepd-node1: error: StepId=2.batch exceeded memory limit (836882432 > 262144000), being killed\n"
+        "slurmstepd-node1: error: *** JOB 2 ON node1 CANCELLED AT 2026-11-30T16:19:25 ***\n"
+        "slurmstepd-node1: error: Exceeded job memory limit\n"
+    )
+    note = stepd_note(err)
+    assert note == "slurmstepd: StepId=2.batch exceeded memory limit (836882432 > 262144000), being killed"
+    status = status_of(row("FAILED", "JobLaunchFailure"), None, note)
+    assert status.status == JobStatus.FAILED
+    assert status.reason == f"Slurm: FAILED (JobLaunchFailure); {note}"
+    timeout = "slurmstepd: error: *** JOB 5 ON n CANCELLED AT 2026-11-30T10:00:00 DUE TO TIME LIMIT ***\n"
+    assert (
+        stepd_note(timeout)
+        == "slurmstepd: *** JOB 5 ON n CANCELLED AT 2026-11-30T10:00:00 DUE TO TIME LIMIT ***"
+    )
+    assert stepd_note("gridpipe.worker: job x failed: python exited with code 3\n") is None
+
+
+def test_sacct_rows_carry_the_working_folder_before_the_name(tmp_path):
+    from gridpipe.backends.slurm_jobs import JobFolders
+
+    folders = JobFolders(tmp_path)
+    folder = folders.job_dir("Job-A") / "2"
+    text = f"7|COMPLETED|None||root|{folder}|job-a\n8|FAILED|None||root|/elsewhere/2|Job-A\n9_1|RUNNING|||root|/x|arr\n"
+    rows = parse_rows(text, workdir=True)
+    assert [(r.slurm_id, r.workdir, r.name) for r in rows] == [
+        ("7", str(folder), "job-a"),
+        ("8", "/elsewhere/2", "Job-A"),
+    ]
+    assert folders.attempt_at(rows[0].workdir, "Job-A") == 2
+    assert folders.attempt_at(rows[1].workdir, "Job-A") is None
+    assert folders.attempt_at(str(folder), "Job-B") is None
+    assert folders.attempt_at("", "Job-A") is None

@@ -95,16 +95,26 @@ def test_check_names_listed_inputs_the_storage_does_not_know(run_cli, tmp_path):
     rc, out, err = run_cli("check", "-a", path, cwd=tmp_path)
     assert rc == 0 and "not in the local storage" not in out + err
     listed = path / "data" / "simtel" / "gamma_in.list"
-    listed.write_text(listed.read_text() + f"{LFN}/missing_run3.simtel\n")
+    missing = [f"{LFN}/missing_run{i}.simtel" for i in range(3, 8)]
+    listed.write_text(
+        "# comments and blank lines count in line numbers\n\n"
+        + listed.read_text()
+        + "\n".join(missing)
+        + "\n"
+    )
     rc, out, err = run_cli("check", "-a", path, cwd=tmp_path)
+    assert rc == 2, out + err  # every job reading them would fail on every attempt: an error
     text = out + err
     assert (
-        f"gamma_in.list:3: 1 of 3 input(s) are not in the local storage, the first: {LFN}/missing_run3.simtel"
-        in text
+        f"error: {listed}:5: 5 of 7 input(s) are not in the local storage: {missing[0]} (line 5), "
+        f"{missing[1]} (line 6), {missing[2]} (line 7) and 2 more; the jobs reading them would fail on every "
+        f"attempt. Add them with `gridpipe storage add FILES --to {LFN}` (--in-place to register them "
+        "where they are), or remove them from the list" in text
     )
     sims = tmp_path / "more"
     sims.mkdir()
-    (sims / "missing_run3.simtel").write_text("now here\n")
+    for lfn in missing:
+        (sims / lfn.rsplit("/", 1)[1]).write_text("now here\n")
     assert run_cli("storage", "add", sims, "--to", LFN, "-a", path, cwd=tmp_path).rc == 0
     rc, out, err = run_cli("check", "-a", path, cwd=tmp_path)
-    assert "not in the local storage" not in out + err
+    assert rc == 0 and "not in the local storage" not in out + err

@@ -33,8 +33,11 @@ from gridpipe.backends.slurm_client import (
 from gridpipe.backends.slurm_jobs import AttemptFolder, JobFolders, analysis_key, attempt_of, marker
 from gridpipe.backends.slurm_settings import SlurmSection
 from gridpipe.backends.slurm_states import (
+    FAILED,
+    KILLED,
     QUEUED,
     RUNNING,
+    SACCT_FIELDS,
     SQUEUE_FORMAT,
     SlurmRow,
     from_record,
@@ -53,6 +56,7 @@ ID_CHUNK = 5000
 LOG_LIMIT = 1 << 20
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$")
 _UNKNOWN_IDS = ("invalid job id",)
+_NO_ACCOUNTING = "accounting storage is disabled"
 _DONE_ALREADY = ("invalid job id", "already completing or completed", "job/step already")
 LOOKUP_TRIES = 3
 
@@ -230,20 +234,34 @@ class SlurmBackend(Backend):
 
     def poll(self, backend_ids: Sequence[str]) -> list[BackendStatus]:
         """One squeue for all the jobs (per 5,000); jobs it forgot: sacct when there is accounting, then
-        the worker's exit record. Ids that are not this analysis's Slurm jobs are reported failed."""
+        the worker's exit record. Ids that are not this analysis's Slurm jobs are reported failed. When
+        slurmdbd cannot answer, the forgotten jobs with an exit record get it and the others keep their state."""
         ids = sorted({i for i in backend_ids if i.isascii() and i.isdigit()}, key=int)
         rows: dict[str, SlurmRow] = {}
         for chunk in _chunks(ids, ID_CHUNK):
             rows.update((r.slurm_id, r) for r in self._squeue(["-j", ",".join(chunk)]))
         missing = [i for i in ids if i not in rows]
+        unanswered: set[str] = set()
         if missing:
-            rows.update((r.slurm_id, r) for r in self._sacct(missing))
+            try:
+                rows.update((r.slurm_id, r) for r in self._sacct(missing))
+            except SlurmUnreachableError:
+                unanswered = set(missing)  # a job missing from an accounting that did not answer is not over
         out: list[BackendStatus] = []
         for slurm_id in [*ids, *(i for i in backend_ids if i not in ids)]:
-            status = self._status(slurm_id, rows.get(slurm_id))
+            if slurm_id in unanswered:
+                status = self._recorded(slurm_id)
+            else:
+                status = self._status(slurm_id, rows.get(slurm_id))
             if status is not None:
                 out.append(status)
         return out
+
+    def _recorded(self, slurm_id: str) -> BackendStatus | None:
+        """The status the worker's exit record gives a job, None without a record."""
+        folder = self.folders.by_id(slurm_id)
+        record = folder.exit_record() if folder is not None else None
+        return from_record(slurm_id, record) if record is not None else None
 
     def _status(self, slurm_id: str, row: SlurmRow | None) -> BackendStatus | None:
         """A job's status from its row (None: Slurm forgot it) and, once it ended, its exit record."""
@@ -255,12 +273,14 @@ class SlurmBackend(Backend):
             if folder is None or not folder.path.is_dir():  # accounting may keep names in lower case
                 folder = self.folders.by_id(slurm_id)
             if attempt is not None or folder is not None:
-                return status_of(row, folder.exit_record() if folder is not None else None)
-        folder = self.folders.by_id(slurm_id)
-        record = folder.exit_record() if folder is not None else None
-        if record is not None:
-            return from_record(slurm_id, record)
-        if folder is None:
+                record = folder.exit_record() if folder is not None else None
+                ended_badly = row.state in FAILED or row.state in KILLED
+                note = folder.stepd_note(slurm_id) if folder is not None and ended_badly else None
+                return status_of(row, record, note)
+        recorded = self._recorded(slurm_id)
+        if recorded is not None:
+            return recorded
+        if self.folders.by_id(slurm_id) is None:
             return BackendStatus(slurm_id, JobStatus.FAILED, reason="not a Slurm job of this analysis")
         return BackendStatus(
             slurm_id,
@@ -269,22 +289,23 @@ class SlurmBackend(Backend):
         )
 
     def _sacct(self, ids: Sequence[str]) -> list[SlurmRow]:
-        """Jobs squeue forgot, from Slurm's accounting (when the cluster has it)."""
-        if self.accounting is False:
-            return []
+        """Jobs squeue forgot, from Slurm's accounting (when the cluster has it): one call per 5,000."""
         rows: list[SlurmRow] = []
         for chunk in _chunks(list(ids), ID_CHUNK):
-            argv = [
-                "sacct", "-n", "-P", "-X", "--starttime=now-30days", "-j", ",".join(chunk),
-                "-o", "JobIDRaw,State,Reason,Comment,User,JobName",
-            ]  # fmt: skip
-            answer = self.client.run(argv, ok_problems=("accounting storage is disabled", *_UNKNOWN_IDS))
-            if "accounting storage is disabled" in (answer.stderr + answer.stdout).lower():
-                self.accounting = False
-                return []
-            self.accounting = True
-            rows += parse_rows(answer.stdout)
+            rows += self._sacct_rows(["-j", ",".join(chunk)])
         return rows
+
+    def _sacct_rows(self, select: Sequence[str]) -> list[SlurmRow]:
+        """Rows of one sacct call ([] without accounting, which the first call finds out once)."""
+        if self.accounting is False:
+            return []
+        argv = ["sacct", "-n", "-P", "-X", "--starttime=now-30days", *select, "-o", SACCT_FIELDS]
+        answer = self.client.run(argv, ok_problems=(_NO_ACCOUNTING, *_UNKNOWN_IDS))
+        if _NO_ACCOUNTING in (answer.stderr + answer.stdout).lower():
+            self.accounting = False
+            return []
+        self.accounting = True
+        return parse_rows(answer.stdout, workdir=True)
 
     # ---- cancel, lookup, logs ------------------------------------------------------------------------
     def cancel(self, backend_ids: Sequence[str]) -> None:
@@ -305,13 +326,15 @@ class SlurmBackend(Backend):
                         f"an sbatch of {name} (attempt {folder.attempt}) has not ended within "
                         f"{self.settings.command_timeout:g} s; try again once it has"
                     )
-        rows = self._squeue(["-u", self.user])
-        if self.accounting:
-            rows += self._sacct_user()
+        rows = self._squeue(["-u", self.user]) + self._sacct_rows(["-u", self.user])
         for row in rows:
-            attempt = attempt_of(row.comment, self.key)
             name = _matching(row.name, wanted)
-            if attempt is None or name is None:
+            if name is None:
+                continue
+            attempt = attempt_of(row.comment, self.key)
+            if attempt is None:  # accounting without job comments: the job's folder says whose it is
+                attempt = self.folders.attempt_at(row.workdir, name)
+            if attempt is None:
                 continue
             self.folders.link_id(row.slurm_id, self.folders.attempt(name, attempt))
             status = status_of(row, None)
@@ -325,13 +348,6 @@ class SlurmBackend(Backend):
                     state = record.status if record is not None else JobStatus.FAILED
                     found.setdefault(name, {})[slurm_id] = BackendJob(slurm_id, name, state)
         return {name: list(jobs.values()) for name, jobs in found.items()}
-
-    def _sacct_user(self) -> list[SlurmRow]:
-        argv = [
-            "sacct", "-n", "-P", "-X", "--starttime=now-30days", "-u", self.user,
-            "-o", "JobIDRaw,State,Reason,Comment,User,JobName",
-        ]  # fmt: skip
-        return parse_rows(self.client.run(argv).stdout)
 
     def logs(self, backend_id: str) -> dict[str, str]:
         """Slurm's output and error files of the job, the worker's logs and its exit record."""

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gridpipe.backends.slurm_states import stepd_note
 from gridpipe.core.models import JobSpec
 from gridpipe.worker.records import (
     ExitRecord,
@@ -116,6 +117,16 @@ class AttemptFolder:
         finally:
             os.close(fd)
 
+    def stepd_note(self, slurm_id: str) -> str | None:
+        """What slurmstepd wrote in the job's error file about why it ended (only its last 8 KiB are read)."""
+        path = self.path / f"slurm-{slurm_id}.err"
+        try:
+            with path.open("rb") as fh:
+                fh.seek(max(0, path.stat().st_size - 8192))
+                return stepd_note(fh.read().decode("utf-8", errors="replace"))
+        except OSError:
+            return None
+
     def files(self) -> list[Path]:
         """The folder's text files worth showing in `gridpipe logs`."""
         keep = (".out", ".err", ".log", ".exit.json")
@@ -158,6 +169,13 @@ class JobFolders:
 
     def attempt(self, name: str, n: int) -> AttemptFolder:
         return AttemptFolder(self.job_dir(name) / str(n), name, n)
+
+    def attempt_at(self, workdir: str, name: str) -> int | None:
+        """The attempt whose folder `workdir` is (a job of `name` of this analysis), else None."""
+        folder = Path(workdir)
+        if not workdir or folder.parent != self.job_dir(name) or not folder.name.isdigit():
+            return None
+        return int(folder.name)
 
     def link_id(self, slurm_id: str, folder: AttemptFolder) -> None:
         """Record which folder the Slurm job `slurm_id` runs in (kept if already there)."""

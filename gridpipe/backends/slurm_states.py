@@ -51,19 +51,28 @@ class SlurmRow:
     comment: str
     user: str
     name: str
+    workdir: str = ""
+    """The job's working folder (sacct's rows only: accounting stores it, while it keeps comments only
+    when the cluster sets AccountingStoreFlags=job_comment)."""
 
 
-def parse_rows(text: str) -> list[SlurmRow]:
-    """Rows of `squeue -h -o SQUEUE_FORMAT`; lines that do not fit are skipped."""
+SACCT_FIELDS = "JobIDRaw,State,Reason,Comment,User,WorkDir,JobName"
+"""sacct's columns: those of SQUEUE_FORMAT and the working folder before the name (which stays last)."""
+
+
+def parse_rows(text: str, *, workdir: bool = False) -> list[SlurmRow]:
+    """Rows of `squeue -h -o SQUEUE_FORMAT` (or, with `workdir`, of `sacct -P -o SACCT_FIELDS`); lines that
+    do not fit are skipped."""
+    width = 7 if workdir else 6
     rows = []
     for line in text.splitlines():
-        parts = line.split("|", 5)
-        if len(parts) != 6 or not parts[0].strip().isdigit():
+        parts = [p.strip() for p in line.split("|", width - 1)]
+        if len(parts) != width or not parts[0].isdigit():
             continue  # array or het-job steps (1_2, 3+0) are not gridpipe's
-        ident, state, reason, comment, user, name = (p.strip() for p in parts)
-        rows.append(
-            SlurmRow(ident, state.split()[0].rstrip("+") if state else "", reason, comment, user, name)
-        )
+        ident, state, reason, comment, user = parts[:5]
+        folder = parts[5] if workdir else ""
+        state = state.split()[0].rstrip("+") if state else ""
+        rows.append(SlurmRow(ident, state, reason, comment, user, parts[-1], folder))
     return rows
 
 
@@ -72,8 +81,9 @@ def _reason(row: SlurmRow) -> str:
     return f"Slurm: {row.state}" + (f" ({detail})" if detail else "")
 
 
-def status_of(row: SlurmRow, record: ExitRecord | None) -> BackendStatus | None:
-    """gridpipe's status of a job Slurm knows (None: a state that must not change the stored one)."""
+def status_of(row: SlurmRow, record: ExitRecord | None, note: str | None = None) -> BackendStatus | None:
+    """gridpipe's status of a job Slurm knows (None: a state that must not change the stored one); `note`:
+    what slurmstepd said about an ended job (its memory limit, its time limit), added to the reason."""
     state = row.state
     if state in QUEUED:
         return BackendStatus(row.slurm_id, JobStatus.QUEUED)
@@ -90,11 +100,25 @@ def status_of(row: SlurmRow, record: ExitRecord | None) -> BackendStatus | None:
     if state in FAILED or state in KILLED:
         status = JobStatus.KILLED if state in KILLED else JobStatus.FAILED
         worker = f"; worker: {record.reason}" if record is not None and record.reason else ""
+        stepd = f"; {note}" if note else ""
         code = record.exit_code if record is not None else None
         started = isoformat(record.started) if record is not None else None
         return BackendStatus(
-            row.slurm_id, status, _site(record), code, _reason(row) + worker, started=started
+            row.slurm_id, status, _site(record), code, _reason(row) + stepd + worker, started=started
         )
+    return None
+
+
+def stepd_note(err_text: str) -> str | None:
+    """The line of slurmstepd in a job's error file that says why Slurm ended it, None when there is none.
+
+    Without cgroups (task/none) a job killed over its --mem ends FAILED, not OUT_OF_MEMORY; slurmstepd's
+    "exceeded memory limit (used > limit)" line is then the only place that says so."""
+    lines = [line.strip() for line in err_text.splitlines() if line.startswith("slurmstepd")]
+    for wanted in ("memory limit", "oom-kill", "DUE TO TIME LIMIT", "DUE TO", "error:"):
+        found = next((line for line in lines if wanted in line), None)
+        if found is not None:
+            return "slurmstepd: " + found.split("error:", 1)[-1].strip()[:300]
     return None
 
 

@@ -7,6 +7,7 @@ engine would refuse are reported here first.
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 
 from gridpipe.analysis.check import Finding, check_analysis
@@ -105,17 +106,44 @@ def storage_findings(an: Analysis, lists: dict[str, list[str]]) -> list[Finding]
             Finding("warning", grid_yaml, f"could not ask the storage about the inputs: {exc.detail}"),
         ]
     for key, lfns in unknown.items():
-        if not lfns:
-            continue
-        file = an.path / an.grid.inputs[key]
-        line = lists[key].index(lfns[0]) + 1
-        found.append(
-            Finding(
-                "warning",
-                str(file),
-                f"{len(lfns)} of {len(lists[key])} input(s) are not in the {an.grid.storage.name} storage, the "
-                f"first: {lfns[0]} (add them with `gridpipe storage add FILES --to LFN_FOLDER`)",
-                line=line,
-            )
-        )
+        if lfns:
+            found.append(unknown_inputs_finding(an.path / an.grid.inputs[key], lfns, len(lists[key]), an))
     return found
+
+
+SHOWN_UNKNOWN = 3
+"""Unknown inputs named in check's message (the count says how many more)."""
+
+
+def unknown_inputs_finding(file: Path, lfns: list[str], total: int, an: Analysis) -> Finding:
+    """An error: every job reading one of `lfns` would fail at stage-in on every attempt. It names the
+    first few with their lines and the command that adds them (to their common LFN folder when they share one)."""
+    lines = _line_numbers(file, lfns[:SHOWN_UNKNOWN])
+    shown = ", ".join(f"{lfn} (line {lines[lfn]})" if lfn in lines else lfn for lfn in lfns[:SHOWN_UNKNOWN])
+    more = f" and {len(lfns) - SHOWN_UNKNOWN} more" if len(lfns) > SHOWN_UNKNOWN else ""
+    folders = {posixpath.dirname(lfn) for lfn in lfns}
+    folder = folders.pop() if len(folders) == 1 else "LFN_FOLDER"
+    return Finding(
+        "error",
+        str(file),
+        f"{len(lfns)} of {total} input(s) are not in the {an.grid.storage.name} storage: {shown}{more}; "
+        "the jobs reading them would fail on every attempt. Add them with "
+        f"`gridpipe storage add FILES --to {folder}` (--in-place to register them where they are), "
+        "or remove them from the list",
+        line=lines.get(lfns[0]),
+    )
+
+
+def _line_numbers(file: Path, lfns: list[str]) -> dict[str, int]:
+    """The line of each LFN in a list file (comments and blank lines count)."""
+    wanted = set(lfns)
+    numbers: dict[str, int] = {}
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return numbers
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line in wanted and line not in numbers:
+            numbers[line] = number
+    return numbers
