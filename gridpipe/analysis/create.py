@@ -29,7 +29,6 @@ from gridpipe.core.plugins import Group, available, load
 from gridpipe.core.resources import skeleton_dir
 from gridpipe.core.timeutil import utcnow
 from gridpipe.core.version import __version__
-from gridpipe.payloads.contract import payload_named
 
 
 def default_grid_home() -> str:
@@ -113,7 +112,7 @@ def _validate(req: CreateRequest) -> None:
 
 def _context(req: CreateRequest, path: Path, spec: WorkflowSpec) -> dict[str, Any]:
     return {
-        **payload_named(req.payload).template_values(),
+        **_payload(req.payload).template_values(),
         **dict(req.template_values),
         "name": req.name,
         "analysis_path": str(path),
@@ -141,6 +140,12 @@ def _context(req: CreateRequest, path: Path, spec: WorkflowSpec) -> dict[str, An
         # (python, python3, python3.12) the interpreter that runs gridpipe was started by
         "gridpipe_script": str(Path(sysconfig.get_path("scripts")) / "gridpipe"),
     }
+
+
+def _payload(name: str) -> Any:
+    """The payload plugin `name` (a `gridpipe.payloads.contract.Payload`): its default workflow and the
+    values its templates use (loaded through the plugin loader, as analysis may not import payloads)."""
+    return load(Group.payloads, name)()
 
 
 def _section(group: Group, name: str, path: Path) -> str:
@@ -281,7 +286,7 @@ def _log(root: Path, path: Path, written: list[str], kept: list[str], created: b
 def create_analysis(req: CreateRequest) -> CreateResult:
     """Create (or with `overwrite`, refresh) the analysis described by `req`."""
     _validate(req)
-    workflow_file = req.workflow or skeleton_dir() / payload_named(req.payload).workflow
+    workflow_file = req.workflow or skeleton_dir() / _payload(req.payload).workflow
     spec = load_workflow(workflow_file)
     spec_text = workflow_file.read_text(encoding="utf-8")
     parent = req.analyses_dir.expanduser().resolve()

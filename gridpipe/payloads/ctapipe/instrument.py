@@ -13,7 +13,12 @@ from astropy.coordinates import EarthLocation
 FOCAL_LENGTH = 16.0 * u.m
 CAMERA_HALF_WIDTH_M = 0.9
 CAMERA_PIXELS_PER_SIDE = 32
-TELESCOPE_POSITIONS_M = {1: (-80.0, -80.0, 0.0), 2: (80.0, -80.0, 0.0), 3: (-80.0, 80.0, 0.0), 4: (80.0, 80.0, 0.0)}
+TELESCOPE_POSITIONS_M = {
+    1: (-80.0, -80.0, 0.0),
+    2: (80.0, -80.0, 0.0),
+    3: (-80.0, 80.0, 0.0),
+    4: (80.0, 80.0, 0.0),
+}
 SITE = EarthLocation(lon=-17.89 * u.deg, lat=28.76 * u.deg, height=2150 * u.m)
 """A site only so that coordinates have one; the toy images do not depend on it."""
 

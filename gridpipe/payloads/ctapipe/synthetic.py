@@ -123,7 +123,9 @@ def _geometry(showers: dict[str, np.ndarray], tel_xyz: np.ndarray) -> dict[str, 
     }
 
 
-def _intensity(pop: Population, energy: np.ndarray, impact: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _intensity(
+    pop: Population, energy: np.ndarray, impact: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     pool = np.where(impact < 120.0, 1.0, np.exp(-(impact - 120.0) / 60.0))
     return pop.photons_per_tev * energy[:, None] * pool * rng.lognormal(0.0, pop.fluctuation, impact.shape)
 
@@ -252,7 +254,9 @@ def write_synthetic_file(
         write_dl2=False,
     ) as writer:
         for event_id, i in enumerate(keep, start=1):
-            event = _event(header, pop, particle, obs_id, event_id, i, showers, geom, intensity, triggered, tel_ids, rng)
+            event = _event(
+                header, pop, particle, obs_id, event_id, i, showers, geom, intensity, triggered, tel_ids, rng
+            )
             n_tel_events += len(event.trigger.tels_with_trigger)
             writer(event)
         writer.write_simulated_shower_distributions({1: _shower_histogram(obs_id, pop, showers)})
