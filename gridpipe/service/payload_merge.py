@@ -42,11 +42,14 @@ def _reason(payload: Payload, program: str, exit_code: int, stderr: str) -> str:
     )
 
 
-def run_payload_merge(payload: Payload, argv: Sequence[str], temp: Path, output: Path) -> dict[str, int]:
+def run_payload_merge(
+    payload: Payload, argv: Sequence[str], temp: Path, output: Path, numba_cache: Path
+) -> dict[str, int]:
     """Run the payload's merge command `argv` (which writes `temp`, beside `output`) and give its result
-    `output`'s name; returns the merged file's rows per table."""
+    `output`'s name; returns the merged file's rows per table. `numba_cache`: the jobs' cache of compiled
+    code (a fresh one would cost ctapipe some 20 s of compiling per merge)."""
     program = Path(argv[0]).name
-    env = {"NUMBA_CACHE_DIR": str(output.parent / ".numba-cache"), **os.environ}
+    env = {"NUMBA_CACHE_DIR": str(numba_cache), **os.environ}
     try:
         done = subprocess.run(
             argv,

@@ -260,6 +260,7 @@ def write_synthetic_file(
             n_tel_events += len(event.trigger.tels_with_trigger)
             writer(event)
         writer.write_simulated_shower_distributions({1: _shower_histogram(obs_id, pop, showers)})
+    Provenance().finish_activity(status="completed")
     return SyntheticFile(output, thrown, len(keep), n_tel_events)
 
 
