@@ -41,7 +41,7 @@ class CtapipeDemoInputs:
             "electron_perf": ("electron", 7001, 1, 2000),
         }
     )
-    n_file_per_job: int = 2
+    n_file_per_job: int = 1
 
 
 def ctapipe_demo_lfn(particle: str, obs_id: int) -> str:
