@@ -95,6 +95,8 @@ def test_last_error_line_is_the_tools_message():
     assert last_error_line(TRACEBACK).startswith("ctapipe.core.expression_engine.ExpressionError: Error")
     assert last_error_line("progress 10%\rprogress 100%\nsomething broke\n") == "something broke"
     assert last_error_line("") is None
+    traitlets = "[ctapipe-merge] CRITICAL | Unrecognized flag: '--bogus'\nUse --help for more info\n"
+    assert last_error_line(traitlets) == "Unrecognized flag: '--bogus'"
 
 
 def test_exit_codes_are_worded():

@@ -23,7 +23,7 @@ EXIT_CONFIGURATION = 2
 EXIT_TOOL_FAILURE = 1
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_LOG_LINE = re.compile(r"\b(ERROR|CRITICAL)\b.*?\)\s*:\s*(?P<message>.*)$")
+_LOG_LINE = re.compile(r"\b(ERROR|CRITICAL)\b(?:.*?\)\s*:|\s*\|)\s*(?P<message>.*)$")
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Missing)\b:?\s*.*$")
 _NOISE = ("Use --help for more info",)
 
