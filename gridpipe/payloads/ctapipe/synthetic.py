@@ -258,10 +258,10 @@ def write_synthetic_file(
     keep = np.flatnonzero(triggered.sum(axis=1) >= 2)
     header = _Header(subarray, obs_id, particle, pop, thrown)
     output.parent.mkdir(parents=True, exist_ok=True)
-    if not _ACTIVITY:  # outside a Tool, DataWriter records its output in an activity (one per process:
-        Provenance().start_activity(
-            "gridpipe synthetic events"
-        )  # starting one reads every package's metadata)
+    if not _ACTIVITY:
+        # outside a Tool, DataWriter records its output in the current provenance activity; one per process
+        # (starting one reads the metadata of every installed package)
+        Provenance().start_activity("gridpipe synthetic events")
         _ACTIVITY.append(True)
     n_tel_events = 0
     with DataWriter(
