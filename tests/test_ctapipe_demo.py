@@ -19,7 +19,9 @@ from engine_helpers import gridpipe
 
 from gridpipe.core.models import JobSpec
 from gridpipe.service.context import Analysis
+from gridpipe.service.gather import output_pattern
 from gridpipe.worker.records import JobFile, read_exit_record, write_job_file
+from gridpipe.workflow.planner import units_of
 
 pytestmark = pytest.mark.slow
 DEMO_TIMEOUT = 3600  # about 5 minutes on 2 idle cores; much longer on a machine shared with other jobs
@@ -85,9 +87,9 @@ def test_merged_files_hold_every_row_of_their_inputs(demo):
         for stage in an.workflow.stages:
             if stage.kind != "grid":
                 continue
-            for particle in stage.units:
-                merged = an.merged_path(stage, particle)
-                outputs = sorted(p for p in merged.parent.glob("*.h5") if "_merged" not in p.name)
+            for unit in units_of(stage):
+                merged = an.merged_path(stage, unit.particle)
+                outputs = sorted(merged.parent.glob(output_pattern(an, unit)))  # the jobs' outputs
                 assert outputs, merged.parent
                 merged_from_several += len(outputs) > 1
                 for node in EVENT_TABLES:
