@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from engine_helpers import gridpipe
@@ -58,34 +59,41 @@ def test_protopipe_training_command(analysis):
 @pytest.mark.parametrize("analysis", ["ctapipe"], indirect=True)
 def test_ctapipe_runs_process_once_per_input_then_merges(analysis):
     jobs = _plan(analysis, "--output_type", "TRAINING", "--max-jobs", "1")
+    process = [
+        "ctapipe-process",
+        "--config",
+        "base_config.yaml",
+        "--config",
+        "ml_preprocessing_config.yaml",
+        "--input",
+        "gamma_20deg_0deg_run{}___cta-prod5.simtel.zst",
+        "--output",
+        "gamma_20deg_0deg_run{}___cta-prod5.processed.h5",
+        "--provenance-log",
+        "gamma_20deg_0deg_run{}___cta-prod5.provenance.log",
+        "--overwrite",
+        "--no-progress",
+    ]
     assert jobs[0]["commands"] == [
-        [
-            "ctapipe-process",
-            "--input",
-            "gamma_20deg_0deg_run3___cta-prod5.simtel.zst",
-            "--output",
-            "gamma_20deg_0deg_run3___cta-prod5.dl1.h5",
-            "--config",
-            "analysis.yaml",
-        ],
-        [
-            "ctapipe-process",
-            "--input",
-            "gamma_20deg_0deg_run5___cta-prod5.simtel.zst",
-            "--output",
-            "gamma_20deg_0deg_run5___cta-prod5.dl1.h5",
-            "--config",
-            "analysis.yaml",
-        ],
+        [arg.format(3) for arg in process],
+        [arg.format(5) for arg in process],
         [
             "ctapipe-merge",
             "--input-dir",
             ".",
             "--pattern",
-            "*.dl1.h5",
+            "*.processed.h5",
             "--output",
             "TRAINING_energy_gamma_tail_run3-run5.h5",
+            "--provenance-log",
+            "merge.provenance.log",
+            "--overwrite",
         ],
+    ]
+    assert jobs[0]["payload"] == "ctapipe"
+    assert sorted(Path(p).name for p in jobs[0]["sandbox"]) == [
+        "base_config.yaml",
+        "ml_preprocessing_config.yaml",
     ]
 
 

@@ -65,6 +65,8 @@ class CreateRequest:
     n_jobs_max: int = -1
     banned_sites: tuple[str, ...] = ()
     upload_sites: tuple[str, ...] = ()
+    template_values: tuple[tuple[str, object], ...] = ()
+    """Values for the templates that replace the payload's defaults (e.g. the demo's `min_multiplicity`)."""
 
 
 @dataclass
@@ -110,6 +112,8 @@ def _validate(req: CreateRequest) -> None:
 
 def _context(req: CreateRequest, path: Path, spec: WorkflowSpec) -> dict[str, Any]:
     return {
+        **_payload(req.payload).template_values(),
+        **dict(req.template_values),
         "name": req.name,
         "analysis_path": str(path),
         "analyses_dir": str(path.parent),
@@ -138,6 +142,12 @@ def _context(req: CreateRequest, path: Path, spec: WorkflowSpec) -> dict[str, An
     }
 
 
+def _payload(name: str) -> Any:
+    """The payload plugin `name` (a `gridpipe.payloads.contract.Payload`): its default workflow and the
+    values its templates use (loaded through the plugin loader, as analysis may not import payloads)."""
+    return load(Group.payloads, name)()
+
+
 def _section(group: Group, name: str, path: Path) -> str:
     """The plugin's own section of grid.yaml, rendered from its settings for a new analysis."""
     settings = load(group, name).new_settings(path)
@@ -149,7 +159,10 @@ def _metadata(req: CreateRequest, path: Path, previous: dict[str, Any] | None) -
     params = {
         k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
         for k, v in asdict(req).items()
+        if k != "template_values"
     }
+    if req.template_values:
+        params["template_values"] = dict(req.template_values)
     data = {
         "name": req.name,
         "analyses_dir": str(path.parent),
@@ -273,7 +286,7 @@ def _log(root: Path, path: Path, written: list[str], kept: list[str], created: b
 def create_analysis(req: CreateRequest) -> CreateResult:
     """Create (or with `overwrite`, refresh) the analysis described by `req`."""
     _validate(req)
-    workflow_file = req.workflow or skeleton_dir() / "workflow.yaml"
+    workflow_file = req.workflow or skeleton_dir() / _payload(req.payload).workflow
     spec = load_workflow(workflow_file)
     spec_text = workflow_file.read_text(encoding="utf-8")
     parent = req.analyses_dir.expanduser().resolve()

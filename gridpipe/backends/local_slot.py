@@ -18,7 +18,7 @@ from gridpipe.core.models import JobSpec
 from gridpipe.core.states import JobStatus
 from gridpipe.storage.contract import Storage
 from gridpipe.worker.run import run_job
-from gridpipe.worker.workspace import LOG_STREAMS, Workspace
+from gridpipe.worker.workspace import LOG_STREAMS, NUMBA_CACHE, Workspace
 
 JOB_ENV_MARK = "GRIDPIPE_LOCAL_JOB"
 """Set in every payload's environment to `job_mark(...)`, so a restarted executor can recognise its orphans."""
@@ -60,6 +60,9 @@ class Slot:
         logs = {stream: slot_log(local_dir, number, stream) for stream in LOG_STREAMS}
         self.workspace = Workspace(root / "work", logs)
         self._environ = dict(os.environ)  # a runner's environment does not change: copied once
+        # numba (ctapipe) caches compiled code in a writable folder shared by the runners, not beside its
+        # installed modules (often read-only): compiled once per analysis instead of once per job
+        self._environ.setdefault("NUMBA_CACHE_DIR", str(local_dir / NUMBA_CACHE))
 
     def close(self) -> None:
         """Close the log files."""

@@ -10,7 +10,7 @@ import typer
 
 from gridpipe.cli.options import AnalysisPath, JsonOutput, open_analysis
 from gridpipe.cli.root import app, state
-from gridpipe.core.exceptions import EXIT_FAILED
+from gridpipe.core.exceptions import EXIT_FAILED, UsageError
 
 if TYPE_CHECKING:
     from gridpipe.service.context import Analysis
@@ -121,6 +121,12 @@ def demo_cmd(
         "cluster works with gridpipe.",
         show_default=False,
     ),
+    payload: str = typer.Option(
+        "demo",
+        "--payload",
+        help="demo (gridpipe's toy analysis, no extra software) or ctapipe (ctapipe's real tools on "
+        'synthetic events, to the IRFs; needs pip install "gridpipe[ctapipe]").',
+    ),
 ) -> None:
     """Create a demo analysis with synthetic data and run the whole chain (on this machine by default)."""
     import time
@@ -130,6 +136,11 @@ def demo_cmd(
     from gridpipe.service.demo import prepare_demo
 
     started = time.monotonic()
+    if payload == "ctapipe":
+        _ctapipe_demo(directory, backend, started)
+        return
+    if payload != "demo":
+        raise UsageError(f"--payload {payload!r} is not one of: demo, ctapipe")
     path, created = prepare_demo(directory, backend=backend)
     out = console()
     out.print(styled(("Created" if created else "Resuming") + " demo analysis ", (str(path), "bold")))
@@ -139,6 +150,34 @@ def demo_cmd(
     out.print(f"  merged DL2 tables  {path / 'data' / 'DL2'}")
     out.print(f"  models             {path / 'estimators'}")
     out.print(f"  DL3 and plot       {plot}")
+    out.print(f"  job status         {command_line('gridpipe', 'status', '-a', path)}")
+    if not ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _ctapipe_demo(directory: Path, backend: str | None, started: float) -> None:
+    """`demo --payload ctapipe`: the real ctapipe chain on synthetic events, to the IRF file and its plot."""
+    import time
+
+    from gridpipe.cli.output import command_line, console, styled
+    from gridpipe.service.context import Analysis
+    from gridpipe.service.demo_ctapipe import prepare_ctapipe_demo
+
+    if backend not in (None, "local"):
+        raise UsageError("the ctapipe demo runs on the local backend; leave out --backend")
+    out = console()
+    out.print(styled(("Making synthetic ctapipe event files (a toy array, offline) ...", "dim")))
+    path, created = prepare_ctapipe_demo(directory)
+    out.print(styled(("Created" if created else "Resuming") + " ctapipe demo analysis ", (str(path), "bold")))
+    ok = _drive(Analysis.open(path), None, None, None)
+    dl3 = path / "data" / "DL3"
+    out.print(f"Finished in {time.monotonic() - started:.0f} s. Results:")
+    out.print(f"  IRF (GADF)         {dl3 / 'irf.fits.gz'}")
+    out.print(f"  benchmarks         {dl3 / 'benchmarks.fits.gz'}")
+    out.print(f"  plot               {dl3 / 'irf.png'}")
+    out.print(f"  cuts               {dl3 / 'cuts.fits'}")
+    out.print(f"  models             {path / 'estimators'}")
+    out.print(f"  DL2 with models    {path / 'data' / 'DL2'}")
     out.print(f"  job status         {command_line('gridpipe', 'status', '-a', path)}")
     if not ok:
         raise typer.Exit(EXIT_FAILED)

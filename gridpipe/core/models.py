@@ -31,6 +31,8 @@ class JobSpec:
     backend: str | None = None
     """The backend the job's stage names (workflow.yaml `backend:`); None: the analysis's backend for grid
     jobs, the local backend for local ones."""
+    payload: str | None = None
+    """The payload whose commands these are (it words their failures and checks their outputs)."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form (stored in the job archive and handed to backends)."""
@@ -45,6 +47,7 @@ class JobSpec:
             "env": dict(self.env),
             "where": self.where,
             **({"backend": self.backend} if self.backend else {}),
+            **({"payload": self.payload} if self.payload else {}),
         }
 
     @classmethod
@@ -61,6 +64,7 @@ class JobSpec:
             env=dict(data.get("env", {})),
             where=data.get("where", "grid"),
             backend=data.get("backend"),
+            payload=data.get("payload"),
         )
 
 

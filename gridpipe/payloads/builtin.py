@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from gridpipe.payloads.contract import Payload
+from gridpipe.payloads.h5check import hdf5_problem
 
 
 class DemoPayload(Payload):
@@ -14,12 +16,16 @@ class DemoPayload(Payload):
 
 
 class ProtopipePayload(Payload):
-    """protopipe's scripts (protopipe-TRAINING, protopipe-MODEL, protopipe-DL2, ...)."""
+    """protopipe's scripts (protopipe-TRAINING, protopipe-MODEL, protopipe-DL2, ...).
+
+    Their exit codes cannot be trusted (a script may end with 0 after an error), but they set the root
+    attribute `status` of their output files to "complete" when done: that is checked before registration.
+    """
 
     name: ClassVar[str] = "protopipe"
 
-
-class CtapipePayload(Payload):
-    """ctapipe's tools (ctapipe-process, ctapipe-train-*, ctapipe-apply-models, ...)."""
-
-    name: ClassVar[str] = "ctapipe"
+    def output_problem(self, path: Path) -> str | None:
+        """An HDF5 output must open and say `status = "complete"` at its root."""
+        if path.suffix not in (".h5", ".hdf5"):
+            return None
+        return hdf5_problem(path, status="complete")

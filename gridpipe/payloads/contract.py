@@ -11,6 +11,7 @@ import shlex
 import string
 from collections.abc import Mapping, Sequence
 from functools import cache
+from pathlib import Path
 from typing import ClassVar
 
 from gridpipe.core.plugins import Group, load_class
@@ -22,6 +23,26 @@ class Payload:
     """A payload: the command lines of a stage, and the problems found in them before planning."""
 
     name: ClassVar[str]
+    workflow: ClassVar[str] = "workflow.yaml"
+    """The workflow of the analysis skeleton a new analysis of this payload gets (unless --workflow)."""
+
+    def template_values(self) -> dict[str, object]:
+        """Values the payload's config templates use beyond gridpipe's own (rendered by create-analysis)."""
+        return {}
+
+    def failure_reason(self, program: str, exit_code: int, stderr: str) -> str | None:
+        """Why a command of this payload failed, from its exit code and what it wrote to stderr; None:
+        gridpipe's own wording ("PROGRAM exited with code N")."""
+        return None
+
+    def output_problem(self, path: Path) -> str | None:
+        """Why the output file `path` of a job must not be registered (checked after the job's commands
+        succeeded, before registration), or None when it is fine."""
+        return None
+
+    def merge_command(self, inputs: Sequence[Path], output: Path) -> list[str] | None:
+        """The command line that merges a unit's job outputs into `output`; None: gridpipe's own merge."""
+        return None
 
     def commands(self, stage: str, command: Sequence[str] | Mapping[str, Sequence[str]]) -> CommandLines:
         """The command lines of stage `stage` for this payload; KeyError when it has none."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -105,6 +107,15 @@ def gather_unit(an: Analysis, unit: Unit, options: GatherOptions | None = None) 
             f"{stage.name}/{particle}: no outputs matching {pattern} in {local_dir} to merge; "
             "download them first"
         )
+    payload_rows = _payload_merge(an, inputs, merged_path, options)
+    if payload_rows is not None:
+        skipped = [
+            f"{name}: not an output of this unit's jobs (an older workflow's?); not merged"
+            for name in skipped_foreign
+        ]
+        return GatherResult(
+            local_dir, fetched, extra, merged_path, payload_rows, skipped, options.sync, len(inputs)
+        )
     merged = merge_files(
         inputs,
         merged_path,
@@ -122,6 +133,33 @@ def gather_unit(an: Analysis, unit: Unit, options: GatherOptions | None = None) 
     return GatherResult(
         local_dir, fetched, extra, merged_path, dict(merged.rows), skipped, options.sync, used
     )
+
+
+def _payload_merge(
+    an: Analysis, inputs: list[Path], merged_path: Path, options: GatherOptions
+) -> dict[str, int] | None:
+    """Merge with the payload's own merger when it has one (ctapipe-merge); None: gridpipe's merge."""
+    from gridpipe.backends.local_setup import local_dir_of
+    from gridpipe.payloads.contract import payload_named
+    from gridpipe.service.payload_merge import run_payload_merge, table_rows
+    from gridpipe.worker.workspace import NUMBA_CACHE
+
+    payload = payload_named(an.grid.payload.name)
+    temp = merged_path.with_name(f".{merged_path.name}.merging.h5")
+    argv = payload.merge_command(inputs, temp)
+    if argv is None:
+        return None
+    temp.unlink(missing_ok=True)  # what a merge killed half-way left
+    if len(inputs) == 1:  # nothing to merge: the one output is the merged file (copied, then renamed)
+        shutil.copyfile(inputs[0], temp)
+        rows = table_rows(temp)
+        os.replace(temp, merged_path)
+    else:
+        rows = run_payload_merge(payload, argv, temp, merged_path, local_dir_of(an.path) / NUMBA_CACHE)
+    if options.remove_inputs:
+        for path in inputs:
+            path.unlink(missing_ok=True)
+    return rows
 
 
 def units_for_data_type(an: Analysis, data_type: str, particles: list[str] | None) -> list[Unit]:

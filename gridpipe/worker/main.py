@@ -38,7 +38,7 @@ from gridpipe.worker.records import (
 )
 from gridpipe.worker.result import JobResult, failed
 from gridpipe.worker.run import run_job
-from gridpipe.worker.workspace import Workspace
+from gridpipe.worker.workspace import NUMBA_CACHE, Workspace
 
 PROGRAM = "gridpipe.worker"
 KILL_GRACE_SECONDS = 5.0
@@ -124,7 +124,7 @@ def _run_in(workspace: Workspace, job: JobFile, stopper: _Stopper) -> JobResult:
     try:
         if job.spec.where == "grid":
             storage = open_analysis_storage(Path(job.analysis))
-        env = {**os.environ, **job.spec.env}
+        env = {"NUMBA_CACHE_DIR": str(workspace.work.parent / NUMBA_CACHE), **os.environ, **job.spec.env}
         return run_job(job.spec, workspace, storage, env, stopper.cancel, stopper.started)
     except GridpipeError as exc:  # the storage cannot be opened
         return failed(exc.detail)

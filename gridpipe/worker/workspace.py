@@ -11,6 +11,9 @@ import shutil
 from pathlib import Path
 
 LOG_STREAMS = ("stdout", "stderr")
+NUMBA_CACHE = "numba-cache"
+"""numba's (ctapipe's) cache of compiled code, beside the work folders unless NUMBA_CACHE_DIR is set: a
+writable place (numba's default is beside the installed modules) shared by job after job."""
 
 
 class Workspace:
@@ -45,6 +48,11 @@ class Workspace:
         """The text of the log file `stream` (its first `size` bytes when the caller knows its size)."""
         fd = self.logs[stream]
         return os.pread(fd, os.fstat(fd).st_size if size is None else size, 0).decode(errors="replace")
+
+    def log_since(self, stream: str, start: int) -> str:
+        """The text the log file `stream` gained after its first `start` bytes."""
+        fd = self.logs[stream]
+        return os.pread(fd, max(os.fstat(fd).st_size - start, 0), start).decode(errors="replace")
 
     def move_log(self, stream: str, dest: Path) -> None:
         """Move the log file `stream` to `dest`; a fresh empty one takes its place."""

@@ -149,6 +149,7 @@ def plan_grid_unit(
                 env=_env(unit),
                 where="grid",
                 backend=stage.backend,
+                payload=ctx.payload,
             )
         )
     return specs
@@ -171,6 +172,7 @@ def plan_local_unit(ctx: PlanContext, unit: Unit) -> JobSpec:
         env=_env(unit),
         where="local",
         backend=stage.backend,
+        payload=ctx.payload,
     )
 
 

@@ -1,0 +1,126 @@
+"""`gridpipe demo --payload ctapipe`: a ctapipe analysis with small synthetic event files in local storage.
+
+The inputs are made offline with ctapipe's own data model and writer (gridpipe.payloads.ctapipe.synthetic):
+a four-telescope toy array, point-like and diffuse gammas, protons and electrons. The analysis is the one
+`create-analysis --payload ctapipe` makes, with one change for the toy array: the event selection asks for
+two telescopes instead of four.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gridpipe.analysis.create import CreateRequest, create_analysis
+from gridpipe.analysis.layout import METADATA_FILE
+from gridpipe.core.exceptions import UsageError
+from gridpipe.core.fsutil import atomic_write_text, held_lock
+from gridpipe.service.context import Analysis
+
+CTAPIPE_LFN_DIR = "/vo.cta.in2p3.fr/MC/gridpipe-demo/ctapipe"
+INPUTS_DONE = ".gridpipe/demo-inputs.done"
+SCRATCH = ".gridpipe/demo-scratch"
+TOOLS = ("ctapipe-process", "ctapipe-merge", "ctapipe-compute-irf")
+
+
+@dataclass(frozen=True)
+class CtapipeDemoInputs:
+    """The synthetic files of each input list: (kind of particle, first obs id, files, showers per file)."""
+
+    lists: dict[str, tuple[str, int, int, int]] = field(
+        default_factory=lambda: {
+            "gamma_energy": ("gamma_diffuse", 1001, 1, 3000),
+            "gamma_classification": ("gamma_diffuse", 2001, 1, 3000),
+            "proton_classification": ("proton", 3001, 1, 12000),
+            "gamma_perf": ("gamma", 4001, 1, 2000),
+            "gamma_diffuse_perf": ("gamma_diffuse", 5001, 1, 3000),
+            "proton_perf": ("proton", 6001, 2, 8000),
+            "electron_perf": ("electron", 7001, 1, 2000),
+        }
+    )
+    n_file_per_job: int = 1
+
+
+def ctapipe_demo_lfn(particle: str, obs_id: int) -> str:
+    """LFN of one synthetic event file."""
+    return f"{CTAPIPE_LFN_DIR}/{particle}/{particle}_20deg_0deg_run{obs_id}___gridpipe-synthetic.dl1.h5"
+
+
+def require_ctapipe() -> None:
+    """Make ctapipe's tools findable by the demo's jobs, or say how to install them (UsageError)."""
+    scripts = sysconfig.get_path("scripts")
+    if all(shutil.which(tool) for tool in TOOLS):
+        return
+    if all(os.access(Path(scripts) / tool, os.X_OK) for tool in TOOLS):
+        # gridpipe runs from an environment that is not activated: its jobs find the tools there too
+        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", os.defpath)])
+        return
+    raise UsageError(
+        "the ctapipe demo needs ctapipe's tools (ctapipe-process, ...), which are not installed: "
+        'pip install "gridpipe[ctapipe]"'
+    )
+
+
+def prepare_ctapipe_demo(
+    directory: Path, name: str = "gridpipe_ctapipe_demo", sizes: CtapipeDemoInputs | None = None
+) -> tuple[Path, bool]:
+    """Create the ctapipe demo analysis and its inputs (once); returns (analysis path, newly created)."""
+    require_ctapipe()
+    sizes = sizes or CtapipeDemoInputs()
+    path = directory.expanduser().resolve() / name
+    created = not (path / METADATA_FILE).is_file()
+    if created:
+        create_analysis(
+            CreateRequest(
+                name=name,
+                analyses_dir=directory,
+                payload="ctapipe",
+                n_file_per_job=sizes.n_file_per_job,
+                template_values=(("min_multiplicity", 2),),
+            )
+        )
+    with Analysis.open(path) as an:
+        if an.grid.payload.name != "ctapipe":
+            raise UsageError(
+                f"the demo analysis at {path} runs the {an.grid.payload.name!r} payload; "
+                "give another folder for the ctapipe demo"
+            )
+    if not (path / INPUTS_DONE).is_file():
+        with held_lock(path / ".gridpipe" / "demo-inputs.lock", wait=True):
+            if not (path / INPUTS_DONE).is_file():
+                _make_inputs(path, sizes)
+                atomic_write_text(path / INPUTS_DONE, "synthetic inputs stored and listed\n")
+    return path, created
+
+
+def _make_inputs(path: Path, sizes: CtapipeDemoInputs) -> None:
+    """Simulate and store every input file not stored yet (seeded by their obs id) and write the lists."""
+    import logging
+
+    from gridpipe.payloads.ctapipe.synthetic import write_synthetic_file
+
+    logging.getLogger("ctapipe").setLevel(logging.ERROR)  # the writer's notes on unset columns
+    scratch = path / SCRATCH
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        with Analysis.open(path) as an:
+            for key, (particle, first, files, showers) in sizes.lists.items():
+                runs = range(first, first + files)
+                lfns = [ctapipe_demo_lfn(particle, obs_id) for obs_id in runs]
+                stored = an.storage.exists(lfns)
+                for obs_id, lfn in zip(runs, lfns, strict=True):
+                    if lfn not in stored:
+                        local = scratch / lfn.rsplit("/", 1)[-1]
+                        write_synthetic_file(particle, obs_id, showers, local)
+                        an.storage.put(local, lfn, move=True)
+                listed = path / an.grid.inputs[key]
+                comments = [
+                    line for line in listed.read_text(encoding="utf-8").splitlines() if line.startswith("#")
+                ]
+                atomic_write_text(listed, "\n".join([*comments, *lfns]) + "\n")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
