@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from engine_helpers import gridpipe, make_analysis
 
-from gridpipe.backends.htcondor_jobs import analysis_key
+from gridpipe.backends.batch_folders import analysis_key
 from gridpipe.core.models import JobSpec
 from gridpipe.core.states import FINAL_STATES, JobStatus
 from gridpipe.service.context import Analysis

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_backend_htcondor import condor_analysis, gp, status_of
 
-from gridpipe.backends.htcondor_jobs import analysis_key
+from gridpipe.backends.batch_folders import analysis_key
 
 N_JOBS = 200
 

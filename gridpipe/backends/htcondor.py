@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, ClassVar, Self
 import htcondor2  # noqa: F401 - the plugin loader turns a missing package into the one-line install error
 
 from gridpipe.analysis.config import Strict
+from gridpipe.backends.batch_folders import AttemptFolder, analysis_key
 from gridpipe.backends.contract import Backend
 from gridpipe.backends.htcondor_client import ScheddClient, ScheddUnreachableError
 from gridpipe.backends.htcondor_jobs import (
     SAFE_NAME,
-    AttemptFolder,
     JobFolders,
-    analysis_key,
     describe_text,
     description,
     is_condor_id,

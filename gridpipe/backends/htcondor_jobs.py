@@ -13,19 +13,24 @@ queue and history find the jobs of an analysis by these attributes, and their fo
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gridpipe.backends.batch_folders import (
+    JOB_FILE,
+    AttemptFolder,
+    analysis_key,
+    new_attempt_dir,
+    worker_script,
+    write_job_file,
+    write_new,
+)
 from gridpipe.backends.htcondor_settings import HTCondorSection
 from gridpipe.core.exceptions import BackendError
 from gridpipe.core.models import JobSpec
-from gridpipe.worker.records import ExitRecord, JobFile, RecordError, exit_record_path, read_exit_record
 
-JOB_FILE = "job.job.json"
 SCRIPT = "job.sh"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$")
 """Job names gridpipe hands to HTCondor: nothing a submit description or a ClassAd string would read."""
@@ -33,38 +38,8 @@ SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+=@,%/-]*$")
 _ID = re.compile(r"^\d+\.\d+$")
 
 
-def analysis_key(analysis_path: Path) -> str:
-    """A short key naming the analysis in its jobs' +GridpipeAnalysis (from its absolute path)."""
-    return hashlib.sha256(str(analysis_path.absolute()).encode()).hexdigest()[:12]
-
-
 def is_condor_id(value: str) -> bool:
     return value.isascii() and bool(_ID.match(value))
-
-
-@dataclass(frozen=True)
-class AttemptFolder:
-    """The folder of one attempt of one job."""
-
-    path: Path
-    name: str
-    attempt: int
-
-    @property
-    def job_file(self) -> Path:
-        return self.path / JOB_FILE
-
-    def exit_record(self) -> ExitRecord | None:
-        """The worker's exit record, None when there is none (or it cannot be read)."""
-        try:
-            return read_exit_record(exit_record_path(self.job_file))
-        except RecordError:
-            return None
-
-    def files(self) -> list[Path]:
-        """The folder's text files worth showing in `gridpipe logs`."""
-        keep = (".out", ".err", ".log", ".exit.json")
-        return sorted(p for p in self.path.iterdir() if p.is_file() and p.name.endswith(keep))
 
 
 @dataclass
@@ -101,23 +76,9 @@ class JobFolders:
 
     def new_attempt(self, spec: JobSpec, env: dict[str, str]) -> AttemptFolder:
         """A fresh attempt folder holding the job file."""
-        base = self.jobs / spec.name
-        try:
-            base.mkdir(parents=True)
-            n = 1  # a new job: no earlier attempt to count
-        except FileExistsError:
-            n = max((int(p.name) for p in base.iterdir() if p.name.isdigit()), default=0) + 1
-        while True:
-            try:
-                (base / str(n)).mkdir()
-                break
-            except FileExistsError:
-                n += 1
-        folder = AttemptFolder(base / str(n), spec.name, n)
-        job_spec = JobSpec(**{**spec.__dict__, "env": {**env, **spec.env}}) if env else spec
-        job = JobFile(analysis=str(self.analysis_path.absolute()), spec=job_spec)
-        # the folder is new and this process's alone; nothing is submitted before the file is whole
-        _write_new(folder.job_file, job.model_dump_json(indent=1) + "\n", 0o644)
+        path, n = new_attempt_dir(self.jobs / spec.name)
+        folder = AttemptFolder(path, spec.name, n)
+        write_job_file(folder, self.analysis_path, spec, env)
         return folder
 
     def attempt(self, name: str, n: int) -> AttemptFolder:
@@ -178,23 +139,13 @@ def _replace(path: Path, text: str, mode: int) -> None:
     """Write `path` whole or not at all (a temporary file of this process, then a rename)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)  # left by a killed process that had this pid
-    _write_new(tmp, text, mode)
+    write_new(tmp, text, mode)
     os.replace(tmp, path)
-
-
-def _write_new(path: Path, text: str, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(path, mode)
 
 
 def job_script(python: str) -> str:
     """The job's executable: exec the job worker on the job file beside it (the job's working folder)."""
-    argv = [python, "-m", "gridpipe.worker", JOB_FILE]
-    return (
-        "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + shlex.join(argv) + "\n"
-    )
+    return worker_script(python, JOB_FILE)
 
 
 def check_path(path: Path, what: str) -> str:

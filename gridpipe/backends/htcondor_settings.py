@@ -13,12 +13,12 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from gridpipe.analysis.config import Strict
+from gridpipe.backends.batch_folders import check_environment
 
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(:\d{1,5})?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B?)?$", re.IGNORECASE)
 _COMMAND = re.compile(r"^\+?[A-Za-z_][A-Za-z0-9_.]*$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 SET_BY_GRIDPIPE: dict[str, str] = {
     "executable": "gridpipe runs the job worker on the job's file",
@@ -145,9 +145,4 @@ class HTCondorSection(Strict):
     @field_validator("environment")
     @classmethod
     def _env(cls, env: dict[str, str]) -> dict[str, str]:
-        for name, value in env.items():
-            if not _ENV_NAME.match(name):
-                raise ValueError(f"{name!r} is not an environment variable name")
-            if "\0" in value:
-                raise ValueError(f"the value of {name} holds a NUL character")
-        return env
+        return check_environment(env)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Self
 
 from gridpipe.analysis.config import Strict
+from gridpipe.backends.batch_folders import analysis_key
 from gridpipe.backends.contract import Backend
 from gridpipe.backends.slurm_client import (
     Answer,
@@ -30,7 +31,7 @@ from gridpipe.backends.slurm_client import (
     SlurmUnreachableError,
     unreachable,
 )
-from gridpipe.backends.slurm_jobs import AttemptFolder, JobFolders, analysis_key, attempt_of, marker
+from gridpipe.backends.slurm_jobs import AttemptFolder, JobFolders, attempt_of, marker
 from gridpipe.backends.slurm_settings import SlurmSection
 from gridpipe.backends.slurm_states import (
     FAILED,

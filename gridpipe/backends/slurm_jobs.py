@@ -14,26 +14,25 @@ analysis's absolute path) and the attempt find the folder again after a crash.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
-import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gridpipe.backends.batch_folders import (
+    AttemptFolder as BaseAttemptFolder,
+)
+from gridpipe.backends.batch_folders import (
+    new_attempt_dir,
+    worker_script,
+    write_job_file,
+    write_new,
+)
 from gridpipe.backends.slurm_states import stepd_note
 from gridpipe.core.models import JobSpec
-from gridpipe.worker.records import (
-    ExitRecord,
-    JobFile,
-    RecordError,
-    exit_record_path,
-    read_exit_record,
-)
 
-JOB_FILE = "job.job.json"
 BATCH_SCRIPT = "batch.sh"
 """Also the attempt's sbatch lock: locked by the process that runs its sbatch and inherited by sbatch
 itself; while it is locked, an sbatch may still be on its way (its submitter killed), so the attempt is not
@@ -44,11 +43,6 @@ MARKER_PREFIX = "gridpipe:"
 def slurm_dir_of(analysis_path: Path) -> Path:
     """The Slurm backend's folder of an analysis."""
     return analysis_path / ".gridpipe" / "slurm"
-
-
-def analysis_key(analysis_path: Path) -> str:
-    """A short key naming the analysis in job comments (from its absolute path)."""
-    return hashlib.sha256(str(analysis_path.absolute()).encode()).hexdigest()[:12]
 
 
 def marker(key: str, attempt: int) -> str:
@@ -66,27 +60,12 @@ def attempt_of(comment: str, key: str) -> int | None:
 
 
 @dataclass(frozen=True)
-class AttemptFolder:
-    """The folder of one attempt of one job."""
-
-    path: Path
-    name: str
-    attempt: int
-
-    @property
-    def job_file(self) -> Path:
-        return self.path / JOB_FILE
+class AttemptFolder(BaseAttemptFolder):
+    """The folder of one attempt of one Slurm job: also its batch script and Slurm's output files."""
 
     @property
     def script(self) -> Path:
         return self.path / BATCH_SCRIPT
-
-    def exit_record(self) -> ExitRecord | None:
-        """The worker's exit record, None when there is none (or it cannot be read)."""
-        try:
-            return read_exit_record(exit_record_path(self.job_file))
-        except RecordError:
-            return None
 
     @contextmanager
     def sbatch_lock(self) -> Iterator[int]:
@@ -127,11 +106,6 @@ class AttemptFolder:
         except OSError:
             return None
 
-    def files(self) -> list[Path]:
-        """The folder's text files worth showing in `gridpipe logs`."""
-        keep = (".out", ".err", ".log", ".exit.json")
-        return sorted(p for p in self.path.iterdir() if p.is_file() and p.name.endswith(keep))
-
 
 @dataclass(frozen=True)
 class JobFolders:
@@ -148,23 +122,10 @@ class JobFolders:
 
     def new_attempt(self, spec: JobSpec, python: str, env: dict[str, str]) -> AttemptFolder:
         """A fresh attempt folder holding the job file and the batch script."""
-        base = self.job_dir(spec.name)
-        base.mkdir(parents=True, exist_ok=True)
-        numbers = [int(p.name) for p in base.iterdir() if p.name.isdigit()]
-        n = max(numbers, default=0) + 1
-        while True:
-            try:
-                (base / str(n)).mkdir()
-                break
-            except FileExistsError:
-                n += 1
-        folder = AttemptFolder(base / str(n), spec.name, n)
-        job_spec = JobSpec(**{**spec.__dict__, "env": {**env, **spec.env}}) if env else spec
-        job = JobFile(analysis=str(self.analysis_path.absolute()), spec=job_spec)
-        # The folder is new and this process's alone, and nothing is submitted before both files are
-        # whole: they are written in place, without a temp file or an fsync (9 ms a job here).
-        _write_new(folder.job_file, job.model_dump_json(indent=1) + "\n", 0o644)
-        _write_new(folder.script, batch_script(python, folder.job_file), 0o755)
+        path, n = new_attempt_dir(self.job_dir(spec.name))
+        folder = AttemptFolder(path, spec.name, n)
+        write_job_file(folder, self.analysis_path, spec, env)
+        write_new(folder.script, batch_script(python, folder.job_file), 0o755)
         return folder
 
     def attempt(self, name: str, n: int) -> AttemptFolder:
@@ -225,16 +186,6 @@ class JobFolders:
         return found
 
 
-def _write_new(path: Path, text: str, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(path, mode)  # as asked, whatever the umask
-
-
 def batch_script(python: str, job_file: Path) -> str:
     """The batch script: exec the job worker on the job file (paths quoted; nothing else is run)."""
-    argv = [python, "-m", "gridpipe.worker", str(job_file)]
-    return (
-        "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + shlex.join(argv) + "\n"
-    )
+    return worker_script(python, job_file)

@@ -11,11 +11,11 @@ import re
 from pydantic import Field, field_validator
 
 from gridpipe.analysis.config import Strict
+from gridpipe.backends.batch_folders import check_environment
 
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$")
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$|^\d+-\d+$")
 _MEMORY = re.compile(r"^\d+[KMGT]?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 REFUSED_OPTIONS: dict[str, str] = {
     "--job-name": "gridpipe names every job (its deterministic name, used to find it after a crash)",
@@ -140,9 +140,4 @@ class SlurmSection(Strict):
     @field_validator("environment")
     @classmethod
     def _env(cls, env: dict[str, str]) -> dict[str, str]:
-        for name, value in env.items():
-            if not _ENV_NAME.match(name):
-                raise ValueError(f"{name!r} is not an environment variable name")
-            if "\0" in value:
-                raise ValueError(f"the value of {name} holds a NUL character")
-        return env
+        return check_environment(env)

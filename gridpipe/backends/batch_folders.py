@@ -1,0 +1,106 @@
+"""What the batch backends (Slurm, HTCondor) share on the file system: one folder per attempt of a job,
+holding the worker's job file, the job's output files and the worker's exit record.
+
+    <backend folder>/jobs/<name>/<n>/job.job.json   the worker's job file (gridpipe.worker.records)
+                                    /job.exit.json  the worker's exit record; job.stdout.log / job.stderr.log
+
+The attempt folder `n` is new for every submission, so an earlier attempt's exit record is never taken for a
+later one's. Each backend adds its own files (a batch script, the batch system's output files) and its own
+way of finding a folder from a batch job id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from gridpipe.core.models import JobSpec
+from gridpipe.worker.records import ExitRecord, JobFile, RecordError, exit_record_path, read_exit_record
+
+JOB_FILE = "job.job.json"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SHOWN = (".out", ".err", ".log", ".exit.json")
+
+
+def analysis_key(analysis_path: Path) -> str:
+    """A short key naming the analysis in its batch jobs (from its absolute path)."""
+    return hashlib.sha256(str(analysis_path.absolute()).encode()).hexdigest()[:12]
+
+
+def check_environment(env: dict[str, str]) -> dict[str, str]:
+    """`env` when every name is a variable name and no value holds a NUL (else ValueError naming it)."""
+    for name, value in env.items():
+        if not ENV_NAME.match(name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+        if "\0" in value:
+            raise ValueError(f"the value of {name} holds a NUL character")
+    return env
+
+
+@dataclass(frozen=True)
+class AttemptFolder:
+    """The folder of one attempt of one job."""
+
+    path: Path
+    name: str
+    attempt: int
+
+    @property
+    def job_file(self) -> Path:
+        return self.path / JOB_FILE
+
+    def exit_record(self) -> ExitRecord | None:
+        """The worker's exit record, None when there is none (or it cannot be read)."""
+        try:
+            return read_exit_record(exit_record_path(self.job_file))
+        except RecordError:
+            return None
+
+    def files(self) -> list[Path]:
+        """The folder's text files worth showing in `gridpipe logs`."""
+        return sorted(p for p in self.path.iterdir() if p.is_file() and p.name.endswith(_SHOWN))
+
+
+def new_attempt_dir(job_dir: Path) -> tuple[Path, int]:
+    """A new attempt folder under a job's folder, numbered after the last one (made here: this process's)."""
+    try:
+        job_dir.mkdir(parents=True)
+        n = 1  # a new job: no earlier attempt to count
+    except FileExistsError:
+        n = max((int(p.name) for p in job_dir.iterdir() if p.name.isdigit()), default=0) + 1
+    while True:
+        try:
+            (job_dir / str(n)).mkdir()
+            return job_dir / str(n), n
+        except FileExistsError:
+            n += 1
+
+
+def write_job_file(folder: AttemptFolder, analysis_path: Path, spec: JobSpec, env: dict[str, str]) -> None:
+    """The worker's job file of an attempt, with the backend's environment under the job's own.
+
+    The folder is new and this process's alone, and nothing is submitted before the file is whole: it is
+    written in place, without a temporary file or an fsync."""
+    job_spec = JobSpec(**{**spec.__dict__, "env": {**env, **spec.env}}) if env else spec
+    job = JobFile(analysis=str(analysis_path.absolute()), spec=job_spec)
+    write_new(folder.job_file, job.model_dump_json(indent=1) + "\n", 0o644)
+
+
+def write_new(path: Path, text: str, mode: int) -> None:
+    """Create `path` (it must not exist) with `text` and exactly `mode`, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, mode)
+
+
+def worker_script(python: str, job_file: Path | str) -> str:
+    """A job's shell script: exec the job worker on the job file (paths quoted; nothing else is run)."""
+    argv = [python, "-m", "gridpipe.worker", str(job_file)]
+    return (
+        "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + shlex.join(argv) + "\n"
+    )
