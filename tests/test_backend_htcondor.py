@@ -393,3 +393,22 @@ def test_a_named_schedd_is_located_through_the_collector(htcondor_pool):
         ids = backend.submit([JobSpec("named-job", "s", "u", (("true",),), where="local")])
         assert drive(backend, list(ids.values()))[ids["named-job"]].status == JobStatus.DONE
         an.close()
+
+
+def test_an_ended_job_carries_the_start_its_worker_recorded():
+    """trace.tsv's `started` of an HTCondor attempt: the worker's record of when the job began on the node."""
+    from datetime import UTC, datetime
+
+    from gridpipe.backends.htcondor_states import from_record
+    from gridpipe.worker.records import ExitRecord
+
+    began = datetime(2026, 11, 30, 12, 0, 5, tzinfo=UTC)
+    record = ExitRecord(
+        job="j", status=JobStatus.DONE, exit_code=0, reason=None, started=began, ended=began, host="node1"
+    )
+    status = from_record("12.0", record)
+    assert (status.status, status.site, status.started) == (
+        JobStatus.DONE,
+        "node1",
+        "2026-11-30T12:00:05+00:00",
+    )

@@ -15,6 +15,7 @@ from typing import Any
 
 from gridpipe.core.models import BackendStatus
 from gridpipe.core.states import JobStatus
+from gridpipe.core.timeutil import isoformat
 from gridpipe.worker.records import ExitRecord
 
 IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING, SUSPENDED = 1, 2, 3, 4, 5, 6, 7
@@ -120,4 +121,11 @@ def status_of(
 
 def from_record(condor_id: str, record: ExitRecord) -> BackendStatus:
     """The status the worker recorded (a completed job, or one the schedd no longer knows)."""
-    return BackendStatus(condor_id, record.status, record.host, record.exit_code, record.reason)
+    return BackendStatus(
+        condor_id,
+        record.status,
+        record.host,
+        record.exit_code,
+        record.reason,
+        started=isoformat(record.started),
+    )
