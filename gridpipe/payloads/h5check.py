@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import tables
-
 
 def hdf5_problem(path: Path, nodes: Sequence[str] = (), status: str | None = None) -> str | None:
     """Why `path` is not a complete output: it does not open as HDF5, lacks one of `nodes`, or (with
     `status`) its root attribute `status` is not that value. None when it is fine."""
+    import tables  # here, not at the top: payloads load at start-up (`check`, `--help`), PyTables is heavy
+
     try:
         with tables.open_file(path, mode="r") as h5:
             missing = [node for node in nodes if node not in h5]
