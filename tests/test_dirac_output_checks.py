@@ -26,7 +26,8 @@ from gridpipe.payloads.builtin import ProtopipePayload
 from gridpipe.payloads.ctapipe.payload import EVENT_NODES, CtapipePayload
 
 _ANALYSES = itertools.count()
-HOSTILE = "-n $(touch ${GP_PWNED}) `touch ${GP_PWNED}` 'q' \"d\" ;&|<>*.h5"
+HOSTILE = "-n$(touch$IFS$GP_PWNED)`touch$IFS$GP_PWNED`'q'&|<>*!~^.h5"
+"""An output name that DIRAC's JDL can carry (no spaces, quotes, commas, braces) and a shell would run."""
 
 
 def _h5(path: Path, nodes, status=None) -> Path:
@@ -169,7 +170,7 @@ def test_dirac_jobs_fail_when_their_outputs_fail_the_payloads_check(diracx, tmp_
     pwned = tmp_path / "pwned"
 
     def copy(name: str, output: str, payload: str) -> JobSpec:
-        return _job(f"dxcheck_{name}", [["cp", str(files[name]), output]], output, payload)
+        return _job(f"dxcheck_{name}", [["cp", "--", str(files[name]), output]], output, payload)
 
     jobs = [
         copy("proto_running.h5", "TRAINING_energy_gamma_tail_run1.h5", "protopipe"),
@@ -179,11 +180,13 @@ def test_dirac_jobs_fail_when_their_outputs_fail_the_payloads_check(diracx, tmp_
         copy("event_garbage.h5", "gamma_run5.dl1.h5", "ctapipe"),
         copy("event_partial.h5", "gamma_run6.dl1.h5", "ctapipe"),
         copy("event_good.h5", "gamma_run7.dl1.h5", "ctapipe"),
-        _job("dxcheck_hostile_bad", [["cp", str(files["event_garbage.h5"]), HOSTILE]], HOSTILE, "ctapipe"),
+        _job(
+            "dxcheck_hostile_bad", [["cp", "--", str(files["event_garbage.h5"]), HOSTILE]], HOSTILE, "ctapipe"
+        ),
         _job(
             "dxcheck_hostile_good",
-            [["cp", str(files["event_good.h5"]), "ok " + HOSTILE]],
-            "ok " + HOSTILE,
+            [["cp", "--", str(files["event_good.h5"]), "ok" + HOSTILE]],
+            "ok" + HOSTILE,
             "ctapipe",
         ),
     ]
