@@ -293,6 +293,7 @@ def test_jdl_of_a_job_has_every_field_from_grid_yaml(diracx, tmp_path):
     assert ad.getListFromExpression("Tags") == ["8Processors"]
     assert (ad.getAttributeInt("CPUTime"), ad.getAttributeInt("Priority")) == (3600, 3)
     assert decode_steps(ad.getAttributeString("Arguments")).splitlines()[1:] == [
+        "payload demo",
         f"require_input {first.inputs[0].rsplit('/', 1)[1]}",
         'step 1 python3 -c \'import sys; open(sys.argv[1], "w").write("ok")\' '
         f"{first.outputs[0].rsplit('/', 1)[1]} {first.inputs[0].rsplit('/', 1)[1]}",

@@ -98,8 +98,3 @@ class Hdf5Check:
         spec = json.dumps({"nodes": list(self.nodes), "status": self.status}, sort_keys=True)
         return [NODE_PYTHON, "-c", PROGRAM, spec, name]
 
-
-def hdf5_problem(path: Path, nodes: tuple[str, ...] = (), status: str | None = None) -> str | None:
-    """Why `path` is not a complete output: it does not open as HDF5, lacks one of `nodes`, or (with
-    `status`) its root attribute `status` is not that value. None when it is fine."""
-    return Hdf5Check(tuple(nodes), status).problem(path)
