@@ -97,4 +97,3 @@ class Hdf5Check:
         """The command line that runs the same check on file `name` where no gridpipe is installed."""
         spec = json.dumps({"nodes": list(self.nodes), "status": self.status}, sort_keys=True)
         return [NODE_PYTHON, "-c", PROGRAM, spec, name]
-
