@@ -244,3 +244,24 @@ def test_ctapipe_exit_codes_are_worded_in_the_dirac_jobs_reason(diracx, tmp_path
         "tool failure (ctapipe-merge exited with code 1): "
     )
     assert "absent.h5" in tool.reason
+
+
+def test_the_wrappers_last_failure_line_is_the_reason():
+    from gridpipe.backends.dirac_reasons import needs_sandbox_reason, wrapper_reason
+
+    stamp = "[gridpipe 2026-11-30T10:00:00Z]"
+    assert wrapper_reason("a tool's noise\n") is None
+    assert wrapper_reason(f"{stamp} job failed: step 1 (false) exited with code 1\n") == (
+        "step 1 (false) exited with code 1"
+    )
+    stderr = (
+        f"{stamp} job failed: an earlier line\n"
+        "2026-11-30 10:00:00,000 ERROR [ctapipe.ctapipe-process] (tool.run): bad option x\n"
+        f"{stamp} job failed (payload ctapipe): step 2 (ctapipe-process) exited with code 2\n"
+    )
+    assert wrapper_reason(stderr) == "configuration error (ctapipe-process exited with code 2): bad option x"
+    unknown = f"{stamp} job failed (payload nosuch): step 2 (tool) exited with code 2\n"
+    assert wrapper_reason(unknown) == "step 2 (tool) exited with code 2"
+    assert needs_sandbox_reason("Failed", "Application Finished With Errors")
+    assert not needs_sandbox_reason("Failed", "Input Data Resolution")
+    assert not needs_sandbox_reason("Killed", "Application Finished With Errors")
