@@ -293,6 +293,7 @@ def test_jdl_of_a_job_has_every_field_from_grid_yaml(diracx, tmp_path):
     assert ad.getListFromExpression("Tags") == ["8Processors"]
     assert (ad.getAttributeInt("CPUTime"), ad.getAttributeInt("Priority")) == (3600, 3)
     assert decode_steps(ad.getAttributeString("Arguments")).splitlines()[1:] == [
+        "payload demo",
         f"require_input {first.inputs[0].rsplit('/', 1)[1]}",
         'step 1 python3 -c \'import sys; open(sys.argv[1], "w").write("ok")\' '
         f"{first.outputs[0].rsplit('/', 1)[1]} {first.inputs[0].rsplit('/', 1)[1]}",
@@ -337,7 +338,7 @@ def test_wrapper_runs_steps_in_order_and_stops_at_the_first_failure(tmp_path):
     )
     run = subprocess.run([str(wrapper), encode_steps(job)], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 1 and (tmp_path / "trace").read_text() == "1"
-    assert "step 2 failed with exit code 1" in run.stderr
+    assert "job failed: step 2 (false) exited with code 1" in run.stderr
     missing_input = spec("w", [["true"]], inputs=["/vo/absent.txt"])
     run = subprocess.run(
         [str(wrapper), encode_steps(missing_input)], cwd=tmp_path, capture_output=True, text=True
@@ -831,29 +832,33 @@ class TestDiracBackendConformance(BackendConformance):
 
     def drive(self, backend, ids, timeout=60):
         """Run every job that has not ended yet as a worker node would, report it as DIRAC's agents would."""
-        server = self.server
-        pending = [s.backend_id for s in backend.poll(ids) if s.status not in FINAL_STATES]
-        for job_id in map(int, pending):
-            jdl = stored_jdl(server, job_id)
-            (pfn,) = jdl.getListFromExpression("InputSandbox")
-            with tempfile.TemporaryDirectory() as tmp:
-                work = Path(tmp)
-                download_as(server, server.user_credentials, pfn, work)
-                command = f"./{jdl.getAttributeString('Executable')} {jdl.getAttributeString('Arguments')}"
-                with open(work / "std.out", "wb") as out, open(work / "std.err", "wb") as err:
-                    code = subprocess.run(
-                        ["bash", "-c", command], cwd=work, stdout=out, stderr=err
-                    ).returncode
-                files = {name: (work / name).read_bytes() for name in ("std.out", "std.err")}
-            server.walk([job_id], "Running")
-            if code == 0:
-                server.walk([job_id], "Done")
-            else:
-                server.walk(
-                    [job_id], "Failed", minor_status=f"Application Finished With Errors (exit {code})"
-                )
-            server.assign_output_sandbox(job_id, files)
-        return {s.backend_id: s.status for s in backend.poll(ids)}
+        return run_like_a_node(self.server, backend, ids)
+
+
+def run_like_a_node(server, backend, ids, env=None):
+    """Play the grid for these jobs: download each one's input sandbox from the stored JDL, run the wrapper
+    with its Arguments through a shell (as DIRAC does, with `env`), upload std.out/std.err as its output
+    sandbox and walk it to Done or Failed (with the minor status DIRAC's JobWrapper gives). Their statuses."""
+    pending = [s.backend_id for s in backend.poll(ids) if s.status not in FINAL_STATES]
+    for job_id in map(int, pending):
+        jdl = stored_jdl(server, job_id)
+        (pfn,) = jdl.getListFromExpression("InputSandbox")
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            download_as(server, server.user_credentials, pfn, work)
+            command = f"./{jdl.getAttributeString('Executable')} {jdl.getAttributeString('Arguments')}"
+            with open(work / "std.out", "wb") as out, open(work / "std.err", "wb") as err:
+                code = subprocess.run(
+                    ["bash", "-c", command], cwd=work, stdout=out, stderr=err, env=env
+                ).returncode
+            files = {name: (work / name).read_bytes() for name in ("std.out", "std.err")}
+        server.walk([job_id], "Running")
+        if code == 0:
+            server.walk([job_id], "Done")
+        else:
+            server.walk([job_id], "Failed", minor_status=f"Application Finished With Errors (exit {code})")
+        server.assign_output_sandbox(job_id, files)
+    return {s.backend_id: s.status for s in backend.poll(ids)}
 
 
 def test_status_with_the_server_down_shows_the_stored_state_soon(diracx, tmp_path):

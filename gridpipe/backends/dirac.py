@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from threading import Event
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -22,6 +23,7 @@ from gridpipe.backends.contract import Backend
 from gridpipe.backends.dirac_client import PER_PAGE, DiracConnection, missing_diracx
 from gridpipe.backends.dirac_credentials import TokenInfo, check_token, read_token_info
 from gridpipe.backends.dirac_jdl import render_jdl
+from gridpipe.backends.dirac_reasons import STD_ERR, needs_sandbox_reason, wrapper_reason
 from gridpipe.backends.dirac_sandbox import InputSandboxes, output_texts
 from gridpipe.backends.dirac_settings import DiracSection, DiracSettings, dirac_settings
 from gridpipe.backends.dirac_status import backend_status, gridpipe_status, monitor_link
@@ -38,6 +40,8 @@ MAX_SUBMIT = 20
 KILL_CHUNK = 1000
 T = TypeVar("T")
 POLL_COLUMNS = ["JobID", "Status", "MinorStatus", "Site", "StartExecTime"]
+MAX_SANDBOX_REASONS = 20
+"""Most output sandboxes one poll reads to tell why jobs failed (the others keep DIRAC's minor status)."""
 
 
 class DiracBackend(Backend):
@@ -152,7 +156,7 @@ class DiracBackend(Backend):
             search = [{"parameter": "JobID", "operator": "in", "values": chunk}]
             what = f"status of {len(chunk)} DIRAC job(s)"
             rows += self.connection.search_all(what, search, POLL_COLUMNS, per_page=len(chunk))
-        found = [backend_status(row) for row in rows]
+        found = self._wrapper_reasons(rows, [backend_status(row) for row in rows])
         known = {s.backend_id for s in found}
         lost = [
             BackendStatus(str(i), JobStatus.FAILED, reason="the DIRAC server does not know this job")
@@ -160,6 +164,29 @@ class DiracBackend(Backend):
             if str(i) not in known
         ]
         return found + lost
+
+    def _wrapper_reasons(self, rows: list[dict[str, Any]], found: list[BackendStatus]) -> list[BackendStatus]:
+        """`found`, the jobs whose wrapper failed given the reason it left in their std.err (a few per poll:
+        these jobs are polled once more at most, and a sandbox that cannot be read keeps DIRAC's words)."""
+        read = 0
+        for index, row in enumerate(rows):
+            if read == MAX_SANDBOX_REASONS:
+                break
+            if not needs_sandbox_reason(str(row.get("Status") or ""), str(row.get("MinorStatus") or "")):
+                continue
+            read += 1
+            try:
+                why = wrapper_reason(self._sandbox_texts(int(row["JobID"])).get(STD_ERR, ""))
+            except BackendError:
+                continue
+            if why:
+                found[index] = replace(found[index], reason=f"{why} ({found[index].reason})")
+        return found
+
+    def _sandbox_texts(self, job_id: int) -> dict[str, str]:
+        what = f"output sandbox of DIRAC job {job_id}"
+        pfns = self.connection.call(what, lambda client: client.jobs.get_job_sandbox(job_id, "output"))
+        return output_texts(self.connection, job_id, [str(p) for p in pfns]) if pfns else {}
 
     def lookup(self, names: Sequence[str]) -> dict[str, list[BackendJob]]:
         """Jobs of this analysis's JobGroup (and owner) with these names."""
@@ -198,14 +225,13 @@ class DiracBackend(Backend):
     def logs(self, backend_id: str) -> dict[str, str]:
         """The text files of the job's output sandbox (std.out, std.err, ...)."""
         (job_id,) = _job_ids([backend_id])
-        what = f"output sandbox of DIRAC job {job_id}"
-        pfns = self.connection.call(what, lambda client: client.jobs.get_job_sandbox(job_id, "output"))
-        if not pfns:
+        texts = self._sandbox_texts(job_id)
+        if not texts:
             raise BackendError(
                 f"DIRAC job {job_id} ({self._status_text(job_id)}) has no output sandbox yet: DIRAC stores "
                 "std.out and std.err when the job ends; try again later"
             )
-        return output_texts(self.connection, job_id, [str(p) for p in pfns])
+        return texts
 
     def _status_text(self, job_id: int) -> str:
         search = [{"parameter": "JobID", "operator": "eq", "value": job_id}]

@@ -15,8 +15,9 @@ import shlex
 from functools import cache
 from pathlib import PurePosixPath
 
-from gridpipe.core.exceptions import UsageError
+from gridpipe.core.exceptions import GridpipeError, UsageError
 from gridpipe.core.models import JobSpec
+from gridpipe.payloads.contract import Payload, payload_named
 
 WRAPPER_NAME = "gridpipe_job.sh"
 """Name of the wrapper in the input sandbox (the JDL's Executable)."""
@@ -31,8 +32,12 @@ def _word(text: str) -> str:
 
 
 def job_steps(spec: JobSpec) -> str:
-    """The job's steps as shell text for the wrapper: env, inputs to expect, commands, outputs to expect."""
+    """The job's steps as shell text for the wrapper: its payload, env, inputs to expect, commands, outputs
+    to expect and the payload's checks of them."""
     lines = [f"# steps of gridpipe job {spec.name!r}" if spec.name.isprintable() else "# gridpipe job steps"]
+    payload = _payload(spec)
+    if payload is not None:
+        lines.append(f"payload {_word(payload.name)}")
     for name, value in sorted(spec.env.items()):
         if not _ENV_NAME.fullmatch(name):
             raise UsageError(f"job {spec.name}: environment variable name {name!r} is not a shell identifier")
@@ -42,8 +47,23 @@ def job_steps(spec: JobSpec) -> str:
         if not argv:
             raise UsageError(f"job {spec.name}: command {number} is empty")
         lines.append(f"step {number} " + " ".join(_word(arg) for arg in argv))
-    lines += [f"require_output {_word(PurePosixPath(lfn).name)}" for lfn in spec.outputs]
+    names = [PurePosixPath(lfn).name for lfn in spec.outputs]
+    lines += [f"require_output {_word(name)}" for name in names]
+    for name in names:
+        check = payload.output_check(name) if payload is not None else None
+        if check is not None:
+            lines.append(f"check_output {_word(name)} " + " ".join(_word(arg) for arg in check.command(name)))
     return "\n".join(lines) + "\n"
+
+
+def _payload(spec: JobSpec) -> Payload | None:
+    """The job's payload (None when it names none, or one not installed here: the job worker's rule)."""
+    if spec.payload is None:
+        return None
+    try:
+        return payload_named(spec.payload)
+    except GridpipeError:
+        return None
 
 
 def encode_steps(spec: JobSpec) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import ClassVar
 
-from gridpipe.payloads.contract import Payload
-from gridpipe.payloads.h5check import hdf5_problem
+from gridpipe.payloads.contract import OutputCheck, Payload
+from gridpipe.payloads.h5check import Hdf5Check
 
 
 class DemoPayload(Payload):
@@ -24,8 +24,8 @@ class ProtopipePayload(Payload):
 
     name: ClassVar[str] = "protopipe"
 
-    def output_problem(self, path: Path) -> str | None:
+    def output_check(self, name: str) -> OutputCheck | None:
         """An HDF5 output must open and say `status = "complete"` at its root."""
-        if path.suffix not in (".h5", ".hdf5"):
+        if PurePosixPath(name).suffix not in (".h5", ".hdf5"):
             return None
-        return hdf5_problem(path, status="complete")
+        return Hdf5Check(status="complete")

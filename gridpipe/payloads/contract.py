@@ -12,11 +12,23 @@ import string
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from gridpipe.core.plugins import Group, load_class
 
 CommandLines = list[str]
+
+
+class OutputCheck(Protocol):
+    """One check of a job's output file, runnable both where gridpipe is (the job worker) and where it is
+    not (a DIRAC node, through the job wrapper): one definition, two ways to run it."""
+
+    def problem(self, path: Path) -> str | None:
+        """Why the file at `path` must not be registered, or None when it is fine."""
+
+    def command(self, name: str) -> list[str]:
+        """A command line that checks file `name` in the job's working directory with no gridpipe there:
+        it exits with 0 when the file is fine, else non-zero after printing why (one line)."""
 
 
 class Payload:
@@ -35,10 +47,15 @@ class Payload:
         gridpipe's own wording ("PROGRAM exited with code N")."""
         return None
 
+    def output_check(self, name: str) -> OutputCheck | None:
+        """How the job output named `name` is checked before it is registered; None: it is not."""
+        return None
+
     def output_problem(self, path: Path) -> str | None:
         """Why the output file `path` of a job must not be registered (checked after the job's commands
         succeeded, before registration), or None when it is fine."""
-        return None
+        check = self.output_check(path.name)
+        return check.problem(path) if check else None
 
     def merge_command(self, inputs: Sequence[Path], output: Path) -> list[str] | None:
         """The command line that merges a unit's job outputs into `output`; None: gridpipe's own merge."""

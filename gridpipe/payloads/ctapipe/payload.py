@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
-from gridpipe.payloads.contract import Payload
-from gridpipe.payloads.h5check import hdf5_problem
+from gridpipe.payloads.contract import OutputCheck, Payload
+from gridpipe.payloads.h5check import Hdf5Check
 
 CTAPIPE_VERSION = "0.28.0"
 """The ctapipe release whose options and `ctapipe-quickstart` configs the workflow and templates follow."""
@@ -77,11 +77,11 @@ class CtapipePayload(Payload):
         reason = f"{what} ({program} exited with code {exit_code})"
         return f"{reason}: {line}" if line else reason
 
-    def output_problem(self, path: Path) -> str | None:
+    def output_check(self, name: str) -> OutputCheck | None:
         """An event file (.h5) must open and hold the subarray layout and the trigger table."""
-        if path.suffix not in (".h5", ".hdf5"):
+        if PurePosixPath(name).suffix not in (".h5", ".hdf5"):
             return None
-        return hdf5_problem(path, EVENT_NODES)
+        return Hdf5Check(EVENT_NODES)
 
     def merge_command(self, inputs: Sequence[Path], output: Path) -> list[str] | None:
         """ctapipe-merge (checks that the files are compatible, keeps the instrument and configuration
