@@ -156,9 +156,13 @@ def test_kill_9_during_submission_with_accounting_runs_every_job_once(slurm_acco
 
 
 def _memory_workflow(tmp_path):
-    """The touch workflow whose grid jobs first fill HOG_<particle> megabytes of memory."""
+    """The touch workflow whose grid jobs first fill HOG_<particle> megabytes of memory and hold them for 4 s
+    (slurmstepd samples memory once a second: a job that let go at once could slip between two samples)."""
     text = (DATA / "touch_workflow.yaml").read_text()
-    hog = 'x = \\"x\\" * (int(os.environ.get(\\"HOG_\\" + os.path.basename(sys.argv[1]).split(\\"_\\")[1], \\"0\\")) << 20); '
+    hog = (
+        'import time; x = \\"x\\" * (int(os.environ.get(\\"HOG_\\" + os.path.basename(sys.argv[1]).split(\\"_\\")[1],'
+        ' \\"0\\")) << 20); time.sleep(4 if x else 0); '
+    )
     text = text.replace("import sys,os; open(sys.argv[1]", "import sys,os; " + hog + "open(sys.argv[1]", 1)
     path = tmp_path / "workflow.yaml"
     path.write_text(text)
