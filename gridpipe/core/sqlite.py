@@ -56,9 +56,13 @@ def open_database(path: Path, setup: Callable[[sqlite3.Connection], None]) -> Da
         else:
             try:
                 conn = _connection(str(path), uri=False)
-                check_connection(conn, path)
-                use_wal(conn, BUSY_TIMEOUT_S)
-                setup(conn)
+                try:
+                    check_connection(conn, path)
+                    use_wal(conn, BUSY_TIMEOUT_S)
+                    setup(conn)
+                except BaseException:
+                    conn.close()  # a refused database (newer, damaged) leaves no connection behind
+                    raise
             except sqlite3.OperationalError as exc:
                 if not isinstance(database_error(exc, path), DiskFullError):
                     raise

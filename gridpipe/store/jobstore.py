@@ -125,7 +125,11 @@ class JobStore:
         self.readonly = database.readonly
         """True when this process may only read the store (another user's analysis, a read-only mount)."""
         if self.readonly:
-            check_version(self._conn, path)
+            try:
+                check_version(self._conn, path)
+            except BaseException:
+                self._conn.close()
+                raise
 
     @classmethod
     def for_analysis(cls, analysis_path: Path) -> JobStore:
