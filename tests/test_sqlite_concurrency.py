@@ -62,3 +62,31 @@ def test_fresh_database_opened_by_several_processes_at_once(tmp_path, kind):
     errors.close()
     errors.join_thread()
     assert found == [], found[0]
+
+
+def test_threads_of_one_process_create_the_same_store_at_once(tmp_path: Path) -> None:
+    """The service opens a new analysis's store from its API and from its drive at the same moment: both
+    threads build it under their own temporary name (one process, one pid), one links it, both use it."""
+    import threading
+
+    for round_ in range(ROUNDS):
+        folder = tmp_path / str(round_)
+        start = threading.Barrier(PROCESSES)
+        errors: list[str] = []
+
+        def create(
+            folder: Path = folder, start: threading.Barrier = start, errors: list[str] = errors
+        ) -> None:
+            start.wait()
+            try:
+                JobStore(folder / "state.db").close()
+            except Exception:
+                errors.append(traceback.format_exc())
+
+        threads = [threading.Thread(target=create) for _ in range(PROCESSES)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], errors[0]
+        assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("state.db")) == []

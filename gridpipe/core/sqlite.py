@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -167,10 +168,11 @@ def _existing_parent(path: Path) -> Path:
 
 
 def _create(path: Path, setup: Callable[[sqlite3.Connection], None]) -> None:
-    """Build the database under a temporary name, then link it into place unless another process won."""
+    """Build the database under a temporary name, then link it into place unless another process (or thread:
+    the service opens an analysis's store from its API and its drive at once) won."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_native_id()}.new")
         for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
             leftover.unlink(missing_ok=True)
         try:
