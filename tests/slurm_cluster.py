@@ -42,8 +42,9 @@ def missing_reason() -> str | None:
 
 
 def slurm_version() -> tuple[int, int]:
-    """(major, minor) of the installed Slurm, e.g. (22, 5) on Debian 12, (24, 11) on Debian 13."""
-    out = subprocess.run(["sbatch", "--version"], capture_output=True, text=True, check=False, timeout=30)
+    """(major, minor) of the installed Slurm, e.g. (22, 5) on Debian 12, (24, 11) on Debian 13. Asked of
+    slurmd: the clients (`sbatch --version`) look for a configuration first and fail where there is none."""
+    out = subprocess.run([sbin("slurmd"), "-V"], capture_output=True, text=True, check=False, timeout=30)
     found = re.search(r"(\d+)\.(\d+)", out.stdout)
     return (int(found[1]), int(found[2])) if found else (0, 0)
 
