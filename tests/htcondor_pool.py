@@ -96,6 +96,29 @@ def job_visible_paths() -> list[Path]:
     return [p for i, p in enumerate(ordered) if not any(p.is_relative_to(q) for q in ordered[:i])]
 
 
+def user_cannot_run_jobs(user: pwd.struct_passwd) -> str | None:
+    """Natively, jobs run as `user` on this machine itself: why it cannot start this interpreter and import
+    gridpipe (e.g. the checkout or the virtual environment lies under /root, mode 700), None if it can."""
+    if not native():
+        return None  # in the chroot, what jobs need is bind-mounted at reachable paths (HTCondorPool.mount)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "import gridpipe"], capture_output=True, text=True, timeout=60, check=False,
+            user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd="/",
+        )  # fmt: skip
+    except OSError as exc:  # the interpreter itself is out of reach
+        why = str(exc)
+    else:
+        if done.returncode == 0:
+            return None
+        why = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+    folders = " ".join(str(p) for p in job_visible_paths())
+    return (
+        f"jobs run as {USER}, which cannot run {sys.executable} and import gridpipe ({why}): give it search "
+        f"permission on the folders above {folders} (e.g. setfacl -m u:{USER}:x /root, as .ci/run does)"
+    )
+
+
 @dataclass
 class HTCondorPool:
     """A running pool: its folder, its configs and condor_master's process."""
@@ -464,6 +487,9 @@ def _reload_bindings() -> None:
 def running_pool() -> Iterator[HTCondorPool]:
     """A fresh pool for the duration of the block; stopped, unmounted and removed afterwards."""
     user = ensure_user()
+    cannot = user_cannot_run_jobs(user)
+    if cannot is not None:
+        raise RuntimeError(cannot)
     root = Path(tempfile.mkdtemp(prefix="gridpipe-htcondor-"))
     root.chmod(0o755)
     pool = HTCondorPool(root, user)
