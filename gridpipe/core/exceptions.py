@@ -242,13 +242,14 @@ class DiskFullError(DatabaseFileError):
 
 
 class ExecutorFailingError(GridpipeError):
-    """The local backend's executor for `local_dir` keeps exiting at once (exit code `exit_code`); starting
-    it again would only loop. `disk_full`: the file system holding it has (almost) no space left."""
+    """The local backend's executor for `local_dir` keeps exiting at once (exit code `executor_exit_code`;
+    the command's own is `exit_code`, EXIT_FAILED); starting it again would only loop. `disk_full`: the file
+    system holding it has (almost) no space left."""
 
-    def __init__(self, local_dir: Path, exit_code: int, *, disk_full: bool) -> None:
-        self.local_dir, self.exit_code, self.disk_full = local_dir, exit_code, disk_full
+    def __init__(self, local_dir: Path, executor_exit_code: int, *, disk_full: bool) -> None:
+        self.local_dir, self.executor_exit_code, self.disk_full = local_dir, executor_exit_code, disk_full
         cause = f"; the file system holding {local_dir} is full: free some space there" if disk_full else ""
         super().__init__(
-            f"the local executor of {local_dir} exits as soon as it starts (exit code {exit_code}){cause}; "
+            f"the local executor of {local_dir} exits as soon as it starts (exit code {executor_exit_code}){cause}; "
             f"see {local_dir / 'executor.log'}"
         )
