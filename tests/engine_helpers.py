@@ -101,9 +101,10 @@ def wait_idle(path: Path, timeout: float = 60) -> LocalQueue:
     deadline = time.monotonic() + timeout
     while queue.active_count():
         if time.monotonic() > deadline:
+            queue.close()
             raise TimeoutError("local jobs did not finish")
         time.sleep(0.1)
-    return queue
+    return queue  # the caller closes it (Python 3.13 warns of an unclosed connection, and warnings are errors)
 
 
 def wait_executor_gone(path: Path, timeout: float = 30) -> None:

@@ -59,7 +59,7 @@ def test_submit_test_submits_exactly_one_and_never_twice(tmp_path):
     # a second submit takes the rest but never the job already submitted
     assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
     assert gridpipe("submit", "--output_type", "TRAINING", "-a", str(path)).returncode == 0
-    wait_idle(path)
+    wait_idle(path).close()
     started = [name for _, name in queue.ledger()]
     queue.close()
     assert sorted(started) == sorted(set(started))
@@ -82,7 +82,7 @@ def test_max_jobs_caps_and_existing_outputs_are_skipped(tmp_path):
     report = json.loads(result.stdout)
     assert list(report["submitted"]) == ["eng_OUT_gamma_run1-run2"]
     assert report["skipped_existing_outputs"] == ["eng_OUT_gamma_run3-run4"]
-    wait_idle(path)
+    wait_idle(path).close()
     jobs = {job["name"]: job["status"] for job in _status(path)["jobs"]}
     assert jobs == {
         "eng_OUT_gamma_run1-run2": "done",
