@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 from engine_helpers import gridpipe, make_analysis, slow_workflow, start_run, wait_executor_gone, wait_idle
@@ -31,7 +32,7 @@ def _wait_running(path: Path, timeout: float = 60) -> tuple[int, int, int]:
     finally:
         queue.close()
     job_id = running[0].id
-    with sqlite3.connect(path / ".gridpipe" / "local" / "queue.db") as db:
+    with closing(sqlite3.connect(path / ".gridpipe" / "local" / "queue.db")) as db:  # `with` alone does not close
         (runner_pid,) = db.execute("SELECT executor_pid FROM ledger WHERE job_id = ?", (job_id,)).fetchone()
     (payload,) = _payloads(path, job_id)
     return job_id, runner_pid, payload
