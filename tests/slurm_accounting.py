@@ -79,8 +79,11 @@ class Accounting:
         return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
 
     def create_user(self) -> None:
-        """slurmdbd's database user (it reaches MariaDB over loopback TCP)."""
+        """slurmdbd's database user (it reaches MariaDB over loopback TCP) and its database, created here:
+        slurmdbd 24.11 creating the database itself dies on Debian 13's MariaDB client library 11.8
+        (`_check_mysql_concat_is_sane`: error 5027, on the connection it created the database with)."""
         statement = (
+            f"CREATE DATABASE IF NOT EXISTS {DB_NAME}; "
             f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{self.password}'; "
             f"GRANT ALL ON {DB_NAME}.* TO '{DB_USER}'@'127.0.0.1';"
         )
