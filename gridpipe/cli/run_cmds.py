@@ -131,7 +131,7 @@ def demo_cmd(
     """Create a demo analysis with synthetic data and run the whole chain (on this machine by default)."""
     import time
 
-    from gridpipe.cli.output import command_line, console, styled
+    from gridpipe.cli.output import console, styled
     from gridpipe.service.context import Analysis
     from gridpipe.service.demo import prepare_demo
 
@@ -145,21 +145,19 @@ def demo_cmd(
     out = console()
     out.print(styled(("Created" if created else "Resuming") + " demo analysis ", (str(path), "bold")))
     ok = _drive(Analysis.open(path), None, None, None if backend in (None, "local") else DEMO_POLL_SECONDS)
-    plot = path / "data" / "DL3" / "performance.png"
-    out.print(f"Finished in {time.monotonic() - started:.0f} s. Results:")
-    out.print(f"  merged DL2 tables  {path / 'data' / 'DL2'}")
-    out.print(f"  models             {path / 'estimators'}")
-    out.print(f"  DL3 and plot       {plot}")
-    out.print(f"  job status         {command_line('gridpipe', 'status', '-a', path)}")
-    if not ok:
-        raise typer.Exit(EXIT_FAILED)
+    results = {
+        "merged DL2 tables": path / "data" / "DL2",
+        "models": path / "estimators",
+        "DL3 and plot": path / "data" / "DL3" / "performance.png",
+    }
+    _print_results(path, time.monotonic() - started, ok, results)
 
 
 def _ctapipe_demo(directory: Path, backend: str | None, started: float) -> None:
     """`demo --payload ctapipe`: the real ctapipe chain on synthetic events, to the IRF file and its plot."""
     import time
 
-    from gridpipe.cli.output import command_line, console, styled
+    from gridpipe.cli.output import console, styled
     from gridpipe.service.context import Analysis
     from gridpipe.service.demo_ctapipe import prepare_ctapipe_demo
 
@@ -171,13 +169,27 @@ def _ctapipe_demo(directory: Path, backend: str | None, started: float) -> None:
     out.print(styled(("Created" if created else "Resuming") + " ctapipe demo analysis ", (str(path), "bold")))
     ok = _drive(Analysis.open(path), None, None, None)
     dl3 = path / "data" / "DL3"
-    out.print(f"Finished in {time.monotonic() - started:.0f} s. Results:")
-    out.print(f"  IRF (GADF)         {dl3 / 'irf.fits.gz'}")
-    out.print(f"  benchmarks         {dl3 / 'benchmarks.fits.gz'}")
-    out.print(f"  plot               {dl3 / 'irf.png'}")
-    out.print(f"  cuts               {dl3 / 'cuts.fits'}")
-    out.print(f"  models             {path / 'estimators'}")
-    out.print(f"  DL2 with models    {path / 'data' / 'DL2'}")
-    out.print(f"  job status         {command_line('gridpipe', 'status', '-a', path)}")
+    results = {
+        "IRF (GADF)": dl3 / "irf.fits.gz",
+        "benchmarks": dl3 / "benchmarks.fits.gz",
+        "plot": dl3 / "irf.png",
+        "cuts": dl3 / "cuts.fits",
+        "models": path / "estimators",
+        "DL2 with models": path / "data" / "DL2",
+    }
+    _print_results(path, time.monotonic() - started, ok, results)
+
+
+def _print_results(path: Path, seconds: float, ok: bool, results: dict[str, Path]) -> None:
+    """A demo's closing lines: where each result is, "not made" for one that does not exist (a failed
+    stage's), and exit code EXIT_FAILED when the chain did not finish."""
+    from gridpipe.cli.output import command_line, console
+
+    out = console()
+    out.print(f"{'Finished' if ok else 'Stopped'} after {seconds:.0f} s. Results:")
+    for label, where in results.items():
+        made = where.is_file() or (where.is_dir() and any(where.iterdir()))
+        out.print(f"  {label:<18} {where}" + ("" if made else "  (not made)"))
+    out.print(f"  {'job status':<18} {command_line('gridpipe', 'status', '-a', path)}")
     if not ok:
         raise typer.Exit(EXIT_FAILED)

@@ -79,7 +79,10 @@ def prepare_ctapipe_demo(
                 analyses_dir=directory,
                 payload="ctapipe",
                 n_file_per_job=sizes.n_file_per_job,
-                template_values=(("min_multiplicity", 2),),
+                # A toy array with few events: 2 telescopes suffice, and 3 reconstructed-energy bins per
+                # decade leave no empty bin inside the range, where ctapipe-optimize-event-selection
+                # stops ("Optimal significance curve has internal NaN bins"; it did with 5).
+                template_values=(("min_multiplicity", 2), ("reco_energy_bins_per_decade", 3)),
             )
         )
     with Analysis.open(path) as an:

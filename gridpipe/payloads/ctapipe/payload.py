@@ -57,12 +57,14 @@ class CtapipePayload(Payload):
 
     def template_values(self) -> dict[str, object]:
         """ctapipe's version (named in the configs' headers), the contact stored in output files, and the
-        telescope multiplicity the event selection asks for (ctapipe-quickstart's 4)."""
+        telescope multiplicity the event selection asks for and the reconstructed-energy bins per decade of
+        the cut optimisation and the IRFs (ctapipe-quickstart's 4 and 5)."""
         return {
             "ctapipe_version": CTAPIPE_VERSION,
             "contact_email": "",
             "contact_organization": "CTAO",
             "min_multiplicity": 4,
+            "reco_energy_bins_per_decade": 5,
         }
 
     def failure_reason(self, program: str, exit_code: int, stderr: str) -> str | None:
