@@ -104,7 +104,8 @@ def wait_idle(path: Path, timeout: float = 60) -> LocalQueue:
             queue.close()
             raise TimeoutError("local jobs did not finish")
         time.sleep(0.1)
-    return queue  # the caller closes it (Python 3.13 warns of an unclosed connection, and warnings are errors)
+    # The caller closes it (Python 3.13 warns of an unclosed connection, and warnings are errors).
+    return queue
 
 
 def wait_executor_gone(path: Path, timeout: float = 30) -> None:

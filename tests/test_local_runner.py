@@ -32,7 +32,8 @@ def _wait_running(path: Path, timeout: float = 60) -> tuple[int, int, int]:
     finally:
         queue.close()
     job_id = running[0].id
-    with closing(sqlite3.connect(path / ".gridpipe" / "local" / "queue.db")) as db:  # `with` alone does not close
+    # `closing`: a `with` block alone commits and does not close.
+    with closing(sqlite3.connect(path / ".gridpipe" / "local" / "queue.db")) as db:
         (runner_pid,) = db.execute("SELECT executor_pid FROM ledger WHERE job_id = ?", (job_id,)).fetchone()
     (payload,) = _payloads(path, job_id)
     return job_id, runner_pid, payload
