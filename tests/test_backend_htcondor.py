@@ -244,6 +244,8 @@ def test_hostile_job_names_and_paths_are_refused_before_anything_is_submitted(ht
         ("extra_submit: {'queue 5\\nx': y}", "extra_submit", "submit command is a name"),
         ("extra_submit: {'+Note': \"a\\nqueue 5\"}", "extra_submit", "newline"),
         ('requirements: "true\\nqueue 100"', "requirements", "newline"),
+        ("requirements: 'Memory > && x'", "requirements", "not a ClassAd expression"),
+        ("requirements: '(OpSys == \"LINUX\"'", "requirements", "not a ClassAd expression"),
         ("schedd: 'a;b'", "schedd", "letters"),
         ("request_memory: '4 lots'", "request_memory", "unit"),
         ("universe: grid", "universe", ""),

@@ -23,6 +23,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SAFE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=@-]*")
 JDL_FORBIDDEN = frozenset('";,[]{}%')
 """Characters DIRAC's JDL cannot carry in a string (it has no escapes)."""
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RUN_RE = re.compile(r"run(\d+)", re.IGNORECASE)
 _LFN_BAD = re.compile(r"[\s\x00-\x1f\x7f]")
 
@@ -81,6 +82,17 @@ def lfn_problem(lfn: str) -> str | None:
     if bad:
         return f"an LFN may not contain {' '.join(bad)} (DIRAC's job description cannot carry them)"
     return None
+
+
+def is_env_name(name: str) -> bool:
+    """An environment variable name a shell accepts (letters, digits, '_'; not starting with a digit)."""
+    return bool(_ENV_NAME_RE.fullmatch(name))
+
+
+def is_safe_name(name: str) -> bool:
+    """Letters, digits and . _ + = @ -, starting with a letter or digit: nothing a shell, a batch system's
+    description or a ClassAd string would read."""
+    return bool(_SAFE_NAME_RE.fullmatch(name))
 
 
 def job_name_problem(name: str) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,23 +21,12 @@ from gridpipe.core.models import JobSpec
 from gridpipe.worker.records import ExitRecord, JobFile, RecordError, exit_record_path, read_exit_record
 
 JOB_FILE = "job.job.json"
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHOWN = (".out", ".err", ".log", ".exit.json")
 
 
 def analysis_key(analysis_path: Path) -> str:
     """A short key naming the analysis in its batch jobs (from its absolute path)."""
     return hashlib.sha256(str(analysis_path.absolute()).encode()).hexdigest()[:12]
-
-
-def check_environment(env: dict[str, str]) -> dict[str, str]:
-    """`env` when every name is a variable name and no value holds a NUL (else ValueError naming it)."""
-    for name, value in env.items():
-        if not ENV_NAME.match(name):
-            raise ValueError(f"{name!r} is not an environment variable name")
-        if "\0" in value:
-            raise ValueError(f"the value of {name} holds a NUL character")
-    return env
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ alphabet (A-Z a-z 0-9 + / =) means nothing to either.
 from __future__ import annotations
 
 import base64
-import re
 import shlex
 from functools import cache
 from pathlib import PurePosixPath
 
+from gridpipe.analysis.naming import is_env_name
 from gridpipe.core.exceptions import GridpipeError, UsageError
 from gridpipe.core.models import JobSpec
 from gridpipe.payloads.contract import Payload, payload_named
@@ -24,7 +24,6 @@ WRAPPER_NAME = "gridpipe_job.sh"
 WRAPPER_TEMPLATE = "dirac/job_wrapper.sh.j2"
 MAX_ARGUMENTS = 100_000
 """Longest encoded steps accepted (Linux limits one argument to 128 KiB)."""
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _word(text: str) -> str:
@@ -39,7 +38,7 @@ def job_steps(spec: JobSpec) -> str:
     if payload is not None:
         lines.append(f"payload {_word(payload.name)}")
     for name, value in sorted(spec.env.items()):
-        if not _ENV_NAME.fullmatch(name):
+        if not is_env_name(name):
             raise UsageError(f"job {spec.name}: environment variable name {name!r} is not a shell identifier")
         lines.append(f"export {name}={_word(value)}")
     lines += [f"require_input {_word(PurePosixPath(lfn).name)}" for lfn in spec.inputs]

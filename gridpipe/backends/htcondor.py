@@ -12,16 +12,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar
 
 import htcondor2  # noqa: F401 - the plugin loader turns a missing package into the one-line install error
 
 from gridpipe.analysis.config import Strict
-from gridpipe.backends.batch_folders import AttemptFolder, analysis_key
-from gridpipe.backends.contract import Backend
+from gridpipe.analysis.naming import is_safe_name
+from gridpipe.backends.batch_backend import BatchBackend
+from gridpipe.backends.batch_folders import AttemptFolder
 from gridpipe.backends.htcondor_client import ScheddClient, ScheddUnreachableError
 from gridpipe.backends.htcondor_jobs import (
-    SAFE_NAME,
     JobFolders,
     describe_text,
     description,
@@ -44,7 +44,7 @@ from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
 from gridpipe.core.states import JobStatus
 
 if TYPE_CHECKING:
-    from gridpipe.analysis.config import GridConfig
+    pass
 
 LOG_LIMIT = 1 << 20
 HISTORY_MARGIN = 3600.0
@@ -52,32 +52,20 @@ HISTORY_MARGIN = 3600.0
 NAMES_PER_LOOKUP = 500
 
 
-class HTCondorBackend(Backend):
+class HTCondorBackend(BatchBackend):
     """Jobs on an HTCondor pool that shares the analysis's file system (or transfers the job's files)."""
 
     name: ClassVar[str] = "htcondor"
+    system: ClassVar[str] = "HTCondor"
     settings_model: ClassVar[type[Strict]] = HTCondorSection
-    shares_file_system: ClassVar[bool] = True
-    poll_interval: ClassVar[float] = 5.0
 
     def __init__(self, analysis_path: Path, settings: HTCondorSection) -> None:
-        self.analysis_path = analysis_path.absolute()
+        super().__init__(analysis_path, settings)
         self.settings = settings
         self.folders = JobFolders(self.analysis_path)
-        self.key = analysis_key(self.analysis_path)
         self.client = ScheddClient(
             settings.schedd, settings.collector, settings.retries, settings.backoff, settings.backoff_max
         )
-
-    @classmethod
-    def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
-        """Settings from `backend.htcondor` of configs/grid.yaml; nothing is contacted here."""
-        return cls(analysis_path, grid.backend.settings_for(cls.name, HTCondorSection))
-
-    @property
-    def capacity(self) -> int:
-        """Jobs to keep active when the user does not say (the schedd queues them)."""
-        return 1000
 
     def limit_patience(self, seconds: float) -> None:
         """An interactive command spends at most about `seconds` waiting for the schedd."""
@@ -94,11 +82,7 @@ class HTCondorBackend(Backend):
     def submit(self, specs: Sequence[JobSpec]) -> dict[str, str]:
         """One schedd transaction for the whole batch (all jobs or none); a failure is reconciled by
         attribute before anything is tried again, then raises BackendError."""
-        for spec in specs:
-            if not SAFE_NAME.match(spec.name):
-                raise BackendError(
-                    f"job name {spec.name!r} cannot be given to HTCondor (letters, digits, ._+=@- only)"
-                )
+        self.check_names(specs)
         if not specs:
             return {}
         desc = description(self.settings, self.folders, self.key)
@@ -216,7 +200,7 @@ class HTCondorBackend(Backend):
         seen = {j.condor_id for j in jobs}
         for start in range(0, len(wanted), NAMES_PER_LOOKUP):
             chunk = wanted[start : start + NAMES_PER_LOOKUP]
-            listed = ", ".join(f'"{n}"' for n in chunk if SAFE_NAME.match(n))
+            listed = ", ".join(f'"{n}"' for n in chunk if is_safe_name(n))
             if not listed:
                 continue
             constraint = f'GridpipeAnalysis == "{self.key}" && member(GridpipeJob, {{{listed}}})'

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gridpipe.analysis.naming import is_safe_name
 from gridpipe.backends.batch_folders import (
     JOB_FILE,
     AttemptFolder,
@@ -32,8 +33,6 @@ from gridpipe.core.exceptions import BackendError
 from gridpipe.core.models import JobSpec
 
 SCRIPT = "job.sh"
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$")
-"""Job names gridpipe hands to HTCondor: nothing a submit description or a ClassAd string would read."""
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+=@,%/-]*$")
 _ID = re.compile(r"^\d+\.\d+$")
 
@@ -112,7 +111,7 @@ class JobFolders:
             return procs
         for line in text.splitlines():
             parts = line.split(" ")
-            if len(parts) == 3 and parts[0].isdigit() and SAFE_NAME.match(parts[1]) and parts[2].isdigit():
+            if len(parts) == 3 and parts[0].isdigit() and is_safe_name(parts[1]) and parts[2].isdigit():
                 procs[parts[0]] = (parts[1], int(parts[2]))
         self._clusters[cluster] = procs
         return procs
@@ -161,7 +160,7 @@ def check_path(path: Path, what: str) -> str:
 def batch_name(analysis_path: Path) -> str:
     """The JobBatchName users see in condor_q: gridpipe and the analysis's folder name."""
     name = analysis_path.name
-    return f"gridpipe-{name}" if SAFE_NAME.match(name) else f"gridpipe-{analysis_key(analysis_path)}"
+    return f"gridpipe-{name}" if is_safe_name(name) else f"gridpipe-{analysis_key(analysis_path)}"
 
 
 def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dict[str, str]:

@@ -12,8 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from gridpipe.analysis.config import Strict
-from gridpipe.backends.batch_folders import check_environment
+from gridpipe.backends.batch_settings import BatchSection
 
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(:\d{1,5})?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
@@ -60,13 +59,31 @@ def refused_command(command: str) -> str | None:
     return SET_BY_GRIDPIPE.get(lowered.removeprefix("+").removeprefix("my."))
 
 
+def check_classad(expression: str) -> str:
+    """`expression` when HTCondor's ClassAd parser reads it (or the bindings are not installed: the backend
+    itself then says how to install them); else ValueError, before any job is submitted with it."""
+    if not expression:
+        return expression
+    try:
+        import classad2
+    except ImportError:
+        return expression
+    try:
+        classad2.ExprTree(expression)
+    except Exception:  # classad2.ClassAdException, and whatever a future binding raises for a parse error
+        raise ValueError(
+            "is not a ClassAd expression HTCondor can read (e.g. 'Memory >= 2048 && OpSys == \"LINUX\"')"
+        ) from None
+    return expression
+
+
 def _one_line(value: str) -> str:
     if any(ch in value for ch in "\n\r\0"):
         raise ValueError("a value may not hold a newline or NUL")
     return value
 
 
-class HTCondorSection(Strict):
+class HTCondorSection(BatchSection):
     """`backend.htcondor` of configs/grid.yaml."""
 
     schedd: str = Field("", description="Name of the schedd to submit to ('' = the local schedd).")
@@ -91,9 +108,6 @@ class HTCondorSection(Strict):
         False,
         description="Transfer the job file and the worker's records instead of relying on a shared file system.",
     )
-    environment: dict[str, str] = Field(
-        default_factory=dict, description="Environment variables set for every job (carried exactly)."
-    )
     hold_timeout: float = Field(
         600.0, ge=0, description="Seconds a held job may stay held before gridpipe removes it as failed."
     )
@@ -102,9 +116,6 @@ class HTCondorSection(Strict):
         ge=0,
         description="Seconds a job may be missing from both queue and history before it counts as lost.",
     )
-    retries: int = Field(3, ge=0, le=20, description="Retries of a schedd call while it cannot be reached.")
-    backoff: float = Field(1.0, ge=0, description="Seconds before the first retry (doubled each time).")
-    backoff_max: float = Field(30.0, ge=0, description="Longest wait between two retries, in seconds.")
 
     @field_validator("schedd", "accounting_group")
     @classmethod
@@ -127,10 +138,15 @@ class HTCondorSection(Strict):
             raise ValueError("a number, optionally followed by a unit (KB, MB, GB, TB), e.g. 2GB")
         return value
 
-    @field_validator("requirements", "container_image")
+    @field_validator("container_image")
     @classmethod
     def _line(cls, value: str) -> str:
         return _one_line(value)
+
+    @field_validator("requirements")
+    @classmethod
+    def _classad(cls, value: str) -> str:
+        return check_classad(_one_line(value))
 
     @field_validator("extra_submit")
     @classmethod
@@ -141,8 +157,3 @@ class HTCondorSection(Strict):
                 raise ValueError(f"submit command {command!r} is refused: {why}")
             _one_line(value)
         return commands
-
-    @field_validator("environment")
-    @classmethod
-    def _env(cls, env: dict[str, str]) -> dict[str, str]:
-        return check_environment(env)

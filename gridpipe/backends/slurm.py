@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import shlex
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar
 
 from gridpipe.analysis.config import Strict
-from gridpipe.backends.batch_folders import analysis_key
-from gridpipe.backends.contract import Backend
+from gridpipe.analysis.naming import job_name_problem
+from gridpipe.backends.batch_backend import BatchBackend
 from gridpipe.backends.slurm_client import (
     Answer,
     SlurmClient,
@@ -50,47 +49,34 @@ from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
 from gridpipe.core.states import JobStatus
 
 if TYPE_CHECKING:
-    from gridpipe.analysis.config import GridConfig
+    pass
 
 ID_CHUNK = 5000
 """Job ids per squeue/scancel call (an argument stays far below the kernel's 128 KiB limit)."""
 LOG_LIMIT = 1 << 20
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$")
 _UNKNOWN_IDS = ("invalid job id",)
 _NO_ACCOUNTING = "accounting storage is disabled"
 _DONE_ALREADY = ("invalid job id", "already completing or completed", "job/step already")
 LOOKUP_TRIES = 3
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(BatchBackend):
     """Jobs on a Slurm cluster that shares the analysis's file system."""
 
     name: ClassVar[str] = "slurm"
+    system: ClassVar[str] = "Slurm"
     settings_model: ClassVar[type[Strict]] = SlurmSection
-    shares_file_system: ClassVar[bool] = True
-    poll_interval: ClassVar[float] = 5.0
 
     def __init__(self, analysis_path: Path, settings: SlurmSection) -> None:
-        self.analysis_path = analysis_path.absolute()
+        super().__init__(analysis_path, settings)
         self.settings = settings
         self.folders = JobFolders(self.analysis_path)
-        self.key = analysis_key(self.analysis_path)
         self.client = SlurmClient(
             settings.command_timeout, settings.retries, settings.backoff, settings.backoff_max
         )
         self.accounting = settings.accounting
         self._last_submit = 0.0
         self._pace_lock = threading.Lock()
-
-    @classmethod
-    def from_config(cls, grid: GridConfig, analysis_path: Path) -> Self:
-        """Settings from `backend.slurm` of configs/grid.yaml; nothing is contacted here."""
-        return cls(analysis_path, grid.backend.settings_for(cls.name, SlurmSection))
-
-    @property
-    def capacity(self) -> int:
-        """Jobs to keep active when the user does not say (Slurm queues them)."""
-        return 1000
 
     @property
     def user(self) -> str:
@@ -131,11 +117,7 @@ class SlurmBackend(Backend):
 
     def submit(self, specs: Sequence[JobSpec]) -> dict[str, str]:
         """One sbatch per job; any failure raises BackendError (the engine looks the jobs up by name)."""
-        for spec in specs:
-            if not _SAFE_NAME.match(spec.name):
-                raise BackendError(
-                    f"job name {spec.name!r} cannot be given to Slurm (letters, digits, ._+=@- only)"
-                )
+        self.check_names(specs)
         accepted: dict[str, str] = {}
         failures: list[BackendError] = []
         stop = threading.Event()
@@ -267,7 +249,7 @@ class SlurmBackend(Backend):
     def _status(self, slurm_id: str, row: SlurmRow | None) -> BackendStatus | None:
         """A job's status from its row (None: Slurm forgot it) and, once it ended, its exit record."""
         if row is not None:
-            attempt = attempt_of(row.comment, self.key) if _SAFE_NAME.match(row.name) else None
+            attempt = attempt_of(row.comment, self.key) if not job_name_problem(row.name) else None
             if attempt is not None and (row.state in QUEUED or row.state in RUNNING):
                 return status_of(row, None)  # no file is read for the many jobs still active
             folder = self.folders.attempt(row.name, attempt) if attempt is not None else None

@@ -10,8 +10,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from gridpipe.analysis.config import Strict
-from gridpipe.backends.batch_folders import check_environment
+from gridpipe.backends.batch_settings import BatchSection
 
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*$")
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$|^\d+-\d+$")
@@ -66,7 +65,7 @@ def refused_option(option: str) -> str | None:
     return None
 
 
-class SlurmSection(Strict):
+class SlurmSection(BatchSection):
     """`backend.slurm` of configs/grid.yaml."""
 
     partition: str = Field("", description="Partition(s) to submit to ('' = the cluster's default).")
@@ -81,9 +80,6 @@ class SlurmSection(Strict):
         default_factory=list,
         description="More sbatch options, one argument each (e.g. --constraint=gpu); those gridpipe sets are refused.",
     )
-    environment: dict[str, str] = Field(
-        default_factory=dict, description="Environment variables set for every job (carried exactly)."
-    )
     requeue: bool = Field(False, description="Let Slurm requeue jobs (default: --no-requeue).")
     submit_rate: float = Field(
         0.0, ge=0, description="Most sbatch calls per second (0 = no limit; clusters may ask for one)."
@@ -96,11 +92,6 @@ class SlurmSection(Strict):
         gt=0,
         description="Seconds each Slurm client call may take (longer than slurmctld's MessageTimeout).",
     )
-    retries: int = Field(
-        3, ge=0, le=20, description="Retries of a client call while slurmctld cannot be reached."
-    )
-    backoff: float = Field(1.0, ge=0, description="Seconds before the first retry (doubled each time).")
-    backoff_max: float = Field(30.0, ge=0, description="Longest wait between two retries, in seconds.")
     accounting: bool | None = Field(
         None, description="Ask sacct for jobs squeue forgot (null = when the cluster has accounting)."
     )
@@ -136,8 +127,3 @@ class SlurmSection(Strict):
             if why:
                 raise ValueError(f"option {option!r} is refused: {why}")
         return options
-
-    @field_validator("environment")
-    @classmethod
-    def _env(cls, env: dict[str, str]) -> dict[str, str]:
-        return check_environment(env)
