@@ -3,8 +3,10 @@
     python bench/htcondor_bench.py [--jobs 1000] [--quick]
 
 Submission: N jobs through the engine's exactly-once submission (store, job folders, one schedd transaction
-per batch) versus one raw `Schedd.submit` of the same description with the same N items (their folders made
-beforehand, not timed), in rounds with the two alternating. Jobs are submitted with `requirements = False`,
+per batch) versus two baselines given the same description and the same N items (their folders made
+beforehand, not timed): one `condor_submit` of a file with `queue ... from (...)` (what the issue names: a user
+submitting by hand) and one raw `Schedd.submit` of the bindings (no process, no file: the floor), in rounds
+with the three rotating. Jobs are submitted with `requirements = False`,
 so they stay idle and running them does not load the machine meanwhile. Refresh: one engine refresh of the N
 active jobs (schedd calls counted) versus one raw `Schedd.query` with the same constraint and projection.
 Needs root and HTCondor's daemons (tests/htcondor_pool.py; `.ci/htcondor-pool` installs them).
@@ -13,21 +15,24 @@ Needs root and HTCondor's daemons (tests/htcondor_pool.py; `.ci/htcondor-pool` i
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from engine_helpers import DATA, make_analysis
-from htcondor_pool import missing_reason, running_pool
+from htcondor_pool import HTCondorPool, missing_reason, running_pool
 
 from gridpipe.service.context import Analysis
 from gridpipe.service.planning import plan_units, record_plan
 from gridpipe.service.refresh import refresh
 from gridpipe.service.submission import submit
+
+VARIANTS = ("bindings", "condor_submit", "engine")
 
 
 def analysis(tmp: Path, n: int) -> Path:
@@ -60,31 +65,52 @@ def raw_batches(
     started = time.perf_counter()
     items = [item(s, backend.folders.new_attempt(s, {})) for s in specs]
     folders = time.perf_counter() - started
-    size = n // rounds
-    return [(desc, items[r * size : (r + 1) * size]) for r in range(rounds)], folders
+    cut = [n * r // rounds for r in range(rounds + 1)]  # rounds of (nearly) equal size, all n items
+    return [(desc, items[cut[r] : cut[r + 1]]) for r in range(rounds)], folders
 
 
-def bench_submit(an: Analysis, raw: list[tuple[dict[str, str], list[dict[str, str]]]]) -> tuple[float, float]:
-    """Seconds to submit all jobs: (raw Schedd.submit, engine), in rounds, the two alternating."""
+def condor_submit(pool: HTCondorPool, desc: dict[str, str], items: list[dict[str, str]]) -> None:
+    """One `condor_submit` of the description with `queue ... from (...)`, as a user would run it."""
+    from gridpipe.backends.htcondor_jobs import describe_text
+
+    submit_file = pool.root / "bench.sub"  # the pool's folder: seen at the same path in a chroot
+    submit_file.write_text(describe_text(desc, items) + "\n")
+    done = subprocess.run(
+        pool.client_argv("condor_submit", "-terse", str(submit_file)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **pool.env},
+    )
+    if done.returncode != 0 or done.stdout.count(".") < 2:
+        raise SystemExit(f"condor_submit failed: {done.stdout[-500:]}{done.stderr[-1500:]}")
+
+
+def bench_submit(
+    an: Analysis, pool: HTCondorPool, raw: list[tuple[dict[str, str], list[dict[str, str]]]]
+) -> dict[str, float]:
+    """Seconds to submit all jobs for each variant (bindings, condor_submit, engine), the three rotating."""
     import htcondor2
 
     stage = an.workflow.stage("produce")
     record_plan(an, plan_units(an, stage))
     names = [job.name for job in an.store.jobs(stage="produce")]
-    size = len(raw[0][1])
-    plain = engine = 0.0
+    cut = [sum(len(items) for _, items in raw[:r]) for r in range(len(raw) + 1)]
+    seconds = dict.fromkeys(VARIANTS, 0.0)
     for r, (desc, items) in enumerate(raw):
-        for variant in ("raw", "engine") if r % 2 == 0 else ("engine", "raw"):
+        for variant in VARIANTS[r % 3 :] + VARIANTS[: r % 3]:
             started = time.perf_counter()
-            if variant == "raw":
+            if variant == "bindings":
                 result = htcondor2.Schedd().submit(htcondor2.Submit(desc), itemdata=iter(items))
                 assert result.num_procs() == len(items)
-                plain += time.perf_counter() - started
+            elif variant == "condor_submit":
+                condor_submit(pool, desc, items)
             else:
-                report = submit(an, names[r * size : (r + 1) * size])
-                assert len(report.submitted) == size, report.failed
-                engine += time.perf_counter() - started
-    return plain, engine
+                report = submit(an, names[cut[r] : cut[r + 1]])
+                assert len(report.submitted) == len(items), report.failed
+            seconds[variant] += time.perf_counter() - started
+    return seconds
 
 
 def bench_refresh(an: Analysis, repeat: int) -> tuple[float, float, float, int]:
@@ -117,22 +143,26 @@ def main() -> None:
         "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
     )
     args = parser.parse_args()
-    n, rounds, repeat = (40, 2, 2) if args.quick else (args.jobs, 4, 5)
+    n, rounds, repeat = (60, 3, 2) if args.quick else (args.jobs, 6, 5)
     reason = missing_reason()
     if reason:
         raise SystemExit(f"htcondor_bench: {reason}")
-    with tempfile.TemporaryDirectory(prefix="htcondor-bench-") as tmp, running_pool():
-        an = Analysis.open(analysis(Path(tmp) / "sub", n))
+    with running_pool() as pool:
+        # In the pool's folder: condor_submit (in a chroot on Debian 12) checks that each job's folder exists.
+        an = Analysis.open(analysis(pool.workdir("bench") / "sub", n))
         try:
             batches, folders = raw_batches(an, n, rounds)
-            plain, engine = bench_submit(an, batches)
+            seconds = bench_submit(an, pool, batches)
             raw, eng, calls, active = bench_refresh(an, repeat)
         finally:
             an.close()
-    print(f"submit {n} jobs (idle: requirements False; {rounds} rounds, the two alternating):")
+    cli, plain, engine = seconds["condor_submit"], seconds["bindings"], seconds["engine"]
+    print(f"submit {n} jobs (idle: requirements False; {rounds} rounds, the three rotating):")
+    print(f"  condor_submit, queue from (baseline)        {cli:7.2f} s")
     print(f"  raw Schedd.submit of the same items         {plain:7.2f} s")
     print(
-        f"  engine exactly-once submit (store included) {engine:7.2f} s   ratio {engine / plain:.2f} (target <= 1.3)"
+        f"  engine exactly-once submit (store included) {engine:7.2f} s   ratio {engine / cli:.2f} to condor_submit "
+        f"(target <= 1.3), {engine / plain:.2f} to the bindings"
     )
     print(
         f"  (the {n} job folders alone, one thread:    {folders:7.2f} s: this disk's share of the engine's time)"

@@ -297,6 +297,11 @@ class HTCondorPool:
     def _daemon_argv(self, *argv: str) -> list[str]:
         return ["chroot", str(self.chroot), *argv] if self.chroot is not None else list(argv)
 
+    def client_argv(self, *argv: str) -> list[str]:
+        """An HTCondor command-line tool as a client runs it (in the chroot where the pool runs from one;
+        the pool's folder is seen there at the same path). Give it `env` in its environment."""
+        return self._daemon_argv(*argv)
+
     def admin(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run an HTCondor tool as root with the daemons' configuration (condor_off, condor_q -all, ...)."""
         return subprocess.run(

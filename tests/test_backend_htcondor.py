@@ -92,7 +92,7 @@ def test_run_drives_the_analysis_to_the_end_through_the_schedd(htcondor_pool):
     assert (path / "results" / "summary.txt").read_text() == "ok"
     grid_jobs = [j for j in status_of(pool, path)["jobs"] if j["stage"] == "produce"]
     assert len(grid_jobs) == 5 and all(j["status"] == "done" and j["attempts"] == 1 for j in grid_jobs)
-    assert len(list((path / ".gridpipe" / "htcondor" / "jobs").glob("*/*/job.exit.json"))) == 5
+    assert len(list((path / ".gridpipe" / "htcondor" / "jobs").glob("*.exit.json"))) == 5
     # every job is tagged: analysis, job, attempt, and a batch name users recognise in condor_q
     import htcondor2
 
@@ -102,7 +102,7 @@ def test_run_drives_the_analysis_to_the_end_through_the_schedd(htcondor_pool):
     assert [(ad["GridpipeAttempt"], ad["JobBatchName"]) for ad in ads] == [(1, f"gridpipe-{path.name}")]
     again = gp(pool, "run", "-a", str(path), "--poll-interval", "0.3")
     assert again.returncode == 0
-    assert len(list((path / ".gridpipe" / "htcondor" / "jobs").glob("*/*/job.exit.json"))) == 5
+    assert len(list((path / ".gridpipe" / "htcondor" / "jobs").glob("*.exit.json"))) == 5
 
 
 def test_a_payload_exiting_3_shows_exit_code_3_and_is_retried(htcondor_pool):
@@ -114,8 +114,8 @@ def test_a_payload_exiting_3_shows_exit_code_3_and_is_retried(htcondor_pool):
     job = next(j for j in status_of(pool, path)["jobs"] if j["name"] == "eng_OUT_proton_run1-run2")
     assert job["status"] == "failed" and job["attempts"] == 2
     assert "exited with code 3" in job["reason"]
-    folders = sorted((path / ".gridpipe" / "htcondor" / "jobs" / "eng_OUT_proton_run1-run2").iterdir())
-    assert [f.name for f in folders] == ["1", "2"]
+    job_files = sorted((path / ".gridpipe" / "htcondor" / "jobs").glob("eng_OUT_proton_run1-run2.*.job.json"))
+    assert [f.name for f in job_files] == [f"eng_OUT_proton_run1-run2.{n}.job.json" for n in (1, 2)]
     logs = gp(pool, "logs", "eng_OUT_proton_run1-run2", "-a", str(path))
     assert logs.returncode == 0, logs.stderr
     assert '"exit_code": 3' in logs.stdout and "condor.err" in logs.stdout
@@ -207,7 +207,7 @@ def test_settings_reach_the_job_ad_and_hostile_values_are_carried_exactly(htcond
         assert polled[ids["env-job"]].status == JobStatus.DONE
         logs = backend.logs(ids["env-job"])
         an.close()
-    assert logs["job.stdout.log"].endswith(f"\n{hostile}|a\nb")
+    assert logs["env-job.1.stdout.log"].endswith(f"\n{hostile}|a\nb")
     assert not Path("/tmp/gridpipe-pwned").exists()
     import htcondor2
 
@@ -301,7 +301,7 @@ def test_the_demo_runs_to_the_performance_plot_on_htcondor(htcondor_pool):
     assert jobs and all(j["status"] == "done" for j in jobs)
     on_condor = [j for j in jobs if j["backend"] == "htcondor"]
     assert {j["stage"] for j in on_condor} >= {"training_energy", "dl2"}
-    records = list((path / ".gridpipe" / "htcondor" / "jobs").glob("*/*/job.exit.json"))
+    records = list((path / ".gridpipe" / "htcondor" / "jobs").glob("*.exit.json"))
     assert len(records) == len(on_condor) == len({j["backend_id"] for j in on_condor})
 
 
@@ -376,10 +376,11 @@ def test_with_file_transfer_the_job_file_goes_to_the_node_and_the_records_come_b
         assert polled[ids["moved-job"]].status == JobStatus.DONE, polled
         logs = backend.logs(ids["moved-job"])
         an.close()
-    folder = path / ".gridpipe" / "htcondor" / "jobs" / "moved-job" / "1"
-    # the job ran in HTCondor's scratch folder, not in its job folder, and its records came back
-    assert str(folder) not in logs["job.stdout.log"] and "job.job.json" in logs["job.stdout.log"]
-    assert (folder / "job.exit.json").is_file()
+    jobs = path / ".gridpipe" / "htcondor" / "jobs"
+    # the job ran in HTCondor's scratch folder, not in the jobs' folder, and its records came back
+    stdout = logs["moved-job.1.stdout.log"]
+    assert str(jobs) not in stdout and "moved-job.1.job.json" in stdout
+    assert (jobs / "moved-job.1.exit.json").is_file()
 
 
 def test_a_named_schedd_is_located_through_the_collector(htcondor_pool):

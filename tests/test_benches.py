@@ -59,7 +59,8 @@ EXPECTED: dict[str, list[str]] = {
         rf"gridpipe run\s+{NUMBER} s\s+ratio {NUMBER}",
     ],
     "htcondor_bench.py": [
-        rf"engine exactly-once submit \(store included\)\s+{NUMBER} s\s+ratio {NUMBER}",
+        rf"condor_submit, queue from \(baseline\)\s+{NUMBER} s",
+        rf"engine exactly-once submit \(store included\)\s+{NUMBER} s\s+ratio {NUMBER} to condor_submit",
         rf"engine refresh\s+{NUMBER} ms\s+ratio {NUMBER}, 1 schedd call\(s\)",
     ],
     "dirac_bench.py": [

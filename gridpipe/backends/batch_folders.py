@@ -4,7 +4,11 @@ holding the worker's job file, the job's output files and the worker's exit reco
     <backend folder>/jobs/<name>/<n>/job.job.json   the worker's job file (gridpipe.worker.records)
                                     /job.exit.json  the worker's exit record; job.stdout.log / job.stderr.log
 
-The attempt folder `n` is new for every submission, so an earlier attempt's exit record is never taken for a
+or, where the batch system finds a job's attempts itself (HTCondor, by attribute), every attempt's files in
+one folder, named by job and attempt: `jobs/<name>.<n>.job.json`, `jobs/<name>.<n>.exit.json`, ... (one file
+made per job: on a file system where metadata is slow, folders dominated the cost of a submission).
+
+The attempt `n` is new for every submission, so an earlier attempt's exit record is never taken for a
 later one's. Each backend adds its own files (a batch script, the batch system's output files) and its own
 way of finding a folder from a batch job id.
 """
@@ -31,15 +35,21 @@ def analysis_key(analysis_path: Path) -> str:
 
 @dataclass(frozen=True)
 class AttemptFolder:
-    """The folder of one attempt of one job."""
+    """The files of one attempt of one job: a folder of its own (`stem` "job": job.job.json, ...), or
+    `<stem>.job.json`, `<stem>.exit.json`, ... in a folder shared with other attempts."""
 
     path: Path
     name: str
     attempt: int
+    stem: str = "job"
 
     @property
     def job_file(self) -> Path:
-        return self.path / JOB_FILE
+        return self.path / f"{self.stem}.job.json"
+
+    @property
+    def shared(self) -> bool:
+        return self.stem != "job"
 
     def exit_record(self) -> ExitRecord | None:
         """The worker's exit record, None when there is none (or it cannot be read)."""
@@ -49,8 +59,15 @@ class AttemptFolder:
             return None
 
     def files(self) -> list[Path]:
-        """The folder's text files worth showing in `gridpipe logs`."""
-        return sorted(p for p in self.path.iterdir() if p.is_file() and p.name.endswith(_SHOWN))
+        """The attempt's text files worth showing in `gridpipe logs`."""
+        prefix = f"{self.stem}." if self.shared else ""
+        with os.scandir(self.path) as entries:
+            shown = [
+                Path(e.path)
+                for e in entries
+                if e.name.startswith(prefix) and e.name.endswith(_SHOWN) and e.is_file()
+            ]
+        return sorted(shown)
 
 
 def new_attempt_dir(job_dir: Path) -> tuple[Path, int]:
@@ -82,13 +99,13 @@ def write_new(path: Path, text: str, mode: int) -> None:
     """Create `path` (it must not exist) with `text` and exactly `mode`, whatever the umask."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fd, mode)
         fh.write(text)
-    os.chmod(path, mode)
 
 
-def worker_script(python: str, job_file: Path | str) -> str:
-    """A job's shell script: exec the job worker on the job file (paths quoted; nothing else is run)."""
-    argv = [python, "-m", "gridpipe.worker", str(job_file)]
-    return (
-        "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + shlex.join(argv) + "\n"
-    )
+def worker_script(python: str, job_file: Path | None) -> str:
+    """A job's shell script: exec the job worker on the job file, or on the file its first argument names
+    when `job_file` is None (paths quoted; nothing else is run)."""
+    target = shlex.quote(str(job_file)) if job_file is not None else '"$1"'
+    command = shlex.join([python, "-m", "gridpipe.worker"]) + " " + target
+    return "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + command + "\n"

@@ -1,12 +1,13 @@
 """The HTCondor backend's folders and its submit description.
 
-    .gridpipe/htcondor/job.sh                           every job's executable: exec <python> -m gridpipe.worker job.job.json
-    .gridpipe/htcondor/jobs/<name>/<n>/job.job.json    the worker's job file (gridpipe.worker.records)
-                                      /condor.out|err  HTCondor's output and error files of job.sh
-                                      /job.exit.json   the worker's exit record; job.stdout.log / job.stderr.log
+    .gridpipe/htcondor/job.sh                        every job's executable: exec <python> -m gridpipe.worker "$1"
+    .gridpipe/htcondor/jobs/<name>.<n>.job.json     the worker's job file (gridpipe.worker.records), job.sh's argument
+                           /<name>.<n>.condor.out|err  HTCondor's output and error files of job.sh
+                           /<name>.<n>.exit.json    the worker's exit record; <name>.<n>.stdout.log / .stderr.log
     .gridpipe/htcondor/clusters/<cluster>              `<proc> <name> <n>` for each job of the cluster
 
-The attempt folder `n` is new for every submission. Every job carries +GridpipeAnalysis (a key from the
+Every job runs in `jobs/` (its initialdir); the attempt `n` is new for every submission: its job file is
+created exclusively, so two submissions never share one. Every job carries +GridpipeAnalysis (a key from the
 analysis's absolute path), +GridpipeJob (its name) and +GridpipeAttempt (n): after a crash the schedd's
 queue and history find the jobs of an analysis by these attributes, and their folders again.
 """
@@ -20,10 +21,8 @@ from pathlib import Path
 
 from gridpipe.analysis.naming import is_safe_name
 from gridpipe.backends.batch_folders import (
-    JOB_FILE,
     AttemptFolder,
     analysis_key,
-    new_attempt_dir,
     worker_script,
     write_job_file,
     write_new,
@@ -74,14 +73,22 @@ class JobFolders:
         _replace(self.script, text, 0o755)
 
     def new_attempt(self, spec: JobSpec, env: dict[str, str]) -> AttemptFolder:
-        """A fresh attempt folder holding the job file."""
-        path, n = new_attempt_dir(self.jobs / spec.name)
-        folder = AttemptFolder(path, spec.name, n)
-        write_job_file(folder, self.analysis_path, spec, env)
-        return folder
+        """A new attempt's job file, numbered after the job's existing ones (one file made for a new job).
+        Numbers are found by trying the next one: an attempt's job file is never deleted while the schedd
+        may still hold its job."""
+        n = 1
+        while True:
+            folder = self.attempt(spec.name, n)
+            try:
+                write_job_file(folder, self.analysis_path, spec, env)
+                return folder
+            except FileExistsError:
+                n += 1
+            except FileNotFoundError:
+                self.jobs.mkdir(parents=True, exist_ok=True)
 
     def attempt(self, name: str, n: int) -> AttemptFolder:
-        return AttemptFolder(self.jobs / name / str(n), name, n)
+        return AttemptFolder(self.jobs, name, n, stem=f"{name}.{n}")
 
     def record(self, jobs: dict[str, AttemptFolder]) -> None:
         """Record which folder each HTCondor job id runs in (one file per cluster, merged atomically)."""
@@ -143,8 +150,8 @@ def _replace(path: Path, text: str, mode: int) -> None:
 
 
 def job_script(python: str) -> str:
-    """The job's executable: exec the job worker on the job file beside it (the job's working folder)."""
-    return worker_script(python, JOB_FILE)
+    """The jobs' executable: exec the job worker on the job file its argument names (in its initialdir)."""
+    return worker_script(python, None)
 
 
 def check_path(path: Path, what: str) -> str:
@@ -166,14 +173,15 @@ def batch_name(analysis_path: Path) -> str:
 def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dict[str, str]:
     """The submit description of every job of a batch; each job's name and attempt come as item data."""
     jobs = check_path(folders.jobs, "the analysis's job folder")
-    folder = f"{jobs}/$(GridpipeName)/$(GridpipeAttempt)"
+    stem = "$(GridpipeName).$(GridpipeAttempt)"
     s = settings
     desc = {
         "universe": s.universe,
         "executable": check_path(folders.script, "the jobs' script"),
-        "initialdir": folder,
-        "output": "condor.out",
-        "error": "condor.err",
+        "arguments": f"{stem}.job.json",
+        "initialdir": jobs,
+        "output": f"{stem}.condor.out",
+        "error": f"{stem}.condor.err",
         "batch_name": batch_name(folders.analysis_path),
         "+GridpipeAnalysis": f'"{key}"',
         "+GridpipeJob": '"$(GridpipeName)"',
@@ -185,7 +193,7 @@ def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dic
             should_transfer_files="YES",
             when_to_transfer_output="ON_EXIT_OR_EVICT",
             transfer_executable="true",
-            transfer_input_files=JOB_FILE,
+            transfer_input_files=f"{stem}.job.json",
         )
     else:
         desc.update(should_transfer_files="NO", transfer_executable="false")
