@@ -40,3 +40,26 @@ def test_a_demo_killed_while_making_its_inputs_is_completed_next_time(tmp_path):
     finally:
         an.close()
     assert (path / INPUTS_DONE).is_file()
+
+
+def test_a_demo_folder_holding_another_kind_of_demo_is_refused_in_one_line(tmp_path):
+    first = subprocess.run(
+        [sys.executable, "-m", "gridpipe", "demo", "--backend", "local", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    path = tmp_path / "gridpipe_demo"
+    before = sorted(p.relative_to(path) for p in path.rglob("*") if ".gridpipe" not in p.parts)
+    again = subprocess.run(
+        [sys.executable, "-m", "gridpipe", "demo", "--backend", "slurm", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "runs on the 'local' backend; give another folder for a demo on 'slurm'" in again.stderr
+    assert sorted(p.relative_to(path) for p in path.rglob("*") if ".gridpipe" not in p.parts) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,30 +54,45 @@ def prepare_demo(
     returns (analysis path, newly created). `backend`: where its jobs run (default local; a demo made
     earlier with another backend is refused)."""
     sizes = sizes or DemoInputs()
-    path = directory.expanduser().resolve() / name
+    request = CreateRequest(
+        name=name,
+        analyses_dir=directory,
+        payload="demo",
+        backend=backend or "local",
+        n_file_per_job=sizes.n_file_per_job,
+        upload_sites=("DEMO-SE-1", "DEMO-SE-2"),
+    )
+
+    def refused(an: Analysis) -> str | None:
+        if backend is None or an.grid.backend.name == backend:
+            return None
+        return (
+            f"the demo analysis at {an.path} runs on the {an.grid.backend.name!r} backend; "
+            f"give another folder for a demo on {backend!r}"
+        )
+
+    return prepare_analysis(request, refused, lambda path: _make_inputs(path, sizes))
+
+
+def prepare_analysis(
+    request: CreateRequest, refused: Callable[[Analysis], str | None], make_inputs: Callable[[Path], None]
+) -> tuple[Path, bool]:
+    """A demo's analysis, created once, and its inputs, made once (`make_inputs`, under a lock: one maker at
+    a time; a run stopped half-way through them completes them); an existing analysis `refused` names a
+    problem for is refused (UsageError). Returns (analysis path, newly created)."""
+    path = request.analyses_dir.expanduser().resolve() / request.name
     created = not (path / METADATA_FILE).is_file()
     if created:
-        create_analysis(
-            CreateRequest(
-                name=name,
-                analyses_dir=directory,
-                payload="demo",
-                backend=backend or "local",
-                n_file_per_job=sizes.n_file_per_job,
-                upload_sites=("DEMO-SE-1", "DEMO-SE-2"),
-            )
-        )
-    elif backend is not None:
+        create_analysis(request)
+    else:
         with Analysis.open(path) as an:
-            if an.grid.backend.name != backend:
-                raise UsageError(
-                    f"the demo analysis at {path} runs on the {an.grid.backend.name!r} backend; "
-                    f"give another folder for a demo on {backend!r}"
-                )
+            problem = refused(an)
+        if problem:
+            raise UsageError(problem)
     if not (path / INPUTS_DONE).is_file():
-        with held_lock(path / ".gridpipe" / "demo-inputs.lock", wait=True):  # one maker of inputs at a time
+        with held_lock(path / ".gridpipe" / "demo-inputs.lock", wait=True):
             if not (path / INPUTS_DONE).is_file():
-                _make_inputs(path, sizes)
+                make_inputs(path)
                 atomic_write_text(path / INPUTS_DONE, "synthetic inputs stored and listed\n")
     return path, created
 

@@ -14,15 +14,13 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridpipe.analysis.create import CreateRequest, create_analysis
-from gridpipe.analysis.layout import METADATA_FILE
+from gridpipe.analysis.create import CreateRequest
 from gridpipe.core.exceptions import UsageError
-from gridpipe.core.fsutil import atomic_write_text, held_lock
+from gridpipe.core.fsutil import atomic_write_text
 from gridpipe.service.context import Analysis
+from gridpipe.service.demo import SCRATCH, prepare_analysis
 
 CTAPIPE_LFN_DIR = "/vo.cta.in2p3.fr/MC/gridpipe-demo/ctapipe"
-INPUTS_DONE = ".gridpipe/demo-inputs.done"
-SCRATCH = ".gridpipe/demo-scratch"
 TOOLS = ("ctapipe-process", "ctapipe-merge", "ctapipe-compute-irf")
 
 
@@ -70,33 +68,23 @@ def prepare_ctapipe_demo(
     """Create the ctapipe demo analysis and its inputs (once); returns (analysis path, newly created)."""
     require_ctapipe()
     sizes = sizes or CtapipeDemoInputs()
-    path = directory.expanduser().resolve() / name
-    created = not (path / METADATA_FILE).is_file()
-    if created:
-        create_analysis(
-            CreateRequest(
-                name=name,
-                analyses_dir=directory,
-                payload="ctapipe",
-                n_file_per_job=sizes.n_file_per_job,
-                # A toy array with few events: 2 telescopes suffice, and 3 reconstructed-energy bins per
-                # decade leave no empty bin inside the range, where ctapipe-optimize-event-selection
-                # stops ("Optimal significance curve has internal NaN bins"; it did with 5).
-                template_values=(("min_multiplicity", 2), ("reco_energy_bins_per_decade", 3)),
-            )
-        )
-    with Analysis.open(path) as an:
-        if an.grid.payload.name != "ctapipe":
-            raise UsageError(
-                f"the demo analysis at {path} runs the {an.grid.payload.name!r} payload; "
-                "give another folder for the ctapipe demo"
-            )
-    if not (path / INPUTS_DONE).is_file():
-        with held_lock(path / ".gridpipe" / "demo-inputs.lock", wait=True):
-            if not (path / INPUTS_DONE).is_file():
-                _make_inputs(path, sizes)
-                atomic_write_text(path / INPUTS_DONE, "synthetic inputs stored and listed\n")
-    return path, created
+    request = CreateRequest(
+        name=name,
+        analyses_dir=directory,
+        payload="ctapipe",
+        n_file_per_job=sizes.n_file_per_job,
+        # A toy array with few events: 2 telescopes suffice, and 3 reconstructed-energy bins per decade
+        # leave no empty bin inside the range, where ctapipe-optimize-event-selection stops ("Optimal
+        # significance curve has internal NaN bins"; it did with 5).
+        template_values=(("min_multiplicity", 2), ("reco_energy_bins_per_decade", 3)),
+    )
+
+    def refused(an: Analysis) -> str | None:
+        if an.grid.payload.name == "ctapipe":
+            return None
+        return f"the demo analysis at {an.path} runs the {an.grid.payload.name!r} payload; give another folder for the ctapipe demo"
+
+    return prepare_analysis(request, refused, lambda path: _make_inputs(path, sizes))
 
 
 def _make_inputs(path: Path, sizes: CtapipeDemoInputs) -> None:
