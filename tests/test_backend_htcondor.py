@@ -402,7 +402,7 @@ def test_an_ended_job_carries_the_start_its_worker_recorded():
     """trace.tsv's `started` of an HTCondor attempt: the worker's record of when the job began on the node."""
     from datetime import UTC, datetime
 
-    from gridpipe.backends.htcondor_states import from_record
+    from gridpipe.backends.batch_folders import from_record
     from gridpipe.worker.records import ExitRecord
 
     began = datetime(2026, 11, 30, 12, 0, 5, tzinfo=UTC)

@@ -21,7 +21,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridpipe.core.models import JobSpec
+from gridpipe.core.models import BackendStatus, JobSpec
+from gridpipe.core.timeutil import isoformat
 from gridpipe.worker.records import ExitRecord, JobFile, RecordError, exit_record_path, read_exit_record
 
 JOB_FILE = "job.job.json"
@@ -109,3 +110,16 @@ def worker_script(python: str, job_file: Path | None) -> str:
     target = shlex.quote(str(job_file)) if job_file is not None else '"$1"'
     command = shlex.join([python, "-m", "gridpipe.worker"]) + " " + target
     return "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + command + "\n"
+
+
+def from_record(backend_id: str, record: ExitRecord) -> BackendStatus:
+    """The status the job worker recorded: the answer for a job its batch system no longer knows, and the
+    details (host, exit code, reason, start) of one it reports ended."""
+    return BackendStatus(
+        backend_id,
+        record.status,
+        record.host,
+        record.exit_code,
+        record.reason,
+        started=isoformat(record.started),
+    )

@@ -19,7 +19,7 @@ import htcondor2  # noqa: F401 - the plugin loader turns a missing package into 
 from gridpipe.analysis.config import Strict
 from gridpipe.analysis.naming import is_safe_name
 from gridpipe.backends.batch_backend import BatchBackend
-from gridpipe.backends.batch_folders import AttemptFolder
+from gridpipe.backends.batch_folders import AttemptFolder, from_record
 from gridpipe.backends.htcondor_client import ScheddClient, ScheddUnreachableError
 from gridpipe.backends.htcondor_jobs import (
     JobFolders,
@@ -34,7 +34,6 @@ from gridpipe.backends.htcondor_states import (
     HELD_TOO_LONG,
     PROJECTION,
     CondorJob,
-    from_record,
     held_too_long,
     parse_ad,
     status_of,

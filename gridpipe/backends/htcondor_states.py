@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gridpipe.backends.batch_folders import from_record
 from gridpipe.core.models import BackendStatus
 from gridpipe.core.states import JobStatus
-from gridpipe.core.timeutil import isoformat
 from gridpipe.worker.records import ExitRecord
 
 IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING, SUSPENDED = 1, 2, 3, 4, 5, 6, 7
@@ -117,15 +117,3 @@ def status_of(
             f"HTCondor: completed with exit code {job.exit_code}, but the job worker left no exit record (see gridpipe logs)",
         )  # fmt: skip
     return None
-
-
-def from_record(condor_id: str, record: ExitRecord) -> BackendStatus:
-    """The status the worker recorded (a completed job, or one the schedd no longer knows)."""
-    return BackendStatus(
-        condor_id,
-        record.status,
-        record.host,
-        record.exit_code,
-        record.reason,
-        started=isoformat(record.started),
-    )

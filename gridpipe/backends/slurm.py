@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 from gridpipe.analysis.config import Strict
 from gridpipe.analysis.naming import job_name_problem
 from gridpipe.backends.batch_backend import BatchBackend
+from gridpipe.backends.batch_folders import from_record
 from gridpipe.backends.slurm_client import (
     Answer,
     SlurmClient,
@@ -40,7 +41,6 @@ from gridpipe.backends.slurm_states import (
     SACCT_FIELDS,
     SQUEUE_FORMAT,
     SlurmRow,
-    from_record,
     parse_rows,
     status_of,
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gridpipe.backends.batch_folders import from_record
 from gridpipe.core.models import BackendStatus
 from gridpipe.core.states import JobStatus
 from gridpipe.core.timeutil import isoformat
@@ -120,18 +121,6 @@ def stepd_note(err_text: str) -> str | None:
         if found is not None:
             return "slurmstepd: " + found.split("error:", 1)[-1].strip()[:300]
     return None
-
-
-def from_record(slurm_id: str, record: ExitRecord) -> BackendStatus:
-    """The status the worker recorded (a job Slurm no longer knows, or COMPLETED)."""
-    return BackendStatus(
-        slurm_id,
-        record.status,
-        record.host,
-        record.exit_code,
-        record.reason,
-        started=isoformat(record.started),
-    )
 
 
 def _site(record: ExitRecord | None) -> str | None:
