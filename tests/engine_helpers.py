@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
@@ -158,3 +159,34 @@ def reap_runs() -> None:
         except subprocess.TimeoutExpired:
             run.kill()
             run.communicate()
+
+
+def run_through_outage(
+    run: subprocess.Popen[str],
+    started: Callable[[], bool],
+    stop: Callable[[], None],
+    start: Callable[[], None],
+    outage: float,
+    timeout: float,
+) -> str:
+    """Drive a `gridpipe run` (stdout piped, text) through an outage of its batch system: once `started()`,
+    `stop()` the service, check after `outage` seconds that the run is still waiting, `start()` it again,
+    and return the run's output once it ends (it is killed, and its streams closed, on any failure)."""
+    try:
+        deadline = time.monotonic() + 120
+        while not started():
+            assert time.monotonic() < deadline and run.poll() is None, "the run never submitted"
+            time.sleep(0.05)
+        stop()
+        time.sleep(outage)
+        assert run.poll() is None, run.stdout.read() if run.stdout else ""  # waiting the outage out
+        start()
+        out, _ = run.communicate(timeout=timeout)
+        return out
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.wait()
+        for stream in (run.stdout, run.stderr):
+            if stream is not None:
+                stream.close()

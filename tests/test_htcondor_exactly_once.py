@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from engine_helpers import run_through_outage
 from test_backend_htcondor import condor_analysis, gp, status_of
 
 from gridpipe.backends.batch_folders import analysis_key
@@ -106,24 +107,12 @@ def test_schedd_stopped_during_run_and_started_again_the_run_carries_on(htcondor
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    try:
-        jobs_dir = path / ".gridpipe" / "htcondor" / "jobs"
-        deadline = time.monotonic() + 120
-        while not (jobs_dir.is_dir() and (path / ".gridpipe" / "htcondor" / "clusters").is_dir()):
-            assert time.monotonic() < deadline and run.poll() is None
-            time.sleep(0.05)
-        pool.stop_schedd()
-        time.sleep(20)
-        assert run.poll() is None, run.stdout.read()  # waiting the outage out
-        pool.start_schedd()
-        out, _ = run.communicate(timeout=600)
-    finally:
-        if run.poll() is None:
-            run.kill()
-        run.wait()
-        for stream in (run.stdout, run.stderr):
-            if stream is not None:
-                stream.close()
+    condor = path / ".gridpipe" / "htcondor"
+
+    def started() -> bool:
+        return (condor / "jobs").is_dir() and (condor / "clusters").is_dir()
+
+    out = run_through_outage(run, started, pool.stop_schedd, pool.start_schedd, outage=20, timeout=600)
     assert run.returncode == 0, out
     assert "the analysis is complete" in out
     status = json.loads(gp(pool, "status", "--json", "-a", str(path)).stdout)

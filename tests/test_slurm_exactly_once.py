@@ -13,7 +13,7 @@ import time
 from collections import Counter
 
 import pytest
-from engine_helpers import gridpipe, make_analysis
+from engine_helpers import gridpipe, make_analysis, run_through_outage
 from test_backend_slurm import use_slurm
 
 N_JOBS = 200
@@ -100,21 +100,13 @@ def test_slurmctld_stopped_during_run_and_started_again_the_run_carries_on(slurm
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
-        jobs_dir = path / ".gridpipe" / "slurm" / "jobs"
-        deadline = time.monotonic() + 120
-        while not (jobs_dir.is_dir() and any(jobs_dir.glob("*/*/batch.sh"))):
-            assert time.monotonic() < deadline and run.poll() is None
-            time.sleep(0.05)
-        slurm_cluster.stop_controller()
-        time.sleep(60)
-        assert run.poll() is None, run.stdout.read()  # waiting the outage out
-        slurm_cluster.start_controller()
-        out, _ = run.communicate(timeout=400)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+    jobs = path / ".gridpipe" / "slurm" / "jobs"
+
+    def started() -> bool:
+        return jobs.is_dir() and any(jobs.glob("*/*/batch.sh"))
+
+    stop, start = slurm_cluster.stop_controller, slurm_cluster.start_controller
+    out = run_through_outage(run, started, stop, start, outage=60, timeout=400)
     assert run.returncode == 0, out
     assert "the analysis is complete" in out
     status = json.loads(gridpipe("status", "--json", "-a", str(path)).stdout)
