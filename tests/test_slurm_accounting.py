@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from engine_helpers import DATA, gridpipe, make_analysis
+from slurm_cluster import SlurmCluster
 from test_backend_slurm import use_slurm
 
 from gridpipe.backends.slurm import SlurmBackend
@@ -118,16 +121,25 @@ def test_jobs_that_left_squeue_keep_state_and_reason_through_one_sacct(slurm_acc
         backend.cancel(list(more.values()))
 
 
+@contextmanager
+def _node_taken(cluster: SlurmCluster) -> Iterator[str]:
+    """The node taken by a job of its own (its id yielded), so that jobs submitted meanwhile stay pending."""
+    blocker = cluster.client(
+        "sbatch", "--parsable", "--exclusive", "-J", "blocker", "--output=/dev/null", "--wrap", "sleep 300"
+    ).stdout.strip()
+    try:
+        _wait_state(cluster, blocker, "RUNNING")
+        yield blocker
+    finally:
+        cluster.client("scancel", blocker)
+
+
 def test_after_a_crash_lookup_finds_a_job_only_accounting_remembers(slurm_accounting, tmp_path):
     """sbatch took the job, the submitter died before linking its id, the job never started (cancelled
     while pending) and left squeue: no file names its id; only sacct does."""
     path = make_analysis(tmp_path, {"gamma": 1})
     use_slurm(path)
-    blocker = slurm_accounting.client(
-        "sbatch", "--parsable", "--exclusive", "-J", "blocker", "--output=/dev/null", "--wrap", "sleep 300"
-    ).stdout.strip()
-    try:
-        _wait_state(slurm_accounting, blocker, "RUNNING")
+    with _node_taken(slurm_accounting):
         with Analysis.open(path) as an:
             backend = an.backend
             assert isinstance(backend, SlurmBackend)
@@ -144,8 +156,6 @@ def test_after_a_crash_lookup_finds_a_job_only_accounting_remembers(slurm_accoun
             assert [(j.backend_id, j.status) for j in found["Lost-Job"]] == [(slurm_id, JobStatus.KILLED)]
             assert "never-submitted" not in found and backend.accounting is True
             assert link.is_symlink()  # linked again: its folder, logs and exit record are found by id
-    finally:
-        slurm_accounting.client("scancel", blocker)
 
 
 @pytest.mark.slow
@@ -195,11 +205,7 @@ def test_while_slurmdbd_is_down_forgotten_jobs_keep_their_state_or_take_their_ex
 ):
     path = make_analysis(tmp_path, {"gamma": 1})
     use_slurm(path, "    retries: 1\n    backoff: 0.1\n    command_timeout: 20\n")
-    blocker = slurm_accounting.client(
-        "sbatch", "--parsable", "--exclusive", "-J", "blocker", "--output=/dev/null", "--wrap", "sleep 300"
-    ).stdout.strip()
-    try:
-        _wait_state(slurm_accounting, blocker, "RUNNING")
+    with _node_taken(slurm_accounting) as blocker:
         with Analysis.open(path) as an:
             backend = an.backend
             assert isinstance(backend, SlurmBackend)
@@ -223,5 +229,3 @@ def test_while_slurmdbd_is_down_forgotten_jobs_keep_their_state_or_take_their_ex
             polled = {s.backend_id: s for s in backend.poll(list(ids.values()))}
             assert polled[ids["never-ran"]].status == JobStatus.KILLED
             assert polled[ids["never-ran"]].reason.startswith("Slurm: CANCELLED")
-    finally:
-        slurm_accounting.client("scancel", blocker)
