@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +13,12 @@ from typing import NamedTuple
 import pytest
 
 pytest.register_assert_rewrite("gridpipe.testing")  # the shipped conformance suites: detailed failures
+
+# A test suite started with SIGINT ignored (a background job of a non-interactive shell: `.ci/run &`) would hand
+# the ignored signal to every command it starts, and the Ctrl-C tests would see commands that cannot be
+# interrupted. Handled here, the signal is back to its default in the commands these tests start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class CliResult(NamedTuple):
