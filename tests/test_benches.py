@@ -60,6 +60,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "htcondor_bench.py": [
         rf"condor_submit, queue from \(baseline\)\s+{NUMBER} s",
+        rf"ratio to condor_submit per round: [0-9. ]+, median {NUMBER}",
         rf"engine exactly-once submit \(store included\)\s+{NUMBER} s\s+ratio {NUMBER} to condor_submit",
         rf"engine refresh\s+{NUMBER} ms\s+ratio {NUMBER}, 1 schedd call\(s\)",
     ],
