@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from engine_helpers import DATA, make_analysis
+from engine_helpers import gamma_touch_analysis
 from htcondor_pool import HTCondorPool, missing_reason, running_pool
 
 from gridpipe.service.context import Analysis
@@ -33,20 +33,6 @@ from gridpipe.service.refresh import refresh
 from gridpipe.service.submission import submit
 
 VARIANTS = ("bindings", "condor_submit", "engine")
-
-
-def analysis(tmp: Path, n: int) -> Path:
-    """An analysis of n one-file gamma jobs on the htcondor backend whose jobs never start."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    workflow = tmp / "workflow.yaml"
-    workflow.write_text(
-        (DATA / "touch_workflow.yaml").read_text().replace("units: [gamma, proton]", "units: [gamma]")
-    )
-    path = make_analysis(tmp, {"gamma": n}, n_file_per_job=1, workflow=workflow)
-    grid = path / "configs" / "grid.yaml"
-    text = grid.read_text().replace('name: "local"\n  # Most', 'name: "htcondor"\n  # Most', 1)
-    grid.write_text(text.replace("\nstorage:", "  htcondor:\n    requirements: 'False'\n\nstorage:", 1))
-    return path
 
 
 def raw_batches(
@@ -149,7 +135,8 @@ def main() -> None:
         raise SystemExit(f"htcondor_bench: {reason}")
     with running_pool() as pool:
         # In the pool's folder: condor_submit (in a chroot on Debian 12) checks that each job's folder exists.
-        an = Analysis.open(analysis(pool.workdir("bench") / "sub", n))
+        sub = pool.workdir("bench") / "sub"
+        an = Analysis.open(gamma_touch_analysis(sub, n, "htcondor", "    requirements: 'False'\n"))
         try:
             batches, folders = raw_batches(an, n, rounds)
             seconds = bench_submit(an, pool, batches)

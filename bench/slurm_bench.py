@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from engine_helpers import DATA, make_analysis
+from engine_helpers import gamma_touch_analysis
 from slurm_accounting import missing_reason as accounting_missing
 from slurm_cluster import missing_reason, running_cluster
 
@@ -38,20 +38,6 @@ from gridpipe.service.submission import submit
 
 ACTIVE = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING")
 SACCT = ["sacct", "-n", "-P", "-X", "--starttime=now-30days", "-o", "JobIDRaw,State"]
-
-
-def analysis(tmp: Path, n: int, section: str = "") -> Path:
-    """An analysis of n one-file gamma jobs on the slurm backend (`section`: lines of backend.slurm)."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    workflow = tmp / "workflow.yaml"
-    workflow.write_text(
-        (DATA / "touch_workflow.yaml").read_text().replace("units: [gamma, proton]", "units: [gamma]")
-    )
-    path = make_analysis(tmp, {"gamma": n}, n_file_per_job=1, workflow=workflow)
-    grid = path / "configs" / "grid.yaml"
-    text = grid.read_text().replace('name: "local"\n  # Most', 'name: "slurm"\n  # Most', 1)
-    grid.write_text(text.replace("\nstorage:", "  slurm:\n" + section + "\nstorage:", 1) if section else text)
-    return path
 
 
 def sbatch_loop(scripts: list[Path], extra: list[str]) -> list[str]:
@@ -176,13 +162,13 @@ def wait_ended(ids: list[str], timeout: float) -> None:
 
 def bench_e2e(tmp: Path, m: int) -> tuple[float, float]:
     """Seconds for m no-op jobs: plain sbatch loop + squeue waiting, and `gridpipe run`."""
-    base = Analysis.open(analysis(tmp / "plain", m))
+    base = Analysis.open(gamma_touch_analysis(tmp / "plain", m, "slurm"))
     scripts = plain_scripts(base, tmp, m)
     base.close()
     started = time.perf_counter()
     wait_ended(sbatch_loop(scripts, []), timeout=3600)
     plain = time.perf_counter() - started
-    path = analysis(tmp / "engine", m)
+    path = gamma_touch_analysis(tmp / "engine", m, "slurm")
     started = time.perf_counter()
     run = [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.5"]
     done = subprocess.run(run, capture_output=True, text=True)
@@ -215,7 +201,9 @@ def main() -> None:
         import os
 
         os.environ.update(cluster.env)
-        an = Analysis.open(analysis(Path(tmp) / "sub", n, "    extra_options: ['--hold']\n"))
+        an = Analysis.open(
+            gamma_touch_analysis(Path(tmp) / "sub", n, "slurm", "    extra_options: ['--hold']\n")
+        )
         try:
             scripts = plain_scripts(an, Path(tmp), n)
             plain, engine = bench_submit(an, scripts, rounds)

@@ -7,11 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
+from gridpipe.backends.contract import Backend
 from gridpipe.backends.local_queue import LocalQueue
+from gridpipe.core.states import FINAL_STATES
 from gridpipe.service.context import Analysis
 
 DATA = Path(__file__).parent / "data"
@@ -190,3 +192,35 @@ def run_through_outage(
         for stream in (run.stdout, run.stderr):
             if stream is not None:
                 stream.close()
+
+
+def use_backend(path: Path, name: str, section: str = "") -> None:
+    """Switch an analysis made by make_analysis to backend `name`; `section`: lines of `backend.<name>`."""
+    grid = path / "configs" / "grid.yaml"
+    text = grid.read_text().replace('name: "local"\n  # Most', f'name: "{name}"\n  # Most', 1)
+    if section:
+        text = text.replace("\nstorage:", f"  {name}:\n" + section + "\nstorage:", 1)
+    grid.write_text(text)
+
+
+def poll_until_final(backend: Backend, ids: Sequence[str], timeout: float = 60, step: float = 0.2) -> dict:
+    """Poll the backend's jobs `ids` until every one is in a final state; {id: BackendStatus}."""
+    deadline = time.monotonic() + timeout
+    while True:
+        polled = {s.backend_id: s for s in backend.poll(ids)}
+        if all(i in polled and polled[i].status in FINAL_STATES for i in ids):
+            return polled
+        assert time.monotonic() < deadline, polled
+        time.sleep(step)
+
+
+def gamma_touch_analysis(tmp: Path, n: int, backend: str, section: str = "") -> Path:
+    """An analysis of `n` one-file gamma jobs that each touch their output, on `backend` (the benchmarks')."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    workflow = tmp / "workflow.yaml"
+    workflow.write_text(
+        (DATA / "touch_workflow.yaml").read_text().replace("units: [gamma, proton]", "units: [gamma]")
+    )
+    path = make_analysis(tmp, {"gamma": n}, n_file_per_job=1, workflow=workflow)
+    use_backend(path, backend, section)
+    return path

@@ -12,29 +12,20 @@ import time
 from pathlib import Path
 
 import pytest
-from engine_helpers import gridpipe, make_analysis
+from engine_helpers import gridpipe, make_analysis, poll_until_final, use_backend
 
 from gridpipe.backends.batch_folders import analysis_key
 from gridpipe.core.models import JobSpec
-from gridpipe.core.states import FINAL_STATES, JobStatus
+from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.testing.backend_conformance import BackendConformance
-
-
-def use_htcondor(path: Path, section: str = "") -> None:
-    """Switch an analysis made by make_analysis to the htcondor backend; `section`: lines of backend.htcondor."""
-    grid = path / "configs" / "grid.yaml"
-    text = grid.read_text().replace('name: "local"\n  # Most', 'name: "htcondor"\n  # Most', 1)
-    if section:
-        text = text.replace("\nstorage:", "  htcondor:\n" + section + "\nstorage:", 1)
-    grid.write_text(text)
 
 
 def condor_analysis(pool, n_files: dict[str, int], section: str = "", **kwargs) -> Path:
     """An analysis on the htcondor backend in a folder of the pool's user, handed to that user."""
     folder = pool.workdir("analysis")
     path = make_analysis(folder, n_files, **kwargs)
-    use_htcondor(path, section)
+    use_backend(path, "htcondor", section)
     pool.chown(folder)
     return path
 
@@ -48,16 +39,6 @@ def status_of(pool, path: Path) -> dict:
     done = gp(pool, "status", "--json", "-a", str(path))
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def drive(backend, ids, timeout=90):
-    deadline = time.monotonic() + timeout
-    while True:
-        polled = {s.backend_id: s for s in backend.poll(ids)}
-        if all(i in polled and polled[i].status in FINAL_STATES for i in ids):
-            return polled
-        assert time.monotonic() < deadline, polled
-        time.sleep(0.3)
 
 
 class TestHTCondorBackend(BackendConformance):
@@ -137,7 +118,7 @@ def test_a_held_job_shows_the_hold_reason_then_fails_after_the_hold_timeout_and_
 
     os.chown(private, 0, 0)
     path = make_analysis(private, {"gamma": 1, "proton": 1}, n_file_per_job=1)
-    use_htcondor(path, "    hold_timeout: 6\n")
+    use_backend(path, "htcondor", "    hold_timeout: 6\n")
     run = pool_run_as_root(path, "--max-attempts", "2", "--poll-interval", "0.3")
     try:
         reason = None
@@ -203,7 +184,7 @@ def test_settings_reach_the_job_ad_and_hostile_values_are_carried_exactly(htcond
         described = backend.describe(spec)
         assert "request_cpus = 2" in described and "request_memory = 100MB" in described
         ids = backend.submit([spec])
-        polled = drive(backend, list(ids.values()))
+        polled = poll_until_final(backend, list(ids.values()), timeout=90, step=0.3)
         assert polled[ids["env-job"]].status == JobStatus.DONE
         logs = backend.logs(ids["env-job"])
         an.close()
@@ -253,7 +234,7 @@ def test_hostile_job_names_and_paths_are_refused_before_anything_is_submitted(ht
 )
 def test_hostile_settings_are_refused_by_check_in_one_line(tmp_path, line, key, why):
     path = make_analysis(tmp_path, {"gamma": 1})
-    use_htcondor(path, f"    {line}\n")
+    use_backend(path, "htcondor", f"    {line}\n")
     result = gridpipe("check", "-a", str(path))
     assert result.returncode == 2, result.stdout
     assert f"backend.htcondor.{key}" in result.stderr + result.stdout
@@ -283,7 +264,7 @@ def test_schedd_down_is_a_backend_error_after_bounded_retries_then_work_carries_
     finally:
         pool.start_schedd()
     with pool.as_user():
-        polled = drive(backend, list(ids.values()), timeout=120)
+        polled = poll_until_final(backend, list(ids.values()), timeout=120)
         assert polled[ids["before-outage"]].status == JobStatus.DONE
         assert backend.lookup(["during-outage"]) == {}
         an.close()
@@ -324,7 +305,7 @@ sys.meta_path.insert(0, _NoHTCondor())
 
 def test_without_the_extra_the_backend_says_how_to_install_it_in_one_line(tmp_path):
     path = make_analysis(tmp_path / "a", {"gamma": 1})
-    use_htcondor(path)
+    use_backend(path, "htcondor")
     hook = tmp_path / "no-htcondor"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(NO_HTCONDOR)
@@ -348,7 +329,7 @@ def test_create_analysis_with_the_htcondor_backend_writes_its_settings_and_check
 
 def test_a_dry_run_shows_the_submit_description_and_contacts_no_schedd(tmp_path):
     path = make_analysis(tmp_path / "a", {"gamma": 2}, n_file_per_job=1)
-    use_htcondor(path, "    request_memory: 2GB\n")
+    use_backend(path, "htcondor", "    request_memory: 2GB\n")
     result = gridpipe(
         "submit",
         "--output_type",
@@ -372,7 +353,7 @@ def test_with_file_transfer_the_job_file_goes_to_the_node_and_the_records_come_b
         spec = JobSpec("moved-job", "s", "u", (("sh", "-c", "pwd; ls .."),), where="local")
         assert "should_transfer_files = YES" in backend.describe(spec)
         ids = backend.submit([spec])
-        polled = drive(backend, list(ids.values()))
+        polled = poll_until_final(backend, list(ids.values()), timeout=90, step=0.3)
         assert polled[ids["moved-job"]].status == JobStatus.DONE, polled
         logs = backend.logs(ids["moved-job"])
         an.close()
@@ -394,7 +375,10 @@ def test_a_named_schedd_is_located_through_the_collector(htcondor_pool):
         an = Analysis.open(path)
         backend = an.backend
         ids = backend.submit([JobSpec("named-job", "s", "u", (("true",),), where="local")])
-        assert drive(backend, list(ids.values()))[ids["named-job"]].status == JobStatus.DONE
+        assert (
+            poll_until_final(backend, list(ids.values()), timeout=90, step=0.3)[ids["named-job"]].status
+            == JobStatus.DONE
+        )
         an.close()
 
 

@@ -8,29 +8,20 @@ import time
 from pathlib import Path
 
 import pytest
-from engine_helpers import gridpipe, make_analysis
+from engine_helpers import gridpipe, make_analysis, poll_until_final, use_backend
 
 from gridpipe.backends.slurm import SlurmBackend
 from gridpipe.backends.slurm_client import SlurmUnreachableError
 from gridpipe.core.models import JobSpec
-from gridpipe.core.states import FINAL_STATES, JobStatus
+from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.testing.backend_conformance import BackendConformance
-
-
-def use_slurm(path, section: str = "") -> None:
-    """Switch an analysis made by make_analysis to the slurm backend; `section`: lines of backend.slurm."""
-    grid = path / "configs" / "grid.yaml"
-    text = grid.read_text().replace('name: "local"\n  # Most', 'name: "slurm"\n  # Most', 1)
-    if section:
-        text = text.replace("\nstorage:", "  slurm:\n" + section + "\nstorage:", 1)
-    grid.write_text(text)
 
 
 @pytest.fixture
 def slurm_analysis(slurm_cluster, tmp_path):
     path = make_analysis(tmp_path, {"gamma": 1})
-    use_slurm(path)
+    use_backend(path, "slurm")
     return path
 
 
@@ -49,19 +40,9 @@ def _status(path):
     return json.loads(done.stdout)
 
 
-def _drive(backend, ids, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        polled = {s.backend_id: s for s in backend.poll(ids)}
-        if all(i in polled and polled[i].status in FINAL_STATES for i in ids):
-            return polled
-        assert time.monotonic() < deadline, polled
-        time.sleep(0.2)
-
-
 def test_run_drives_the_analysis_to_the_end_every_grid_job_through_sbatch(slurm_cluster, tmp_path):
     path = make_analysis(tmp_path, {"gamma": 5, "proton": 3})
-    use_slurm(path)
+    use_backend(path, "slurm")
     result = gridpipe("run", "-a", str(path), "--poll-interval", "0.2", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "the analysis is complete" in result.stdout
@@ -83,7 +64,7 @@ def test_run_drives_the_analysis_to_the_end_every_grid_job_through_sbatch(slurm_
 
 def test_failures_show_exit_code_and_slurm_reason_and_are_retried(slurm_cluster, tmp_path):
     path = make_analysis(tmp_path, {"gamma": 2, "proton": 2})
-    use_slurm(path)
+    use_backend(path, "slurm")
     result = gridpipe(
         "run", "-a", str(path), "--max-attempts", "2", "--poll-interval", "0.2", env={"FAIL_proton": "3"},
         timeout=300,
@@ -108,7 +89,7 @@ def test_a_job_over_its_time_limit_fails_with_timeout_as_its_reason(slurm_analys
     spec = JobSpec("slow-job", "s", "u", (("sleep", "300"),), where="local")
     backend.settings = backend.settings.model_copy(update={"time_limit": "0:01"})
     ids = backend.submit([spec])
-    polled = _drive(backend, list(ids.values()), timeout=150)
+    polled = poll_until_final(backend, list(ids.values()), timeout=150)
     status = polled[ids["slow-job"]]
     assert status.status == JobStatus.FAILED
     assert status.reason.startswith("Slurm: TIMEOUT"), status.reason
@@ -126,7 +107,7 @@ def test_settings_reach_sbatch_and_hostile_values_are_carried_exactly(slurm_clus
         "    extra_options: ['--hint=nomultithread']\n"
         f'    environment: {{HOSTILE: {json.dumps(hostile)}, TWO_LINES: "a\\nb"}}\n'
     )
-    use_slurm(path, section)
+    use_backend(path, "slurm", section)
     an = Analysis.open(path)
     backend = an.backend
     spec = JobSpec(
@@ -135,7 +116,7 @@ def test_settings_reach_sbatch_and_hostile_values_are_carried_exactly(slurm_clus
     described = backend.describe(spec)
     assert "--partition=debug" in described and "--mem=100M" in described and "--time=10:00" in described
     ids = backend.submit([spec])
-    _drive(backend, list(ids.values()))
+    poll_until_final(backend, list(ids.values()))
     shown = slurm_cluster.client("scontrol", "-o", "show", "job", ids["env-job"]).stdout
     assert "NumCPUs=2" in shown and "TimeLimit=00:10:00" in shown
     logs = backend.logs(ids["env-job"])
@@ -158,7 +139,7 @@ def test_settings_reach_sbatch_and_hostile_values_are_carried_exactly(slurm_clus
 )
 def test_options_gridpipe_sets_are_refused_by_check_with_the_reason(tmp_path, option, why):
     path = make_analysis(tmp_path, {"gamma": 1})
-    use_slurm(path, f"    extra_options: [{json.dumps(option)}]\n")
+    use_backend(path, "slurm", f"    extra_options: [{json.dumps(option)}]\n")
     result = gridpipe("check", "-a", str(path))
     assert result.returncode == 2
     assert "backend.slurm.extra_options" in result.stderr + result.stdout
@@ -171,7 +152,7 @@ def test_options_gridpipe_sets_are_refused_by_check_with_the_reason(tmp_path, op
 )
 def test_hostile_settings_are_refused_in_one_line(tmp_path, key, value):
     path = make_analysis(tmp_path, {"gamma": 1})
-    use_slurm(path, f"    {key}: {json.dumps(value)}\n")
+    use_backend(path, "slurm", f"    {key}: {json.dumps(value)}\n")
     result = gridpipe("check", "-a", str(path))
     assert result.returncode == 2
     assert f"backend.slurm.{key}" in result.stderr + result.stdout
@@ -182,7 +163,7 @@ def test_slurmctld_down_is_a_backend_error_after_bounded_retries_then_work_carri
     slurm_cluster, tmp_path
 ):
     path = make_analysis(tmp_path, {"gamma": 1})
-    use_slurm(path, "    retries: 1\n    backoff: 0.2\n    command_timeout: 25\n")
+    use_backend(path, "slurm", "    retries: 1\n    backoff: 0.2\n    command_timeout: 25\n")
     an = Analysis.open(path)
     backend = an.backend
     ids = backend.submit([JobSpec("before-outage", "s", "u", (("sleep", "3"),), where="local")])
@@ -197,7 +178,7 @@ def test_slurmctld_down_is_a_backend_error_after_bounded_retries_then_work_carri
             backend.submit([JobSpec("during-outage", "s", "u", (("true",),), where="local")])
     finally:
         slurm_cluster.start_controller()
-    polled = _drive(backend, list(ids.values()))
+    polled = poll_until_final(backend, list(ids.values()))
     assert polled[ids["before-outage"]].status == JobStatus.DONE
     # the refused submission never became a job
     assert backend.lookup(["during-outage"]) == {}

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from engine_helpers import DATA, gridpipe, make_analysis
+from engine_helpers import DATA, gridpipe, make_analysis, use_backend
 from slurm_cluster import SlurmCluster
-from test_backend_slurm import use_slurm
 
 from gridpipe.backends.slurm import SlurmBackend
 from gridpipe.core.models import JobSpec
@@ -26,7 +25,7 @@ class TestSlurmBackendWithAccounting(BackendConformance):
     @pytest.fixture
     def backend(self, slurm_accounting, tmp_path):
         path = make_analysis(tmp_path / "conformance", {"gamma": 1})
-        use_slurm(path)
+        use_backend(path, "slurm")
         with Analysis.open(path) as an:
             assert isinstance(an.backend, SlurmBackend)
             yield an.backend
@@ -34,7 +33,7 @@ class TestSlurmBackendWithAccounting(BackendConformance):
 
 def test_run_with_accounting_drives_to_the_end_and_retries_failures_once_each(slurm_accounting, tmp_path):
     path = make_analysis(tmp_path, {"gamma": 3, "proton": 2}, n_file_per_job=1)
-    use_slurm(path)
+    use_backend(path, "slurm")
     result = gridpipe(
         "run", "-a", str(path), "--max-attempts", "2", "--poll-interval", "0.3", env={"FAIL_proton": "3"},
         timeout=300,
@@ -90,7 +89,7 @@ def _wait_state(cluster, slurm_id: str, state: str, timeout: float = 60) -> None
 
 def test_jobs_that_left_squeue_keep_state_and_reason_through_one_sacct(slurm_accounting, tmp_path):
     path = make_analysis(tmp_path, {"gamma": 1})
-    use_slurm(path)
+    use_backend(path, "slurm")
     with Analysis.open(path) as an:
         backend = an.backend
         assert isinstance(backend, SlurmBackend)
@@ -138,7 +137,7 @@ def test_after_a_crash_lookup_finds_a_job_only_accounting_remembers(slurm_accoun
     """sbatch took the job, the submitter died before linking its id, the job never started (cancelled
     while pending) and left squeue: no file names its id; only sacct does."""
     path = make_analysis(tmp_path, {"gamma": 1})
-    use_slurm(path)
+    use_backend(path, "slurm")
     with _node_taken(slurm_accounting):
         with Analysis.open(path) as an:
             backend = an.backend
@@ -183,7 +182,7 @@ def test_a_job_over_its_memory_limit_is_killed_shown_with_the_reason_and_retried
     path = make_analysis(
         tmp_path / "a", {"gamma": 1, "proton": 1}, n_file_per_job=1, workflow=_memory_workflow(tmp_path)
     )
-    use_slurm(path, "    memory: 250M\n")
+    use_backend(path, "slurm", "    memory: 250M\n")
     result = gridpipe(
         "run", "-a", str(path), "--max-attempts", "2", "--poll-interval", "0.3", env={"HOG_proton": "800"},
         timeout=300,
@@ -204,7 +203,7 @@ def test_while_slurmdbd_is_down_forgotten_jobs_keep_their_state_or_take_their_ex
     slurm_accounting, tmp_path
 ):
     path = make_analysis(tmp_path, {"gamma": 1})
-    use_slurm(path, "    retries: 1\n    backoff: 0.1\n    command_timeout: 20\n")
+    use_backend(path, "slurm", "    retries: 1\n    backoff: 0.1\n    command_timeout: 20\n")
     with _node_taken(slurm_accounting) as blocker:
         with Analysis.open(path) as an:
             backend = an.backend

@@ -13,8 +13,7 @@ import time
 from collections import Counter
 
 import pytest
-from engine_helpers import gridpipe, make_analysis, run_through_outage
-from test_backend_slurm import use_slurm
+from engine_helpers import gridpipe, make_analysis, run_through_outage, use_backend
 
 N_JOBS = 200
 
@@ -50,7 +49,7 @@ def kill_submissions_then_finish(cluster, tmp_path, n_jobs: int, step: int) -> N
     """kill -9 `gridpipe submit` of n_jobs at every `step` jobs (10 or more points), submit once more to the
     end, then prove that every job ran exactly once and that `status` is exact."""
     path = make_analysis(tmp_path, {"gamma": n_jobs}, n_file_per_job=1)
-    use_slurm(path)
+    use_backend(path, "slurm")
     jobs_dir = path / ".gridpipe" / "slurm" / "jobs"
     kills = 0
     for threshold in range(3, n_jobs, step):
@@ -93,7 +92,7 @@ def test_kill_9_during_a_slurm_submission_never_loses_or_duplicates(slurm_cluste
 @pytest.mark.slow
 def test_slurmctld_stopped_during_run_and_started_again_the_run_carries_on(slurm_cluster, tmp_path):
     path = make_analysis(tmp_path, {"gamma": 12, "proton": 8}, n_file_per_job=1)
-    use_slurm(path, "    retries: 1\n    backoff: 0.2\n    command_timeout: 20\n")
+    use_backend(path, "slurm", "    retries: 1\n    backoff: 0.2\n    command_timeout: 20\n")
     run = subprocess.Popen(
         [sys.executable, "-m", "gridpipe", "run", "-a", str(path), "--poll-interval", "0.3"],
         stdout=subprocess.PIPE,

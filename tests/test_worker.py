@@ -14,10 +14,10 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 import pytest
-from engine_helpers import LFN_DIR, make_analysis
+from engine_helpers import LFN_DIR, make_analysis, poll_until_final
 
 from gridpipe.core.models import JobSpec
-from gridpipe.core.states import FINAL_STATES, JobStatus
+from gridpipe.core.states import JobStatus
 from gridpipe.service.context import Analysis
 from gridpipe.worker.records import (
     ExitRecord,
@@ -326,16 +326,6 @@ def test_records_round_trip_and_refuse_what_they_are_not(tmp_path):
             read_exit_record(tmp_path / "bad.exit.json")
 
 
-def _drive(backend, ids: list[str], timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        polled = {s.backend_id: s for s in backend.poll(ids)}
-        if all(i in polled and polled[i].status in FINAL_STATES for i in ids):
-            return polled
-        assert time.monotonic() < deadline, polled
-        time.sleep(0.05)
-
-
 def test_the_local_backend_ends_jobs_as_the_worker_does(tmp_path, analysis):
     """The same jobs through the local backend's runners and through `python -m gridpipe.worker`: the same
     status, exit code and reason (one code path), and the same registered output."""
@@ -349,7 +339,7 @@ def test_the_local_backend_ends_jobs_as_the_worker_does(tmp_path, analysis):
     an = Analysis.open(analysis)
     try:
         ids = an.backend.submit(specs)
-        polled = _drive(an.backend, list(ids.values()))
+        polled = poll_until_final(an.backend, list(ids.values()), step=0.05)
     finally:
         an.backend.close()
         an.close()
