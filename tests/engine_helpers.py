@@ -186,12 +186,17 @@ def run_through_outage(
         out, _ = run.communicate(timeout=timeout)
         return out
     finally:
-        if run.poll() is None:
-            run.kill()
-        run.wait()
-        for stream in (run.stdout, run.stderr):
-            if stream is not None:
-                stream.close()
+        kill_and_close(run)
+
+
+def kill_and_close(run: subprocess.Popen[str]) -> None:
+    """Kill the process if it still runs, reap it and close its pipes (no ResourceWarning later)."""
+    if run.poll() is None:
+        run.kill()
+    run.wait()
+    for stream in (run.stdin, run.stdout, run.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def use_backend(path: Path, name: str, section: str = "") -> None:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from engine_helpers import gridpipe, make_analysis, poll_until_final, use_backend
+from engine_helpers import gridpipe, kill_and_close, make_analysis, poll_until_final, use_backend
 
 from gridpipe.backends.batch_folders import analysis_key
 from gridpipe.core.models import JobSpec
@@ -133,12 +133,7 @@ def test_a_held_job_shows_the_hold_reason_then_fails_after_the_hold_timeout_and_
         assert reason.startswith("HTCondor: held: ") and "initial working directory" in reason, reason
         out, err = run.communicate(timeout=180)
     finally:
-        if run.poll() is None:
-            run.kill()
-        run.wait()
-        for stream in (run.stdout, run.stderr):
-            if stream is not None:
-                stream.close()
+        kill_and_close(run)
     assert run.returncode == 1, out + err
     jobs = json.loads(gridpipe("status", "--json", "-a", str(path)).stdout)["jobs"]
     produce = [j for j in jobs if j["stage"] == "produce"]

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+from engine_helpers import gridpipe
+
 from gridpipe.service.context import Analysis
 from gridpipe.service.demo import _LISTS, INPUTS_DONE, DemoInputs, demo_lfn, prepare_demo
 
@@ -43,23 +45,11 @@ def test_a_demo_killed_while_making_its_inputs_is_completed_next_time(tmp_path):
 
 
 def test_a_demo_folder_holding_another_kind_of_demo_is_refused_in_one_line(tmp_path):
-    first = subprocess.run(
-        [sys.executable, "-m", "gridpipe", "demo", "--backend", "local", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    first = gridpipe("demo", "--backend", "local", str(tmp_path), timeout=300)
     assert first.returncode == 0, first.stdout + first.stderr
     path = tmp_path / "gridpipe_demo"
     before = sorted(p.relative_to(path) for p in path.rglob("*") if ".gridpipe" not in p.parts)
-    again = subprocess.run(
-        [sys.executable, "-m", "gridpipe", "demo", "--backend", "slurm", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = gridpipe("demo", "--backend", "slurm", str(tmp_path))
     assert again.returncode == 2, again.stdout + again.stderr
     assert "runs on the 'local' backend; give another folder for a demo on 'slurm'" in again.stderr
     assert sorted(p.relative_to(path) for p in path.rglob("*") if ".gridpipe" not in p.parts) == before
