@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 
-from gridpipe.core.exceptions import GridpipeError
-from gridpipe.payloads.contract import payload_named
+from gridpipe.payloads.contract import installed_payload
 
 APP_ERRORS = "Application Finished With Errors"
 """DIRAC's minor status of a job whose executable (the wrapper) ended with a non-zero exit code."""
@@ -37,13 +36,8 @@ def wrapper_reason(stderr: str) -> str | None:
         return None
     why = found.group("why").strip()
     step = _STEP.match(why)
-    if found.group("payload") and step:
-        try:
-            payload = payload_named(found.group("payload"))
-        except GridpipeError:
-            return why
-        worded = payload.failure_reason(
-            step.group("program"), int(step.group("code")), "\n".join(lines[:index])
-        )
-        return worded or why
-    return why
+    payload = installed_payload(found.group("payload") or None) if step is not None else None
+    if payload is None or step is None:
+        return why
+    worded = payload.failure_reason(step.group("program"), int(step.group("code")), "\n".join(lines[:index]))
+    return worded or why

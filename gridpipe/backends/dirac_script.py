@@ -15,9 +15,9 @@ from functools import cache
 from pathlib import PurePosixPath
 
 from gridpipe.analysis.naming import is_env_name
-from gridpipe.core.exceptions import GridpipeError, UsageError
+from gridpipe.core.exceptions import UsageError
 from gridpipe.core.models import JobSpec
-from gridpipe.payloads.contract import Payload, payload_named
+from gridpipe.payloads.contract import installed_payload
 
 WRAPPER_NAME = "gridpipe_job.sh"
 """Name of the wrapper in the input sandbox (the JDL's Executable)."""
@@ -34,7 +34,7 @@ def job_steps(spec: JobSpec) -> str:
     """The job's steps as shell text for the wrapper: its payload, env, inputs to expect, commands, outputs
     to expect and the payload's checks of them."""
     lines = [f"# steps of gridpipe job {spec.name!r}" if spec.name.isprintable() else "# gridpipe job steps"]
-    payload = _payload(spec)
+    payload = installed_payload(spec.payload)
     if payload is not None:
         lines.append(f"payload {_word(payload.name)}")
     for name, value in sorted(spec.env.items()):
@@ -53,16 +53,6 @@ def job_steps(spec: JobSpec) -> str:
         if check is not None:
             lines.append(f"check_output {_word(name)} " + " ".join(_word(arg) for arg in check.command(name)))
     return "\n".join(lines) + "\n"
-
-
-def _payload(spec: JobSpec) -> Payload | None:
-    """The job's payload (None when it names none, or one not installed here: the job worker's rule)."""
-    if spec.payload is None:
-        return None
-    try:
-        return payload_named(spec.payload)
-    except GridpipeError:
-        return None
 
 
 def encode_steps(spec: JobSpec) -> str:

@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from gridpipe.core.exceptions import GridpipeError
 from gridpipe.core.plugins import Group, load_class
 
 CommandLines = list[str]
@@ -108,3 +109,14 @@ def _fields(template: str) -> list[str]:
 def payload_named(name: str) -> Payload:
     """The installed payload `name` (UsageError when it is not installed or cannot load)."""
     return load_class(Group.payloads, name, Payload)()
+
+
+def installed_payload(name: str | None) -> Payload | None:
+    """The payload a job names, None when it names none or one that is not installed here (its outputs are
+    then taken as they are: the job worker's rule, and the DIRAC wrapper's)."""
+    if name is None:
+        return None
+    try:
+        return payload_named(name)
+    except GridpipeError:
+        return None

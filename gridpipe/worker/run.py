@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from gridpipe.core.exceptions import GridpipeError
 from gridpipe.core.models import JobSpec
 from gridpipe.core.states import JobStatus
-from gridpipe.payloads.contract import Payload, payload_named
+from gridpipe.payloads.contract import Payload, installed_payload
 from gridpipe.storage.contract import Storage
 from gridpipe.worker.execute import execute
 from gridpipe.worker.result import JobResult, failed, killed
@@ -37,7 +37,7 @@ def run_job(
     is left as the job left it: the caller empties or keeps it.
     """
     try:
-        payload = _payload(spec)
+        payload = installed_payload(spec.payload)
         if spec.where == "grid":
             if storage is None:
                 return failed(NO_STORAGE)
@@ -61,16 +61,6 @@ def run_job(
     except (GridpipeError, OSError) as exc:
         return failed(exc.detail if isinstance(exc, GridpipeError) else f"{type(exc).__name__}: {exc}")
     return JobResult(JobStatus.DONE, 0, None)
-
-
-def _payload(spec: JobSpec) -> Payload | None:
-    """The job's payload, None when the job names none (or one not installed here: gridpipe's wording)."""
-    if spec.payload is None:
-        return None
-    try:
-        return payload_named(spec.payload)
-    except GridpipeError:
-        return None
 
 
 def _worded(
