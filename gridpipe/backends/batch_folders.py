@@ -25,7 +25,6 @@ from gridpipe.core.models import BackendStatus, JobSpec
 from gridpipe.core.timeutil import isoformat
 from gridpipe.worker.records import ExitRecord, JobFile, RecordError, exit_record_path, read_exit_record
 
-JOB_FILE = "job.job.json"
 _SHOWN = (".out", ".err", ".log", ".exit.json")
 
 

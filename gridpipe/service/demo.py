@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
@@ -125,6 +126,20 @@ def remove_leftovers(an: Analysis) -> list[Path]:
     return removed
 
 
+def store_and_list(an: Analysis, key: str, files: dict[str, Callable[..., object]], scratch: Path) -> None:
+    """Make and store every file of `files` ({LFN: maker called with `output=` a path}) the storage does not
+    hold yet, then write the input list `key`: its comment lines, then the LFNs in order."""
+    stored = an.storage.exists(list(files))
+    for lfn, make in files.items():
+        if lfn not in stored:
+            local = scratch / lfn.rsplit("/", 1)[-1]
+            make(output=local)
+            an.storage.put(local, lfn, move=True)
+    listed = an.path / an.grid.inputs[key]
+    comments = [line for line in listed.read_text(encoding="utf-8").splitlines() if line.startswith("#")]
+    atomic_write_text(listed, "\n".join([*comments, *files]) + "\n")
+
+
 def _make_inputs(path: Path, sizes: DemoInputs) -> None:
     """Simulate and store every input file not stored yet (they are seeded: the same each time) and
     write the input lists."""
@@ -137,17 +152,10 @@ def _make_inputs(path: Path, sizes: DemoInputs) -> None:
         try:
             for key, (particle, first, kind) in _LISTS.items():
                 count = sizes.training_files if kind == "training" else sizes.perf_files
-                lfns = [demo_lfn(particle, run) for run in range(first, first + count)]
-                stored = an.storage.exists(lfns)
-                for run, lfn in zip(range(first, first + count), lfns, strict=True):
-                    if lfn not in stored:
-                        local = Path(scratch) / f"{particle}_{run}.h5"
-                        simulate_file(particle, run, sizes.events, seed=run, output=local)
-                        an.storage.put(local, lfn, move=True)
-                listed = path / an.grid.inputs[key]
-                comments = [
-                    line for line in listed.read_text(encoding="utf-8").splitlines() if line.startswith("#")
-                ]
-                atomic_write_text(listed, "\n".join([*comments, *lfns]) + "\n")
+                files = {
+                    demo_lfn(particle, run): partial(simulate_file, particle, run, sizes.events, seed=run)
+                    for run in range(first, first + count)
+                }
+                store_and_list(an, key, files, scratch)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -12,13 +12,13 @@ import os
 import shutil
 import sysconfig
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from gridpipe.analysis.create import CreateRequest
 from gridpipe.core.exceptions import UsageError
-from gridpipe.core.fsutil import atomic_write_text
 from gridpipe.service.context import Analysis
-from gridpipe.service.demo import SCRATCH, prepare_analysis
+from gridpipe.service.demo import SCRATCH, prepare_analysis, store_and_list
 
 CTAPIPE_LFN_DIR = "/vo.cta.in2p3.fr/MC/gridpipe-demo/ctapipe"
 TOOLS = ("ctapipe-process", "ctapipe-merge", "ctapipe-compute-irf")
@@ -99,19 +99,13 @@ def _make_inputs(path: Path, sizes: CtapipeDemoInputs) -> None:
     scratch.mkdir(parents=True)
     try:
         with Analysis.open(path) as an:
-            for key, (particle, first, files, showers) in sizes.lists.items():
-                runs = range(first, first + files)
-                lfns = [ctapipe_demo_lfn(particle, obs_id) for obs_id in runs]
-                stored = an.storage.exists(lfns)
-                for obs_id, lfn in zip(runs, lfns, strict=True):
-                    if lfn not in stored:
-                        local = scratch / lfn.rsplit("/", 1)[-1]
-                        write_synthetic_file(particle, obs_id, showers, local)
-                        an.storage.put(local, lfn, move=True)
-                listed = path / an.grid.inputs[key]
-                comments = [
-                    line for line in listed.read_text(encoding="utf-8").splitlines() if line.startswith("#")
-                ]
-                atomic_write_text(listed, "\n".join([*comments, *lfns]) + "\n")
+            for key, (particle, first, count, showers) in sizes.lists.items():
+                files = {
+                    ctapipe_demo_lfn(particle, obs_id): partial(
+                        write_synthetic_file, particle, obs_id, showers
+                    )
+                    for obs_id in range(first, first + count)
+                }
+                store_and_list(an, key, files, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
