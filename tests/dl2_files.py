@@ -28,3 +28,15 @@ def write_dl2(path: Path, run: int) -> None:
         rows["event_id"] = np.arange(ROWS)
         rows["reco_energy"] = np.linspace(0.1, 10, ROWS) * run
         table.append(rows)
+
+
+def h5_with_tables(path: Path, nodes: list[str] | tuple[str, ...], status: str | None = None) -> Path:
+    """An HDF5 file holding a small table at each node path, and `status` at its root when given (what
+    the payloads' output checks look for)."""
+    with tables.open_file(path, "w") as h5:
+        for node in nodes:
+            where, name = node.rsplit("/", 1)
+            h5.create_table(where or "/", name, obj=np.zeros(3, dtype=[("x", "f4")]), createparents=True)
+        if status is not None:
+            h5.root._v_attrs.status = status
+    return path

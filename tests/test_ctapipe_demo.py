@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import tables
 from engine_helpers import gridpipe
+from test_ctapipe_payload import CTAPIPE_STAGES
 
 from gridpipe.core.models import JobSpec
 from gridpipe.service.context import Analysis
 from gridpipe.service.gather import output_pattern
-from gridpipe.worker.records import JobFile, read_exit_record, write_job_file
+from gridpipe.worker.records import ExitRecord, JobFile, read_exit_record, write_job_file
 from gridpipe.workflow.planner import units_of
 
 pytestmark = pytest.mark.slow
@@ -50,17 +51,7 @@ def test_every_stage_is_done(demo):
     result = gridpipe("status", "--json", "-a", str(demo))
     assert result.returncode == 0, result.stderr
     stages = json.loads(result.stdout)["stages"]
-    assert set(stages) == {
-        "training_energy",
-        "training_classification",
-        "dl2",
-        "model_energy",
-        "energy_classification",
-        "model_classification",
-        "dl2_models",
-        "optimize_cuts",
-        "performance",
-    }
+    assert set(stages) == set(CTAPIPE_STAGES)
     for stage, units in stages.items():
         for unit, counts in units.items():
             assert set(counts) == {"done"}, (stage, unit, counts)
@@ -138,6 +129,17 @@ def test_a_job_killed_mid_write_succeeds_on_its_retry(demo, tmp_path):
     assert _rows(output, "/dl2/event/subarray/energy/ExtraTreesRegressor") == rows
 
 
+def _run_aside(demo: Path, spec: JobSpec, argv: tuple[str, ...], tmp_path: Path) -> ExitRecord | None:
+    """Run the model job with the command `argv`, its model written under `tmp_path` instead of the
+    analysis's estimators; the worker exits 1 (the job failed) and its exit record is returned."""
+    argv = tuple(
+        str(tmp_path / "out" / Path(a).name) if a.startswith(str(demo / "estimators")) else a for a in argv
+    )
+    spec = JobSpec(**{**spec.__dict__, "commands": (argv,), "outputs": (str(tmp_path / "out"),)})
+    assert _worker(demo, spec, tmp_path / "job").wait(timeout=600) == 1
+    return read_exit_record(tmp_path / "job" / "job.exit.json")
+
+
 def test_a_broken_config_is_a_configuration_error_with_the_tools_line(demo, tmp_path):
     spec = _job(demo, "model_energy", "energy_regressor")
     broken = tmp_path / "train_energy_regressor.yaml"
@@ -145,12 +147,7 @@ def test_a_broken_config_is_a_configuration_error_with_the_tools_line(demo, tmp_
     broken.write_text(text.replace("    log_target: True", "    log_targets: True"))
     (argv,) = spec.commands
     argv = tuple(str(broken) if a.endswith("/train_energy_regressor.yaml") else a for a in argv)
-    argv = tuple(
-        str(tmp_path / "out" / Path(a).name) if a.startswith(str(demo / "estimators")) else a for a in argv
-    )
-    spec = JobSpec(**{**spec.__dict__, "commands": (argv,), "outputs": (str(tmp_path / "out"),)})
-    assert _worker(demo, spec, tmp_path / "job").wait(timeout=600) == 1
-    record = read_exit_record(tmp_path / "job" / "job.exit.json")
+    record = _run_aside(demo, spec, argv, tmp_path)
     assert record is not None and record.status == "failed" and record.exit_code == 2
     assert record.reason.startswith(
         "configuration error (ctapipe-train-energy-regressor exited with code 2): "
@@ -165,12 +162,7 @@ def test_a_failing_tool_is_a_tool_failure_with_its_line(demo, tmp_path):
     dl1_only = next((demo / ".gridpipe" / "storage").rglob("*gamma_diffuse*run1001*.h5"))  # no DL2 geometry
     (argv,) = spec.commands
     argv = tuple(str(dl1_only) if a == merged else a for a in argv)
-    argv = tuple(
-        str(tmp_path / "out" / Path(a).name) if a.startswith(str(demo / "estimators")) else a for a in argv
-    )
-    spec = JobSpec(**{**spec.__dict__, "commands": (argv,), "outputs": (str(tmp_path / "out"),)})
-    assert _worker(demo, spec, tmp_path / "job").wait(timeout=600) == 1
-    record = read_exit_record(tmp_path / "job" / "job.exit.json")
+    record = _run_aside(demo, spec, argv, tmp_path)
     assert record is not None and record.status == "failed" and record.exit_code == 1
     assert record.reason.startswith("tool failure (ctapipe-train-energy-regressor exited with code 1): ")
     assert len(record.reason) > len("tool failure (ctapipe-train-energy-regressor exited with code 1): ")

@@ -3,10 +3,9 @@ checks (with real HDF5 files), and protopipe's `status` check."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import tables
 import yaml
+from dl2_files import h5_with_tables
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
 from gridpipe.analysis.skeleton import load_workflow
@@ -28,6 +27,20 @@ TRACEBACK = (
     "ctapipe.core.expression_engine.ExpressionError: Error evaluating expression 'x': name 'x' is not "
     "defined\n"
 )
+
+
+CTAPIPE_STAGES = (
+    "training_energy",
+    "training_classification",
+    "dl2",
+    "model_energy",
+    "energy_classification",
+    "model_classification",
+    "dl2_models",
+    "optimize_cuts",
+    "performance",
+)
+"""The ctapipe workflow's stages, in order."""
 
 
 def test_create_writes_ctapipes_own_configs_and_workflow(tmp_path):
@@ -63,17 +76,7 @@ def test_create_writes_ctapipes_own_configs_and_workflow(tmp_path):
         )
         assert ">= 4" in pre["DL2EventQualityQuery"]["quality_criteria"][0][1]
     workflow = load_workflow(path / "configs" / "workflow.yaml")
-    assert [s.name for s in workflow.stages] == [
-        "training_energy",
-        "training_classification",
-        "dl2",
-        "model_energy",
-        "energy_classification",
-        "model_classification",
-        "dl2_models",
-        "optimize_cuts",
-        "performance",
-    ]
+    assert [s.name for s in workflow.stages] == list(CTAPIPE_STAGES)
     assert (path / "data" / "TRAINING" / "for_particle_classification" / "proton").is_dir()
 
 
@@ -111,30 +114,20 @@ def test_exit_codes_are_worded():
     assert payload.failure_reason("ctapipe-process", 130, "") is None  # gridpipe's own words
 
 
-def _h5(path, nodes, status=None):
-    with tables.open_file(path, "w") as h5:
-        for node in nodes:
-            where, name = node.rsplit("/", 1)
-            h5.create_table(where or "/", name, obj=np.zeros(3, dtype=[("x", "f4")]), createparents=True)
-        if status is not None:
-            h5.root._v_attrs.status = status
-    return path
-
-
 def test_ctapipe_outputs_are_checked(tmp_path):
     payload = CtapipePayload()
-    assert payload.output_problem(_h5(tmp_path / "good.h5", EVENT_NODES)) is None
-    problem = payload.output_problem(_h5(tmp_path / "part.h5", EVENT_NODES[:1]))
+    assert payload.output_problem(h5_with_tables(tmp_path / "good.h5", EVENT_NODES)) is None
+    problem = payload.output_problem(h5_with_tables(tmp_path / "part.h5", EVENT_NODES[:1]))
     assert problem is not None and "lacks /dl1/event/subarray/trigger" in problem
     broken = tmp_path / "broken.h5"
-    broken.write_bytes(_h5(tmp_path / "x.h5", EVENT_NODES).read_bytes()[:2000])
+    broken.write_bytes(h5_with_tables(tmp_path / "x.h5", EVENT_NODES).read_bytes()[:2000])
     problem = payload.output_problem(broken)
     assert problem is not None and "not a readable HDF5 file" in problem
 
 
 @pytest.mark.parametrize(("status", "fine"), [("complete", True), ("running", False), (None, False)])
 def test_protopipe_outputs_must_say_complete(tmp_path, status, fine):
-    problem = ProtopipePayload().output_problem(_h5(tmp_path / "out.h5", ["/gamma/table"], status))
+    problem = ProtopipePayload().output_problem(h5_with_tables(tmp_path / "out.h5", ["/gamma/table"], status))
     assert (problem is None) == fine
     if not fine:
         assert "not 'complete'" in problem

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tables
+from dl2_files import h5_with_tables
 
 from gridpipe.core.models import JobSpec
 from gridpipe.core.states import JobStatus
@@ -30,20 +30,10 @@ HOSTILE = "-n$(touch$IFS$GP_PWNED)`touch$IFS$GP_PWNED`'q'&|<>*!~^.h5"
 """An output name that DIRAC's JDL can carry (no spaces, quotes, commas, braces) and a shell would run."""
 
 
-def _h5(path: Path, nodes, status=None) -> Path:
-    with tables.open_file(path, "w") as h5:
-        for node in nodes:
-            where, name = node.rsplit("/", 1)
-            h5.create_table(where or "/", name, obj=np.zeros(3, dtype=[("x", "f4")]), createparents=True)
-        if status is not None:
-            h5.root._v_attrs.status = status
-    return path
-
-
 def _files(folder: Path) -> dict[str, Path]:
     """Real files: good, partial, truncated and garbage event files; protopipe outputs by status."""
     folder.mkdir(parents=True, exist_ok=True)
-    good = _h5(folder / "event_good.h5", EVENT_NODES)
+    good = h5_with_tables(folder / "event_good.h5", EVENT_NODES)
     truncated = folder / "event_truncated.h5"
     truncated.write_bytes(good.read_bytes()[:2000])
     garbage = folder / "event_garbage.h5"
@@ -57,12 +47,12 @@ def _files(folder: Path) -> dict[str, Path]:
         h5.attrs["status"] = "complete"
     return {
         "event_good.h5": good,
-        "event_partial.h5": _h5(folder / "event_partial.h5", EVENT_NODES[:1]),
+        "event_partial.h5": h5_with_tables(folder / "event_partial.h5", EVENT_NODES[:1]),
         "event_truncated.h5": truncated,
         "event_garbage.h5": garbage,
-        "proto_complete.h5": _h5(folder / "proto_complete.h5", ["/gamma/table"], "complete"),
-        "proto_running.h5": _h5(folder / "proto_running.h5", ["/gamma/table"], "running"),
-        "proto_none.h5": _h5(folder / "proto_none.h5", ["/gamma/table"]),
+        "proto_complete.h5": h5_with_tables(folder / "proto_complete.h5", ["/gamma/table"], "complete"),
+        "proto_running.h5": h5_with_tables(folder / "proto_running.h5", ["/gamma/table"], "running"),
+        "proto_none.h5": h5_with_tables(folder / "proto_none.h5", ["/gamma/table"]),
         "proto_h5py.h5": folder / "proto_h5py.h5",
     }
 
