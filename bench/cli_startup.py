@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _installed import compile_gridpipe
+
 TARGET_RATIO = 1.5
 
 
@@ -60,6 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.runs = 2
+    print(compile_gridpipe())
     gridpipe = _gridpipe_command()
     commands = {
         "python -c 'import typer'": [sys.executable, "-c", "import typer"],

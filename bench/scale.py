@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from _installed import compile_gridpipe
 from engine_helpers import make_analysis, noop_workflow, wait_executor_gone
 
 from gridpipe.analysis.create import CreateRequest, create_analysis
@@ -213,6 +214,7 @@ def main() -> None:
     if args.quick:
         args.sizes, args.run_jobs, args.timeout = "100,300", 10, 120.0
     sizes = [int(s) for s in args.sizes.split(",")]
+    print(compile_gridpipe())
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         jobs = {n: jobs_at(root, n, args.timeout) for n in sizes}
