@@ -38,7 +38,9 @@ def write_copy(
         appenders: dict[str, ChunkAppender | RowAppender] = {
             path: RowAppender(out.get_node(path))
             if first[path].kind == "vlarray"
-            else ChunkAppender(out.get_node(path), written[path], keep_order=keep_order)
+            else ChunkAppender(
+                out.get_node(path), written[path], [i.nodes[path] for i in inputs], keep_order=keep_order
+            )
             for path in totals
         }
         for done, inp in enumerate(inputs, start=1):

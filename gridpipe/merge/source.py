@@ -1,7 +1,15 @@
-"""Reading one merge input: raw chunks and rows through h5py, PyTables only for what h5py cannot decode."""
+"""Reading one merge input: raw chunks and rows through h5py, PyTables only for what h5py cannot decode.
+
+Raw chunks are located once per dataset (HDF5's chunk index: offset, size, filter mask) and then read
+as plain file bytes, runs of adjacent chunks in one read: HDF5's per-chunk read call costs more than
+the bytes themselves.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -12,6 +20,21 @@ import tables
 
 from gridpipe.merge.layout import NodeSpec
 
+READ_BYTES = 8 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """Where one chunk's stored bytes are in its file, and which filters were skipped for it."""
+
+    mask: int
+    offset: int
+    size: int
+
+
+class TruncatedInputError(OSError):
+    """An input's chunk lies past its end (the file shrank or was cut after it was screened)."""
+
 
 class InputReader:
     """One open input file; use as a context manager."""
@@ -21,6 +44,7 @@ class InputReader:
         self._h5: h5py.File | None = None
         self._pt: tables.File | None = None
         self._dsets: dict[str, h5py.Dataset] = {}
+        self._fd: int | None = None
 
     def __enter__(self) -> InputReader:
         self._h5 = h5py.File(self.path, "r")
@@ -29,6 +53,8 @@ class InputReader:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
         if self._pt is not None:
             self._pt.close()
         if self._h5 is not None:
@@ -40,20 +66,42 @@ class InputReader:
             self._dsets[path] = self._h5[path]
         return self._dsets[path]
 
-    def allocated_chunks(self, path: str) -> set[tuple[int, ...]]:
-        """Start coordinates of the chunks of `path` that exist in the file."""
+    def stored_chunks(self, path: str) -> dict[tuple[int, ...], StoredChunk]:
+        """The chunks of `path` that exist in the file, by start coordinates."""
         dsid = self._dset(path).id
-        starts: set[tuple[int, ...]] = set()
-        if hasattr(dsid, "chunk_iter"):
-            dsid.chunk_iter(lambda info: starts.add(tuple(info.chunk_offset)))
-        else:  # pragma: no cover - h5py built against HDF5 < 1.14
-            starts.update(tuple(dsid.get_chunk_info(i).chunk_offset) for i in range(dsid.get_num_chunks()))
-        return starts
+        base = self._h5.userblock_size if self._h5 is not None else 0
+        chunks: dict[tuple[int, ...], StoredChunk] = {}
 
-    def raw_chunk(self, path: str, start: tuple[int, ...]) -> tuple[int, bytes]:
-        """(filter mask, stored bytes) of the chunk of `path` starting at `start`, not decompressed."""
-        mask, data = self._dset(path).id.read_direct_chunk(start)
-        return int(mask), data
+        def add(info: h5py.h5d.StoreInfo) -> None:
+            chunks[tuple(info.chunk_offset)] = StoredChunk(
+                info.filter_mask, base + info.byte_offset, info.size
+            )
+
+        if hasattr(dsid, "chunk_iter"):
+            dsid.chunk_iter(add)
+        else:  # pragma: no cover - h5py built against HDF5 < 1.14
+            for i in range(dsid.get_num_chunks()):
+                add(dsid.get_chunk_info(i))
+        return chunks
+
+    def read_stored(self, chunks: list[StoredChunk]) -> Iterator[tuple[int, memoryview]]:
+        """(filter mask, stored bytes) of each chunk in turn; adjacent chunks are read in one call."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        i = 0
+        while i < len(chunks):
+            j, end = i + 1, chunks[i].offset + chunks[i].size
+            while j < len(chunks) and chunks[j].offset == end and end - chunks[i].offset < READ_BYTES:
+                end += chunks[j].size
+                j += 1
+            block = memoryview(os.pread(self._fd, end - chunks[i].offset, chunks[i].offset))
+            if len(block) != end - chunks[i].offset:
+                raise TruncatedInputError(f"{self.path}: ends inside a chunk at byte {chunks[i].offset}")
+            at = 0
+            for chunk in chunks[i:j]:
+                yield chunk.mask, block[at : at + chunk.size]
+                at += chunk.size
+            i = j
 
     def rows(self, spec: NodeSpec, start: int, stop: int) -> Any:
         """Rows `start:stop` along the main dimension, decoded (a list of rows for VLArrays)."""
