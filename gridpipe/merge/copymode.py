@@ -9,6 +9,7 @@ from pathlib import Path
 import tables
 
 from gridpipe.merge.appender import ChunkAppender, RowAppender
+from gridpipe.merge.blocks import BlockReader
 from gridpipe.merge.inputs import InputFile
 from gridpipe.merge.layout import CONCAT_KINDS, read_layout
 from gridpipe.merge.source import InputReader
@@ -43,12 +44,16 @@ def write_copy(
             )
             for path in totals
         }
-        for done, inp in enumerate(inputs, start=1):
-            with InputReader(inp.path) as reader:
-                for path, appender in appenders.items():
-                    appender.add(reader, inp.nodes[path])
-            if progress is not None:
-                progress(done, len(inputs))
+        blocks = BlockReader()
+        try:
+            for done, inp in enumerate(inputs, start=1):
+                with InputReader(inp.path, blocks) as reader:
+                    for path, appender in appenders.items():
+                        appender.add(reader, inp.nodes[path])
+                if progress is not None:
+                    progress(done, len(inputs))
+        finally:
+            blocks.close()
         for appender in appenders.values():
             appender.finish()
         rebuild_indexes(out, indexes)

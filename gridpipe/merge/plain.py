@@ -36,6 +36,28 @@ def _fold(total: int) -> int:
     return 0 if total == 0 else (total - 1) % 65535 + 1
 
 
+def _same_bytes(disk: h5py.h5t.TypeID, memory: h5py.h5t.TypeID) -> bool:
+    """Whether values of `memory` type are stored byte for byte as `disk` type (string padding aside)."""
+    cls = disk.get_class()
+    if cls != memory.get_class() or disk.get_size() != memory.get_size():
+        return False
+    if cls == h5py.h5t.STRING:  # PyTables pads with NUL-termination, numpy with NULs: same bytes
+        return not (disk.is_variable_str() or memory.is_variable_str())
+    if cls == h5py.h5t.COMPOUND:
+        members = range(disk.get_nmembers())
+        return disk.get_nmembers() == memory.get_nmembers() and all(
+            disk.get_member_name(i) == memory.get_member_name(i)
+            and disk.get_member_offset(i) == memory.get_member_offset(i)
+            and _same_bytes(disk.get_member_type(i), memory.get_member_type(i))
+            for i in members
+        )
+    if cls == h5py.h5t.ARRAY:
+        return disk.get_array_dims() == memory.get_array_dims() and _same_bytes(
+            disk.get_super(), memory.get_super()
+        )
+    return bool(disk.equal(memory))
+
+
 @dataclass(frozen=True)
 class PlainChunks:
     """Encodes rows as plain chunks of one dataset: its disk dtype, chunk rows and filter mask."""
@@ -55,7 +77,7 @@ class PlainChunks:
             return None
         disk = h5py.h5t.decode(spec.disk_type)
         dtype = disk.dtype
-        if not h5py.h5t.py_create(dtype).equal(disk) or dtype.itemsize != disk.get_size():
+        if not _same_bytes(disk, h5py.h5t.py_create(dtype)) or dtype.itemsize != disk.get_size():
             return None  # no numpy dtype with exactly the disk bytes: re-encode through the filters
         checksum = bool(fids) and fids[-1] == FLETCHER32
         mask = (1 << len(fids)) - 1 - ((1 << (len(fids) - 1)) if checksum else 0)

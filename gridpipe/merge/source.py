@@ -15,12 +15,11 @@ from types import TracebackType
 from typing import Any
 
 import h5py
-import numpy as np
 import tables
 
-from gridpipe.merge.layout import NodeSpec
-
-READ_BYTES = 8 * 2**20
+from gridpipe.core.exceptions import GridpipeError
+from gridpipe.merge.blocks import BlockReader
+from gridpipe.merge.layout import NodeSpec, read_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +31,12 @@ class StoredChunk:
     size: int
 
 
-class TruncatedInputError(OSError):
-    """An input's chunk lies past its end (the file shrank or was cut after it was screened)."""
-
-
 class InputReader:
     """One open input file; use as a context manager."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, blocks: BlockReader) -> None:
         self.path = path
+        self.blocks = blocks
         self._h5: h5py.File | None = None
         self._pt: tables.File | None = None
         self._dsets: dict[str, h5py.Dataset] = {}
@@ -69,12 +65,13 @@ class InputReader:
     def stored_chunks(self, path: str) -> dict[tuple[int, ...], StoredChunk]:
         """The chunks of `path` that exist in the file, by start coordinates."""
         dsid = self._dset(path).id
-        base = self._h5.userblock_size if self._h5 is not None else 0
         chunks: dict[tuple[int, ...], StoredChunk] = {}
 
         def add(info: h5py.h5d.StoreInfo) -> None:
             chunks[tuple(info.chunk_offset)] = StoredChunk(
-                info.filter_mask, base + info.byte_offset, info.size
+                info.filter_mask,
+                info.byte_offset,
+                info.size,  # absolute: a user block is included
             )
 
         if hasattr(dsid, "chunk_iter"):
@@ -85,30 +82,34 @@ class InputReader:
         return chunks
 
     def read_stored(self, chunks: list[StoredChunk]) -> Iterator[tuple[int, memoryview]]:
-        """(filter mask, stored bytes) of each chunk in turn; adjacent chunks are read in one call."""
+        """(filter mask, stored bytes) of each chunk in turn; runs of adjacent chunks are read at once."""
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
-        i = 0
-        while i < len(chunks):
-            j, end = i + 1, chunks[i].offset + chunks[i].size
-            while j < len(chunks) and chunks[j].offset == end and end - chunks[i].offset < READ_BYTES:
-                end += chunks[j].size
-                j += 1
-            block = memoryview(os.pread(self._fd, end - chunks[i].offset, chunks[i].offset))
-            if len(block) != end - chunks[i].offset:
-                raise TruncatedInputError(f"{self.path}: ends inside a chunk at byte {chunks[i].offset}")
-            at = 0
-            for chunk in chunks[i:j]:
-                yield chunk.mask, block[at : at + chunk.size]
-                at += chunk.size
-            i = j
+        runs: list[tuple[int, int]] = []  # (first chunk, one past the last)
+        for k, chunk in enumerate(chunks):
+            if (
+                runs
+                and chunk.offset == chunks[k - 1].offset + chunks[k - 1].size
+                and (chunk.offset + chunk.size - chunks[runs[-1][0]].offset <= self.blocks.block_bytes)
+            ):
+                runs[-1] = (runs[-1][0], k + 1)
+            else:
+                runs.append((k, k + 1))
+        spans = [
+            (chunks[i].offset, chunks[j - 1].offset + chunks[j - 1].size - chunks[i].offset) for i, j in runs
+        ]
+        try:
+            for (i, j), block in zip(runs, self.blocks.ranges(self._fd, spans), strict=True):
+                for chunk in chunks[i:j]:
+                    at = chunk.offset - chunks[i].offset
+                    yield chunk.mask, block[at : at + chunk.size]
+        except EOFError as exc:
+            raise GridpipeError(f"{self.path}: changed while being merged ({exc})") from None
 
     def rows(self, spec: NodeSpec, start: int, stop: int) -> Any:
         """Rows `start:stop` along the main dimension, decoded (a list of rows for VLArrays)."""
         if spec.kind != "vlarray" and spec.decodable:
-            index: list[slice] = [slice(None)] * (len(spec.inner_shape) + 1)
-            index[spec.maindim] = slice(start, stop)
-            return np.asarray(self._dset(spec.path)[tuple(index)])
+            return read_rows(self._dset(spec.path), spec, start, stop)
         if self._pt is None:
             self._pt = tables.open_file(str(self.path), "r")
         return self._pt.get_node(spec.path).read(start, stop)
