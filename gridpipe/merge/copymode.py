@@ -9,7 +9,6 @@ from pathlib import Path
 import tables
 
 from gridpipe.merge.appender import ChunkAppender, RowAppender
-from gridpipe.merge.blocks import BlockReader
 from gridpipe.merge.inputs import InputFile
 from gridpipe.merge.layout import CONCAT_KINDS, read_layout
 from gridpipe.merge.source import InputReader
@@ -44,16 +43,12 @@ def write_copy(
             )
             for path in totals
         }
-        blocks = BlockReader()
-        try:
-            for done, inp in enumerate(inputs, start=1):
-                with InputReader(inp.path, blocks) as reader:
-                    for path, appender in appenders.items():
-                        appender.add(reader, inp.nodes[path])
-                if progress is not None:
-                    progress(done, len(inputs))
-        finally:
-            blocks.close()
+        for done, inp in enumerate(inputs, start=1):
+            with InputReader(inp.path) as reader:
+                for path, appender in appenders.items():
+                    appender.add(reader, inp.nodes[path])
+            if progress is not None:
+                progress(done, len(inputs))
         for appender in appenders.values():
             appender.finish()
         rebuild_indexes(out, indexes)

@@ -53,3 +53,14 @@ def column_types(dtype: np.dtype, prefix: str = "") -> tuple[tuple[str, str], ..
         path = f"{prefix}/{name}" if prefix else name
         out.extend(column_types(sub, path) if sub.names else ((path, type_text(sub)),))
     return tuple(out)
+
+
+def columns_of(dtype: np.dtype, table: bool) -> tuple[tuple[str, str], ...]:
+    """A table's `column_types`, or an array's one type as a single unnamed column."""
+    return column_types(dtype) if table else (("", type_text(dtype)),)
+
+
+@lru_cache(maxsize=256)
+def h5_columns(encoded: bytes, table: bool) -> tuple[tuple[str, str], ...]:
+    """`columns_of` the dtype of an encoded on-disk HDF5 type (cached, as `h5_types`)."""
+    return columns_of(h5_types(encoded)[0], table)

@@ -18,7 +18,7 @@ import numpy as np
 import tables
 from tables.path import isvisiblename
 
-from gridpipe.merge.dtypes import Interner, column_types, h5_types, type_text
+from gridpipe.merge.dtypes import Interner, columns_of, h5_columns, h5_types
 
 try:  # registers blosc, blosc2, bzip2, zstd... in h5py's HDF5, so PyTables' filters decode here too
     import hdf5plugin  # noqa: F401
@@ -100,7 +100,7 @@ def dataset_spec(
     """The spec of one dataset; `tables_dtype` gives PyTables' dtype for types h5py cannot map."""
     kind = _kind(dset)
     shape = tuple(int(s) for s in dset.shape or ())
-    concat = kind in CONCAT_KINDS
+    concat, table = kind in CONCAT_KINDS, kind == "table"
     maindim = 0
     if kind == "earray":
         extdim = dset.attrs.get("EXTDIM")
@@ -113,7 +113,7 @@ def dataset_spec(
     return NodeSpec(
         path=path,
         kind=kind,
-        columns=share(column_types(dtype) if kind == "table" else (("", type_text(dtype)),)),
+        columns=share(h5_columns(disk_type, table) if h5py_types else columns_of(dtype, table)),
         inner_shape=shape[:maindim] + shape[maindim + 1 :] if concat else shape,
         maindim=maindim,
         nrows=shape[maindim] if concat and shape else 0,

@@ -1,8 +1,8 @@
 """Reading one merge input: raw chunks and rows through h5py, PyTables only for what h5py cannot decode.
 
 Raw chunks are located once per dataset (HDF5's chunk index: offset, size, filter mask) and then read
-as plain file bytes, runs of adjacent chunks in one read: HDF5's per-chunk read call costs more than
-the bytes themselves.
+as plain file bytes, runs of adjacent chunks in one read of at most `READ_BYTES`: HDF5's per-chunk
+read call cost more than the bytes themselves.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import h5py
 import tables
 
 from gridpipe.core.exceptions import GridpipeError
-from gridpipe.merge.blocks import BlockReader
 from gridpipe.merge.layout import NodeSpec, read_rows
+
+READ_BYTES = 8 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +35,8 @@ class StoredChunk:
 class InputReader:
     """One open input file; use as a context manager."""
 
-    def __init__(self, path: Path, blocks: BlockReader) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.blocks = blocks
         self._h5: h5py.File | None = None
         self._pt: tables.File | None = None
         self._dsets: dict[str, h5py.Dataset] = {}
@@ -85,26 +85,20 @@ class InputReader:
         """(filter mask, stored bytes) of each chunk in turn; runs of adjacent chunks are read at once."""
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
-        runs: list[tuple[int, int]] = []  # (first chunk, one past the last)
-        for k, chunk in enumerate(chunks):
-            if (
-                runs
-                and chunk.offset == chunks[k - 1].offset + chunks[k - 1].size
-                and (chunk.offset + chunk.size - chunks[runs[-1][0]].offset <= self.blocks.block_bytes)
-            ):
-                runs[-1] = (runs[-1][0], k + 1)
-            else:
-                runs.append((k, k + 1))
-        spans = [
-            (chunks[i].offset, chunks[j - 1].offset + chunks[j - 1].size - chunks[i].offset) for i, j in runs
-        ]
-        try:
-            for (i, j), block in zip(runs, self.blocks.ranges(self._fd, spans), strict=True):
-                for chunk in chunks[i:j]:
-                    at = chunk.offset - chunks[i].offset
-                    yield chunk.mask, block[at : at + chunk.size]
-        except EOFError as exc:
-            raise GridpipeError(f"{self.path}: changed while being merged ({exc})") from None
+        i = 0
+        while i < len(chunks):
+            j, end = i + 1, chunks[i].offset + chunks[i].size
+            while j < len(chunks) and chunks[j].offset == end and end - chunks[i].offset < READ_BYTES:
+                end, j = end + chunks[j].size, j + 1
+            block = memoryview(os.pread(self._fd, end - chunks[i].offset, chunks[i].offset))
+            if len(block) != end - chunks[i].offset:
+                raise GridpipeError(
+                    f"{self.path}: ends inside a chunk at byte {chunks[i].offset}; it changed while merging"
+                )
+            for chunk in chunks[i:j]:
+                at = chunk.offset - chunks[i].offset
+                yield chunk.mask, block[at : at + chunk.size]
+            i = j
 
     def rows(self, spec: NodeSpec, start: int, stop: int) -> Any:
         """Rows `start:stop` along the main dimension, decoded (a list of rows for VLArrays)."""
