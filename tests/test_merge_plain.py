@@ -81,8 +81,12 @@ def test_keep_order_with_plain_tails_is_exact(long_inputs: list[Path], tmp_path:
     assert chunk_masks(out, "/LSTCam")[-1] == 0b01
 
 
-def test_many_short_inputs_keep_their_tails_compressed(tmp_path: Path) -> None:
-    paths = [make_file(tmp_path / f"in{i}.h5", i, n, filters=BLOSC) for i, n in enumerate((20, 37, 9))]
+def test_tails_beyond_five_percent_of_the_inputs_stay_compressed(tmp_path: Path) -> None:
+    """Tables under one chunk: every row is re-encoded, far more than 5% of the inputs' bytes."""
+    paths = [
+        make_file(tmp_path / f"in{i}.h5", i, n, filters=BLOSC, chunk=512)
+        for i, n in enumerate((300, 400, 450))
+    ]
     out = tmp_path / "merged.h5"
     merge_files(paths, out)
     for node in TABLES:
@@ -134,3 +138,16 @@ def make_rows_like(file_id: int, n: int) -> np.ndarray:
     rows["file_id"], rows["row"] = file_id, np.arange(n)
     rows["value"] = np.random.default_rng(file_id).random(n)
     return rows
+
+
+def test_a_merged_file_with_plain_tails_takes_appends(long_inputs: list[Path], tmp_path: Path) -> None:
+    """Appending later (as `ctapipe-merge --append` does) rewrites the plain partial chunk compressed."""
+    out = tmp_path / "merged.h5"
+    merge_files(long_inputs, out)
+    assert chunk_masks(out, "/LSTCam")[-1] == 0b01
+    extra = read_node(long_inputs[0], "/LSTCam")[:20]
+    with tables.open_file(str(out), "a") as h5:
+        h5.root.LSTCam.append(extra)
+    merged = read_node(out, "/LSTCam")
+    np.testing.assert_array_equal(merged[-20:], extra)
+    assert_same_rows(merged[:-20], concat(long_inputs, "/LSTCam"))

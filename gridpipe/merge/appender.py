@@ -7,10 +7,10 @@ decoded and queued; whenever the queue holds at least one chunk of rows, whole c
 re-encoded. Memory stays within about one read block plus one chunk whatever the input size.
 
 Re-encoded chunks are stored plain (compression skipped through the chunk's filter mask, Fletcher-32
-kept: see `gridpipe.merge.plain`) when the rows to re-encode are at most `PLAIN_SHARE` of the
-dataset's rows, so the output is at most that share of uncompressed data bigger than a fully
-compressed one; above it (many tiny inputs, or `keep_order` on unaligned inputs) they go through the
-dataset's own filters, as PyTables writes them.
+kept: see `gridpipe.merge.plain`) in as many datasets as fit, smallest first, while their plain bytes
+stay within `PLAIN_SHARE` of the inputs' total size (`store_plain_within`): the output is then at most
+about that much bigger than the inputs. The others (many tiny inputs, tables smaller than a chunk,
+`keep_order` on unaligned inputs) go through the dataset's own filters, as PyTables writes them.
 
 Ordering: by default an input's full chunks may be written before the queued tail rows of earlier
 inputs, so rows of one input keep their relative order but inputs can interleave at chunk granularity.
@@ -20,7 +20,7 @@ on a chunk boundary.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tables
@@ -42,20 +42,16 @@ def _cut(data: np.ndarray, axis: int, start: int, stop: int | None = None) -> np
 class ChunkAppender:
     """Grow one Table or EArray from many inputs of the same schema."""
 
-    def __init__(
-        self, out: tables.Leaf, spec: NodeSpec, inputs: Sequence[NodeSpec], *, keep_order: bool
-    ) -> None:
-        """`spec` is the output leaf's, `inputs` the specs of this leaf in every input, in merge order."""
+    def __init__(self, out: tables.Leaf, spec: NodeSpec, *, keep_order: bool) -> None:
+        """`spec` is the output leaf's; re-encoded chunks are compressed unless `plain` is set."""
         self.out = out
         self.spec = spec
         self.keep_order = keep_order
         self.axis = spec.maindim
         self.chunk_rows = int(out.chunkshape[self.axis])
-        total = sum(s.nrows for s in inputs)
-        plain = self.rows_to_recode(inputs) <= PLAIN_SHARE * total
-        self.plain = PlainChunks.for_spec(spec) if plain else None
-        row_bytes = max(1, out.dtype.itemsize * int(np.prod(spec.inner_shape, dtype=np.int64)))
-        chunks_per_block = max(1, BLOCK_BYTES // (row_bytes * self.chunk_rows))
+        self.plain: PlainChunks | None = None
+        self.row_bytes = max(1, out.dtype.itemsize * int(np.prod(spec.inner_shape, dtype=np.int64)))
+        chunks_per_block = max(1, BLOCK_BYTES // (self.row_bytes * self.chunk_rows))
         self.block_rows = chunks_per_block * self.chunk_rows
         self.pending: list[np.ndarray] = []
         self.npending = 0
@@ -147,6 +143,24 @@ class ChunkAppender:
         for lo in range(0, nrows, self.chunk_rows):
             mask, raw = self.plain.encode(data[lo : lo + self.chunk_rows])
             self.out.write_chunk((base + lo, *inner), raw, mask)
+
+
+def store_plain_within(
+    appenders: Mapping[str, ChunkAppender], inputs: Mapping[str, Sequence[NodeSpec]], budget: float
+) -> int:
+    """Store re-encoded chunks plain in the datasets whose plain bytes are smallest, while their sum
+    stays within `budget`; `inputs` holds each dataset's specs in merge order. Returns the bytes."""
+    costs: list[tuple[int, str, PlainChunks]] = []
+    for path, appender in appenders.items():
+        if (plain := PlainChunks.for_spec(appender.spec)) is not None:
+            costs.append((appender.rows_to_recode(inputs[path]) * appender.row_bytes, path, plain))
+    spent = 0
+    for cost, path, plain in sorted(costs, key=lambda c: c[:2]):
+        if spent + cost > budget:
+            break
+        spent += cost
+        appenders[path].plain = plain
+    return spent
 
 
 class RowAppender:
