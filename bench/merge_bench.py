@@ -307,9 +307,11 @@ def main() -> None:
     for number in range(args.rounds):  # alternating rounds: other load hits every method alike
         if args.rounds > 1:
             print(f"round {number + 1}/{args.rounds}")
-        for method in methods:
+        for method in list(methods):
             if (result := run(method, folder, args.compare_with)) is not None:
                 runs[method].append(result)
+            else:  # refused: said once, not asked again
+                methods.remove(method)
     results = {m: median_run(r) for m, r in runs.items() if r}
     if not shutil.which("ctapipe-merge"):
         print("ctapipe-merge: skipped (ctapipe is not installed: pip install 'gridpipe[ctapipe]')")
