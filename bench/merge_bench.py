@@ -155,7 +155,10 @@ def merge_ctapipe_style(files: list[Path], out: Path) -> None:
 def merge_ctapipe(files: list[Path], out: Path) -> None:
     """ctapipe's own merge tool (ctapipe-merge), as a user runs it; exits with its last line if it fails."""
     proc = subprocess.run(
-        ["ctapipe-merge", *map(str, files), f"--output={out}", "--overwrite"], capture_output=True, text=True
+        ["ctapipe-merge", *map(str, files), f"--output={out}", "--overwrite"],
+        capture_output=True,
+        text=True,
+        cwd=out.parent,  # its provenance log goes beside the output, not into the caller's folder
     )
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.splitlines() if line.strip()] or [f"exit {proc.returncode}"]
