@@ -8,7 +8,10 @@ Run by hand (not part of the test suite):
 It writes protopipe-like TRAINING files (one table per camera type, ~30 float columns, ctapipe's
 default filters blosc:zstd level 5 + fletcher32, 2-5 MB each) into a scratch folder, then runs each
 method in its own child process and prints seconds, MB/s of input, the ratio to `cat`, the output
-size and the child's peak RSS (ru_maxrss) with and without the import baseline. When ctapipe is installed
+size and the peak RSS of the child and the tools it starts (VmHWM, and ru_maxrss of its children;
+ru_maxrss of the child itself would carry the parent's peak across exec) with and without the import
+baseline. `--compare-with DIR` also runs gridpipe from another source tree (e.g. `git archive` of an
+older commit) in the same alternating rounds, as "gridpipe-before". When ctapipe is installed
 (the ctapipe extra), ctapipe's own `ctapipe-merge` runs on the same files too (it may refuse them: they
 are protopipe-like tables, not a ctapipe data-model file; its one-line reason is printed); else it is
 said to be skipped. Input files are in
@@ -34,7 +37,17 @@ import tables
 
 FILTERS = tables.Filters(complevel=5, complib="blosc:zstd", shuffle=True, fletcher32=True)
 CAMERAS = {"LSTCam": 0.35, "NectarCam": 0.65}
-METHODS = ["cat", "gridpipe", "gridpipe-keep-order", "vds", "naive", "ctapipe-style", "ctapipe-merge"]
+CTAPIPE_SHOWERS = 3000  # thrown per file: ~600 events, ~1,500 telescope images, ~7 MB
+METHODS = [
+    "cat",
+    "gridpipe",
+    "gridpipe-before",
+    "gridpipe-keep-order",
+    "vds",
+    "naive",
+    "ctapipe-style",
+    "ctapipe-merge",
+]
 DEFAULT_METHODS = "cat,gridpipe,vds,naive,ctapipe-style" + (
     ",ctapipe-merge" if shutil.which("ctapipe-merge") else ""
 )
@@ -140,13 +153,48 @@ def merge_ctapipe_style(files: list[Path], out: Path) -> None:
 
 
 def merge_ctapipe(files: list[Path], out: Path) -> None:
-    """ctapipe's own merge tool (ctapipe-merge), as a user runs it."""
-    subprocess.run(
+    """ctapipe's own merge tool (ctapipe-merge), as a user runs it; exits with its last line if it fails."""
+    proc = subprocess.run(
         ["ctapipe-merge", *map(str, files), f"--output={out}", "--overwrite"],
-        check=True,
         capture_output=True,
         text=True,
+        cwd=out.parent,  # its provenance log goes beside the output, not into the caller's folder
     )
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()] or [f"exit {proc.returncode}"]
+        sys.exit(lines[-1].strip())
+
+
+def generate_ctapipe(folder: Path, count: int) -> list[Path]:
+    """`count` DL1 files in ctapipe's own data model (gridpipe's synthetic events; needs ctapipe)."""
+    import logging
+
+    from gridpipe.payloads.ctapipe.synthetic import write_synthetic_file
+
+    manifest = folder / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("ctapipe_files") == count:
+        return [folder / name for name in json.loads(manifest.read_text())["files"]]
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    logging.getLogger("ctapipe").setLevel(logging.ERROR)
+    start = time.perf_counter()
+    files = [folder / f"gamma_obs{obs:04d}.dl1.h5" for obs in range(1, count + 1)]
+    for obs, path in enumerate(files, start=1):
+        write_synthetic_file("gamma", obs, CTAPIPE_SHOWERS, path)
+    manifest.write_text(json.dumps({"ctapipe_files": count, "files": [p.name for p in files]}))
+    print(f"generated {count} ctapipe DL1 files in {time.perf_counter() - start:.0f} s")
+    return files
+
+
+def peak_rss_kb() -> int:
+    """Peak RSS of this process since its exec (VmHWM) or of its largest finished child, in KiB."""
+    status = Path("/proc/self/status")
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if status.exists():
+        own = next(
+            int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmHWM")
+        )
+    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
 def child(method: str, folder: Path, out: Path) -> None:
@@ -155,11 +203,11 @@ def child(method: str, folder: Path, out: Path) -> None:
     files = [folder / name for name in names]
     import gridpipe.merge  # noqa: F401  (imports count in the baseline, not in the merge)
 
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_rss_kb()
     start = time.perf_counter()
     if method == "cat":
         merge_cat(files, out)
-    elif method == "gridpipe":
+    elif method in ("gridpipe", "gridpipe-before"):
         merge_gridpipe(files, out)
     elif method == "gridpipe-keep-order":
         merge_gridpipe(files, out, keep_order=True)
@@ -171,27 +219,36 @@ def child(method: str, folder: Path, out: Path) -> None:
         merge_ctapipe(files, out)
     else:
         merge_ctapipe_style(files, out)
-    if method not in ("gridpipe", "gridpipe-keep-order", "vds"):  # merge_files fsyncs by itself
+    if method not in ("gridpipe", "gridpipe-before", "gridpipe-keep-order", "vds"):  # merge_files fsyncs
         fsync(out)
     seconds = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss = peak_rss_kb()
     print(json.dumps({"seconds": seconds, "rss_kb": rss, "rss_before_kb": rss_before}))
 
 
 def rows_in(path: Path) -> int:
+    """Rows of the event tables: root-level tables (protopipe-like) or /dl1 and /simulation/event (ctapipe)."""
     with tables.open_file(str(path)) as h5:
-        return sum(t.nrows for t in h5.walk_nodes("/", "Table"))
+        return sum(
+            t.nrows
+            for t in h5.walk_nodes("/", "Table")
+            if t._v_parent is h5.root or t._v_pathname.startswith(("/dl1/", "/simulation/event/"))
+        )
 
 
-def run(method: str, folder: Path) -> dict[str, float] | None:
+def run(method: str, folder: Path, before: Path | None = None) -> dict[str, float] | None:
     """One method's numbers, or None (said why) when ctapipe-merge refused the files."""
     out = folder / f"merged_{method}.h5"
     out.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--child", method, "--scratch", str(folder), "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=method != "ctapipe-merge")
+    env = dict(os.environ)
+    if method == "gridpipe-before" and before is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(before), env.get("PYTHONPATH")]))
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=method != "ctapipe-merge", env=env)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         print(f"ctapipe-merge refused the files: {last[:300]}")
+        out.unlink(missing_ok=True)
         return None
     lines = proc.stdout.strip().splitlines()
     print("\n".join(lines[:-1]))
@@ -202,30 +259,63 @@ def run(method: str, folder: Path) -> dict[str, float] | None:
     return result
 
 
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run of median time (its RSS and size with it)."""
+    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--total-mb", type=float, default=200.0, help="size of the generated input set")
     parser.add_argument("--scratch", type=Path, default=None, help="scratch folder (default under /tmp)")
     parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma list out of {','.join(METHODS)}")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is shown")
     parser.add_argument(
         "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
+    )
+    parser.add_argument(
+        "--ctapipe-files",
+        type=int,
+        default=0,
+        help="merge N ctapipe-format DL1 files (synthetic, made with ctapipe) instead of protopipe-like ones",
+    )
+    parser.add_argument(
+        "--compare-with", type=Path, help="another gridpipe source tree, run as method gridpipe-before"
     )
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
-        args.total_mb = 2.0
+        args.total_mb, args.rounds = 2.0, 1
         args.scratch = args.scratch or Path(tempfile.mkdtemp(prefix="gridpipe-merge-bench-quick-"))
-    folder = args.scratch or Path(f"/tmp/gridpipe-merge-bench-{int(args.total_mb)}mb")
+    kind = f"ctapipe-{args.ctapipe_files}files" if args.ctapipe_files else f"{int(args.total_mb)}mb"
+    folder = args.scratch or Path(f"/tmp/gridpipe-merge-bench-{kind}")
     if args.child:
         child(args.child, folder, args.out)
         return
-    files = generate(folder, args.total_mb)
+    files = (
+        generate_ctapipe(folder, args.ctapipe_files)
+        if args.ctapipe_files
+        else generate(folder, args.total_mb)
+    )
     total_mb = sum(p.stat().st_size for p in files) / 1e6
     print(f"{len(files)} input files, {total_mb:.1f} MB, {sum(rows_in(p) for p in files)} rows")
-    measured = {m: run(m, folder) for m in args.methods.split(",")}
-    results = {m: r for m, r in measured.items() if r is not None}
+    methods = args.methods.split(",")
+    if args.compare_with and "gridpipe-before" not in methods:
+        methods.insert(
+            methods.index("gridpipe") if "gridpipe" in methods else len(methods), "gridpipe-before"
+        )
+    runs: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    for number in range(args.rounds):  # alternating rounds: other load hits every method alike
+        if args.rounds > 1:
+            print(f"round {number + 1}/{args.rounds}")
+        for method in list(methods):
+            if (result := run(method, folder, args.compare_with)) is not None:
+                runs[method].append(result)
+            else:  # refused: said once, not asked again
+                methods.remove(method)
+    results = {m: median_run(r) for m, r in runs.items() if r}
     if not shutil.which("ctapipe-merge"):
         print("ctapipe-merge: skipped (ctapipe is not installed: pip install 'gridpipe[ctapipe]')")
     base = results.get("cat", {}).get("seconds")

@@ -9,7 +9,8 @@ the sum of the inputs', and only then renamed into place.
 
 Copy mode moves compressed chunks without decompressing them where chunk shape, filter pipeline and
 on-disk type are identical, and re-encodes only the partial last chunk of each input (or whole inputs
-whose storage differs); see `gridpipe.merge.appender` for the row-order consequence and `keep_order`.
+whose storage differs); see `gridpipe.merge.appender` for the row-order consequence and `keep_order`,
+and `gridpipe.merge.plain` for re-encoded chunks stored uncompressed (filter mask, Fletcher-32 kept).
 Inputs are read with h5py (hdf5plugin, when installed, gives it PyTables' blosc/bzip2 filters; rows it
 cannot decode go through PyTables); the output is created and written with PyTables so that PyTables
 and pandas read it as they read the inputs. Raw copy cannot notice damaged compressed bytes inside an

@@ -6,6 +6,12 @@ chunk of each input, or every row of an input whose chunk shape, filters or on-d
 decoded and queued; whenever the queue holds at least one chunk of rows, whole chunks of it are
 re-encoded. Memory stays within about one read block plus one chunk whatever the input size.
 
+Re-encoded chunks are stored plain (compression skipped through the chunk's filter mask, Fletcher-32
+kept: see `gridpipe.merge.plain`) in as many datasets as fit, smallest first, while their plain bytes
+stay within `PLAIN_SHARE` of the inputs' total size (`store_plain_within`): the output is then at most
+about that much bigger than the inputs. The others (many tiny inputs, tables smaller than a chunk,
+`keep_order` on unaligned inputs) go through the dataset's own filters, as PyTables writes them.
+
 Ordering: by default an input's full chunks may be written before the queued tail rows of earlier
 inputs, so rows of one input keep their relative order but inputs can interleave at chunk granularity.
 `keep_order=True` gives exact input order, at the price of decoding every input that does not start
@@ -14,13 +20,17 @@ on a chunk boundary.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import tables
 
 from gridpipe.merge.layout import NodeSpec
+from gridpipe.merge.plain import PlainChunks
 from gridpipe.merge.source import InputReader
 
 BLOCK_BYTES = 8 * 2**20
+PLAIN_SHARE = 0.05
 
 
 def _cut(data: np.ndarray, axis: int, start: int, stop: int | None = None) -> np.ndarray:
@@ -33,13 +43,15 @@ class ChunkAppender:
     """Grow one Table or EArray from many inputs of the same schema."""
 
     def __init__(self, out: tables.Leaf, spec: NodeSpec, *, keep_order: bool) -> None:
+        """`spec` is the output leaf's; re-encoded chunks are compressed unless `plain` is set."""
         self.out = out
         self.spec = spec
         self.keep_order = keep_order
         self.axis = spec.maindim
         self.chunk_rows = int(out.chunkshape[self.axis])
-        row_bytes = max(1, out.dtype.itemsize * int(np.prod(spec.inner_shape, dtype=np.int64)))
-        chunks_per_block = max(1, BLOCK_BYTES // (row_bytes * self.chunk_rows))
+        self.plain: PlainChunks | None = None
+        self.row_bytes = max(1, out.dtype.itemsize * int(np.prod(spec.inner_shape, dtype=np.int64)))
+        chunks_per_block = max(1, BLOCK_BYTES // (self.row_bytes * self.chunk_rows))
         self.block_rows = chunks_per_block * self.chunk_rows
         self.pending: list[np.ndarray] = []
         self.npending = 0
@@ -47,10 +59,18 @@ class ChunkAppender:
         self.chunks_copied = 0
         self.rows_recoded = 0
 
+    def rows_to_recode(self, inputs: Sequence[NodeSpec]) -> int:
+        """How many rows `add` will decode and re-encode for these inputs (the others go raw)."""
+        recode = pending = 0
+        for spec in inputs:
+            rows = spec.nrows % self.chunk_rows if self._raw_ok(spec, pending) else spec.nrows
+            recode, pending = recode + rows, (pending + rows) % self.chunk_rows
+        return recode
+
     def add(self, src: InputReader, spec: NodeSpec) -> None:
         """Append every row of the leaf `spec.path` of the input `src`."""
         start = 0
-        if self._raw_ok(spec):
+        if self._raw_ok(spec, self.npending):
             start = self._copy_chunks(src, spec, spec.nrows // self.chunk_rows)
         for lo in range(start, spec.nrows, self.block_rows):
             self._push(src.rows(spec, lo, min(lo + self.block_rows, spec.nrows)))
@@ -60,12 +80,14 @@ class ChunkAppender:
         """Write the queued rows (the output's partial last chunk) and flush."""
         if self.npending:
             self._write(self._take_pending())
+        if isinstance(self.out, tables.Table):  # raw and plain chunks bypass PyTables' row count
+            self.out.attrs.NROWS = self.out.nrows
         self.out.flush()
 
-    def _raw_ok(self, spec: NodeSpec) -> bool:
+    def _raw_ok(self, spec: NodeSpec, pending: int) -> bool:
         if not (self.spec.raw_copy_possible() and spec.storage == self.spec.storage):
             return False
-        return not (self.keep_order and self.npending)
+        return not (self.keep_order and pending)
 
     def _copy_chunks(self, src: InputReader, spec: NodeSpec, nfull: int) -> int:
         """Copy the first `nfull` chunks of the leaf raw to the end of the output; return the rows done."""
@@ -77,16 +99,19 @@ class ChunkAppender:
             raise AssertionError(f"{self.out._v_pathname}: output not on a chunk boundary ({base} rows)")
         self.out.truncate(base + nfull * size)
         inner = (0,) * len(self.spec.inner_shape)
-        allocated = src.allocated_chunks(spec.path)
-        for k in range(nfull):
-            start = (k * size, *inner)
-            if start in allocated:
-                mask, data = src.raw_chunk(spec.path, start)
-                self.out.write_chunk((base + k * size, *inner), data, mask)
-                self.chunks_copied += 1
-            else:  # never written: holds fill values, copy them as rows
-                rows = src.rows(spec, k * size, (k + 1) * size)
-                self.out[base + k * size : base + (k + 1) * size] = rows
+        stored = src.stored_chunks(spec.path)
+        run: list[int] = []
+        for k in range(nfull + 1):
+            if k < nfull and (k * size, *inner) in stored:
+                run.append(k)
+                continue
+            chunks = [stored[(j * size, *inner)] for j in run]
+            for j, (mask, data) in zip(run, src.read_stored(chunks), strict=True):
+                self.out.write_chunk((base + j * size, *inner), data, mask)
+            self.chunks_copied += len(run)
+            run = []
+            if k < nfull:  # never written: holds fill values, copy them as rows
+                self.out[base + k * size : base + (k + 1) * size] = src.rows(spec, k * size, (k + 1) * size)
         return nfull * size
 
     def _push(self, rows: np.ndarray) -> None:
@@ -107,8 +132,35 @@ class ChunkAppender:
         return data
 
     def _write(self, data: np.ndarray) -> None:
-        self.out.append(data)
-        self.rows_recoded += data.shape[self.axis]
+        nrows = data.shape[self.axis]
+        self.rows_recoded += nrows
+        if self.plain is None:
+            self.out.append(data)
+            return
+        base = int(self.out.nrows)
+        self.out.truncate(base + nrows)
+        inner = (0,) * len(self.spec.inner_shape)
+        for lo in range(0, nrows, self.chunk_rows):
+            mask, raw = self.plain.encode(data[lo : lo + self.chunk_rows])
+            self.out.write_chunk((base + lo, *inner), raw, mask)
+
+
+def store_plain_within(
+    appenders: Mapping[str, ChunkAppender], inputs: Mapping[str, Sequence[NodeSpec]], budget: float
+) -> int:
+    """Store re-encoded chunks plain in the datasets whose plain bytes are smallest, while their sum
+    stays within `budget`; `inputs` holds each dataset's specs in merge order. Returns the bytes."""
+    costs: list[tuple[int, str, PlainChunks]] = []
+    for path, appender in appenders.items():
+        if (plain := PlainChunks.for_spec(appender.spec)) is not None:
+            costs.append((appender.rows_to_recode(inputs[path]) * appender.row_bytes, path, plain))
+    spent = 0
+    for cost, path, plain in sorted(costs, key=lambda c: c[:2]):
+        if spent + cost > budget:
+            break
+        spent += cost
+        appenders[path].plain = plain
+    return spent
 
 
 class RowAppender:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import tables
 
-from gridpipe.merge.appender import ChunkAppender, RowAppender
+from gridpipe.merge.appender import PLAIN_SHARE, ChunkAppender, RowAppender, store_plain_within
 from gridpipe.merge.inputs import InputFile
 from gridpipe.merge.layout import CONCAT_KINDS, read_layout
 from gridpipe.merge.source import InputReader
@@ -41,6 +41,9 @@ def write_copy(
             else ChunkAppender(out.get_node(path), written[path], keep_order=keep_order)
             for path in totals
         }
+        chunked = {path: a for path, a in appenders.items() if isinstance(a, ChunkAppender)}
+        specs = {path: [i.nodes[path] for i in inputs] for path in chunked}
+        store_plain_within(chunked, specs, PLAIN_SHARE * sum(i.size for i in inputs))
         for done, inp in enumerate(inputs, start=1):
             with InputReader(inp.path) as reader:
                 for path, appender in appenders.items():
@@ -49,7 +52,9 @@ def write_copy(
                 progress(done, len(inputs))
         for appender in appenders.values():
             appender.finish()
-        rebuild_indexes(out, indexes)
+    if indexes:  # reopened: HDF5 fails to read chunks written with a filter mask in the same session
+        with tables.open_file(str(dest), "a") as out:
+            rebuild_indexes(out, indexes)
     return CopyStats(
         rows={path: a.rows for path, a in appenders.items()},
         chunks_copied=sum(a.chunks_copied for a in appenders.values()),

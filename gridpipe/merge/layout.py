@@ -18,7 +18,7 @@ import numpy as np
 import tables
 from tables.path import isvisiblename
 
-from gridpipe.merge.dtypes import Interner, column_types, type_text
+from gridpipe.merge.dtypes import Interner, columns_of, h5_columns, h5_types
 
 try:  # registers blosc, blosc2, bzip2, zstd... in h5py's HDF5, so PyTables' filters decode here too
     import hdf5plugin  # noqa: F401
@@ -100,27 +100,46 @@ def dataset_spec(
     """The spec of one dataset; `tables_dtype` gives PyTables' dtype for types h5py cannot map."""
     kind = _kind(dset)
     shape = tuple(int(s) for s in dset.shape or ())
-    concat = kind in CONCAT_KINDS
+    concat, table = kind in CONCAT_KINDS, kind == "table"
     maindim = 0
     if kind == "earray":
         extdim = dset.attrs.get("EXTDIM")
         maindim = int(extdim) if extdim is not None else list(dset.maxshape).index(None)
+    disk_type = dset.id.get_type().encode()
     try:
-        dtype, h5py_types = dset.dtype, True
+        dtype, h5py_types = h5_types(disk_type)[0], True
     except TypeError:  # an HDF5 type without numpy equivalent in h5py, e.g. PyTables' Time64
         dtype, h5py_types = tables_dtype(path), False
     return NodeSpec(
         path=path,
         kind=kind,
-        columns=share(column_types(dtype) if kind == "table" else (("", type_text(dtype)),)),
+        columns=share(h5_columns(disk_type, table) if h5py_types else columns_of(dtype, table)),
         inner_shape=shape[:maindim] + shape[maindim + 1 :] if concat else shape,
         maindim=maindim,
         nrows=shape[maindim] if concat and shape else 0,
         chunkshape=None if dset.chunks is None else tuple(int(c) for c in dset.chunks),
         pipeline=share(_pipeline(dset)),
-        disk_type=share(dset.id.get_type().encode()),
+        disk_type=share(disk_type),
         h5py_types=h5py_types,
     )
+
+
+def read_rows(dset: h5py.Dataset, spec: NodeSpec, start: int, stop: int) -> np.ndarray:
+    """Rows `start:stop` along the main dimension of a dataset h5py decodes (`spec.decodable`)."""
+    dtype, mtype = h5_types(spec.disk_type)
+    shape = list(dset.shape)
+    if dtype.subdtype is not None or dtype.hasobject or not shape:  # h5py reshapes or converts these
+        index: list[Any] = [slice(None)] * len(shape)
+        index[spec.maindim] = slice(start, stop)
+        return np.asarray(dset[tuple(index)])
+    offset = [0] * len(shape)
+    offset[spec.maindim], shape[spec.maindim] = start, max(0, min(stop, shape[spec.maindim]) - start)
+    out = np.empty(shape, dtype=dtype)
+    if out.size:
+        fspace = dset.id.get_space()
+        fspace.select_hyperslab(tuple(offset), tuple(shape))
+        dset.id.read(h5py.h5s.create_simple(tuple(shape)), fspace, out, mtype)
+    return out
 
 
 def probe(dset: h5py.Dataset, spec: NodeSpec) -> None:
@@ -130,9 +149,7 @@ def probe(dset: h5py.Dataset, spec: NodeSpec) -> None:
         return
     axis, last = spec.maindim, shape[spec.maindim] - 1
     if spec.decodable:
-        index: list[Any] = [slice(None)] * len(shape)
-        index[axis] = slice(last, last + 1)
-        dset[tuple(index)]
+        read_rows(dset, spec, last, last + 1)
     elif dset.chunks is not None:
         start = [0] * len(shape)
         start[axis] = last // dset.chunks[axis] * dset.chunks[axis]

@@ -1,0 +1,93 @@
+"""Chunks stored with their compression skipped: HDF5's per-chunk filter mask, and Fletcher-32 kept.
+
+Every HDF5 chunk carries a filter mask; a set bit i means filter i of the dataset's pipeline was not
+applied to that chunk, and every HDF5 reader (PyTables, h5py, pandas, ctapipe) then skips it when
+reading. The merge stores the few chunks it must re-encode (the inputs' partial tails) this way:
+the rows' bytes as they are on disk, no compression, and, when the pipeline ends with Fletcher-32,
+its checksum computed here, so a damaged chunk is still detected on read. Compressing a chunk with
+blosc:zstd costs milliseconds; this costs microseconds, and a little disk when tails are a large share
+(the merge decides per dataset, see `gridpipe.merge.appender`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from gridpipe.merge.layout import NodeSpec
+
+FLETCHER32 = int(h5py.h5z.FILTER_FLETCHER32)
+
+
+def fletcher32(data: bytes | memoryview | np.ndarray) -> int:
+    """HDF5's Fletcher-32 of `data` (H5_checksum_fletcher32: big-endian 16-bit words, sums mod 65535)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    words = buf[: buf.size - buf.size % 2].view(">u2").astype(np.int64)
+    if buf.size % 2:
+        words = np.append(words, np.int64(buf[-1]) << 8)
+    weights = np.arange(words.size, 0, -1, dtype=np.int64)
+    return (_fold(int(words @ weights)) << 16) | _fold(int(words.sum()))
+
+
+def _fold(total: int) -> int:
+    """The 16-bit value HDF5's end-around-carry folding leaves: 0 only for 0, else 1..65535."""
+    return 0 if total == 0 else (total - 1) % 65535 + 1
+
+
+def _same_bytes(disk: h5py.h5t.TypeID, memory: h5py.h5t.TypeID) -> bool:
+    """Whether values of `memory` type are stored byte for byte as `disk` type (string padding aside)."""
+    cls = disk.get_class()
+    if cls != memory.get_class() or disk.get_size() != memory.get_size():
+        return False
+    if cls == h5py.h5t.STRING:  # PyTables pads with NUL-termination, numpy with NULs: same bytes
+        return not (disk.is_variable_str() or memory.is_variable_str())
+    if cls == h5py.h5t.COMPOUND:
+        members = range(disk.get_nmembers())
+        return disk.get_nmembers() == memory.get_nmembers() and all(
+            disk.get_member_name(i) == memory.get_member_name(i)
+            and disk.get_member_offset(i) == memory.get_member_offset(i)
+            and _same_bytes(disk.get_member_type(i), memory.get_member_type(i))
+            for i in members
+        )
+    if cls == h5py.h5t.ARRAY:
+        return disk.get_array_dims() == memory.get_array_dims() and _same_bytes(
+            disk.get_super(), memory.get_super()
+        )
+    return bool(disk.equal(memory))
+
+
+@dataclass(frozen=True)
+class PlainChunks:
+    """Encodes rows as plain chunks of one dataset: its disk dtype, chunk rows and filter mask."""
+
+    dtype: np.dtype
+    chunk_shape: tuple[int, ...]
+    mask: int
+    checksum: bool
+
+    @classmethod
+    def for_spec(cls, spec: NodeSpec) -> PlainChunks | None:
+        """The encoder for `spec`'s storage, or None when its chunks cannot be stored plain."""
+        if not (spec.raw_copy_possible() and spec.h5py_types and spec.chunkshape):
+            return None
+        fids = [fid for fid, _, _ in spec.pipeline]
+        if FLETCHER32 in fids[:-1]:  # a filter after Fletcher-32 would need to run on its output
+            return None
+        disk = h5py.h5t.decode(spec.disk_type)
+        dtype = disk.dtype
+        if not _same_bytes(disk, h5py.h5t.py_create(dtype)) or dtype.itemsize != disk.get_size():
+            return None  # no numpy dtype with exactly the disk bytes: re-encode through the filters
+        checksum = bool(fids) and fids[-1] == FLETCHER32
+        mask = (1 << len(fids)) - 1 - ((1 << (len(fids) - 1)) if checksum else 0)
+        return cls(dtype, spec.chunkshape, mask, checksum)
+
+    def encode(self, rows: np.ndarray) -> tuple[int, bytes]:
+        """(filter mask, stored bytes) of one chunk holding `rows` (at most one chunk; zero padded)."""
+        data = np.zeros(self.chunk_shape, dtype=self.dtype)
+        data[: rows.shape[0]] = rows
+        raw = data.tobytes()
+        if self.checksum:
+            raw += fletcher32(raw).to_bytes(4, "little")
+        return self.mask, raw
