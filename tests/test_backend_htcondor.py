@@ -95,8 +95,13 @@ def test_a_payload_exiting_3_shows_exit_code_3_and_is_retried(htcondor_pool):
     job = next(j for j in status_of(pool, path)["jobs"] if j["name"] == "eng_OUT_proton_run1-run2")
     assert job["status"] == "failed" and job["attempts"] == 2
     assert "exited with code 3" in job["reason"]
-    job_files = sorted((path / ".gridpipe" / "htcondor" / "jobs").glob("eng_OUT_proton_run1-run2.*.job.json"))
-    assert [f.name for f in job_files] == [f"eng_OUT_proton_run1-run2.{n}.job.json" for n in (1, 2)]
+    # each attempt's files are named by the submission (batch file) that made it, which holds the job
+    condor = path / ".gridpipe" / "htcondor"
+    records = sorted((condor / "jobs").glob("eng_OUT_proton_run1-run2.*.exit.json"))
+    numbers = [r.name.removesuffix(".exit.json").rsplit(".", 1)[1] for r in records]
+    assert len(set(numbers)) == 2 and not list((condor / "jobs").glob("*.job.json"))
+    for n in numbers:
+        assert f"eng_OUT_proton_run1-run2.{n}\t" in (condor / "batches" / f"{n}.jobs").read_text()
     logs = gp(pool, "logs", "eng_OUT_proton_run1-run2", "-a", str(path))
     assert logs.returncode == 0, logs.stderr
     assert '"exit_code": 3' in logs.stdout and "condor.err" in logs.stdout

@@ -1,15 +1,19 @@
 """The HTCondor backend's folders and its submit description.
 
-    .gridpipe/htcondor/job.sh                        every job's executable: exec <python> -m gridpipe.worker "$1"
-    .gridpipe/htcondor/jobs/<name>.<n>.job.json     the worker's job file (gridpipe.worker.records), job.sh's argument
-                           /<name>.<n>.condor.out|err  HTCondor's output and error files of job.sh
+    .gridpipe/htcondor/job.sh                      every job's executable: exec <python> -m gridpipe.worker "$@"
+    .gridpipe/htcondor/batches/<n>.jobs            submission n: one line per job, `<name>.<n><tab><job file>`
+    .gridpipe/htcondor/jobs/<name>.<n>.condor.out|err  HTCondor's output and error files of job.sh
                            /<name>.<n>.exit.json    the worker's exit record; <name>.<n>.stdout.log / .stderr.log
-    .gridpipe/htcondor/clusters/<cluster>              `<proc> <name> <n>` for each job of the cluster
+                           /<name>.<n>.job.json     the worker's job file, with file transfer only
+    .gridpipe/htcondor/clusters/<cluster>            `<proc> <name> <n>` for each job of the cluster
 
-Every job runs in `jobs/` (its initialdir); the attempt `n` is new for every submission: its job file is
-created exclusively, so two submissions never share one. Every job carries +GridpipeAnalysis (a key from the
-analysis's absolute path), +GridpipeJob (its name) and +GridpipeAttempt (n): after a crash the schedd's
-queue and history find the jobs of an analysis by these attributes, and their folders again.
+Every job runs in `jobs/` (its initialdir). Each submission (one schedd transaction) writes one batch file,
+created exclusively: its number `n` numbers the attempts of every job it holds, so two attempts never share
+files, and job.sh hands the worker `<name>.<n>.job.json` and the batch file (the worker reads its line and
+writes its files under that name). With file transfer, a job gets a job file of its own, shipped to the node
+(the batch file stays: a node would receive every job of the batch). Every job carries +GridpipeAnalysis (a
+key from the analysis's absolute path), +GridpipeJob (its name) and +GridpipeAttempt (n): after a crash the
+schedd's queue and history find the jobs of an analysis by these attributes, and their files again.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from gridpipe.analysis.naming import is_safe_name
 from gridpipe.backends.batch_folders import (
     AttemptFolder,
     analysis_key,
+    job_document,
     worker_script,
     write_job_file,
     write_new,
@@ -30,8 +35,10 @@ from gridpipe.backends.batch_folders import (
 from gridpipe.backends.htcondor_settings import HTCondorSection
 from gridpipe.core.exceptions import BackendError
 from gridpipe.core.models import JobSpec
+from gridpipe.worker.records import batch_line
 
 SCRIPT = "job.sh"
+BATCH_SUFFIX = ".jobs"
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+=@,%/-]*$")
 _ID = re.compile(r"^\d+\.\d+$")
 
@@ -72,20 +79,42 @@ class JobFolders:
         self.root.mkdir(parents=True, exist_ok=True)
         _replace(self.script, text, 0o755)
 
-    def new_attempt(self, spec: JobSpec, env: dict[str, str]) -> AttemptFolder:
-        """A new attempt's job file, numbered after the job's existing ones (one file made for a new job).
-        Numbers are found by trying the next one: an attempt's job file is never deleted while the schedd
-        may still hold its job."""
-        n = 1
+    @property
+    def batches(self) -> Path:
+        return self.root / "batches"
+
+    def batch_file(self, n: int | str) -> Path:
+        return self.batches / f"{n}{BATCH_SUFFIX}"
+
+    def new_batch(self, specs: list[JobSpec], env: dict[str, str], job_files: bool) -> Batch:
+        """The next submission's batch file, holding every job (one file made for the whole batch), and
+        with `job_files` a job file per job as well. Numbers are found by trying the next one: a batch file
+        is never deleted while the schedd may still hold its jobs."""
+        jobs = [job_document(self.analysis_path, spec, env) for spec in specs]
+        n = self._last_batch() + 1
         while True:
-            folder = self.attempt(spec.name, n)
+            text = "".join(batch_line(f"{spec.name}.{n}", job) for spec, job in zip(specs, jobs, strict=True))
             try:
-                write_job_file(folder, self.analysis_path, spec, env)
-                return folder
+                write_new(self.batch_file(n), text, 0o644)
+                break
             except FileExistsError:
                 n += 1
             except FileNotFoundError:
-                self.jobs.mkdir(parents=True, exist_ok=True)
+                self.batches.mkdir(parents=True, exist_ok=True)
+        self.jobs.mkdir(exist_ok=True)
+        folders = [self.attempt(spec.name, n) for spec in specs]
+        if job_files:
+            for spec, folder in zip(specs, folders, strict=True):
+                write_job_file(folder, self.analysis_path, spec, env)
+        return Batch(n, folders)
+
+    def _last_batch(self) -> int:
+        try:
+            names = os.listdir(self.batches)
+        except FileNotFoundError:
+            return 0
+        stems = (name.removesuffix(BATCH_SUFFIX) for name in names if name.endswith(BATCH_SUFFIX))
+        return max((int(stem) for stem in stems if stem.isdigit()), default=0)
 
     def attempt(self, name: str, n: int) -> AttemptFolder:
         return AttemptFolder(self.jobs, name, n, stem=f"{name}.{n}")
@@ -141,6 +170,14 @@ class JobFolders:
         return self.attempt(*found) if found is not None else None
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One submission's jobs: the batch file's number (every job's attempt) and each job's attempt."""
+
+    number: int
+    folders: list[AttemptFolder]
+
+
 def _replace(path: Path, text: str, mode: int) -> None:
     """Write `path` whole or not at all (a temporary file of this process, then a rename)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -150,7 +187,7 @@ def _replace(path: Path, text: str, mode: int) -> None:
 
 
 def job_script(python: str) -> str:
-    """The jobs' executable: exec the job worker on the job file its argument names (in its initialdir)."""
+    """The jobs' executable: exec the job worker on its arguments (a job file, and the batch file holding it)."""
     return worker_script(python, None)
 
 
@@ -170,10 +207,10 @@ def batch_name(analysis_path: Path) -> str:
     return f"gridpipe-{name}" if is_safe_name(name) else f"gridpipe-{analysis_key(analysis_path)}"
 
 
-def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dict[str, str]:
-    """The submit description of every job of a batch; each job's name and attempt come as item data."""
+def description(settings: HTCondorSection, folders: JobFolders, key: str, batch: int | str) -> dict[str, str]:
+    """The submit description of the jobs of batch file `batch`; each job's name comes as item data."""
     jobs = check_path(folders.jobs, "the analysis's job folder")
-    stem = "$(GridpipeName).$(GridpipeAttempt)"
+    stem = f"$(GridpipeName).{batch}"
     s = settings
     desc = {
         "universe": s.universe,
@@ -185,7 +222,7 @@ def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dic
         "batch_name": batch_name(folders.analysis_path),
         "+GridpipeAnalysis": f'"{key}"',
         "+GridpipeJob": '"$(GridpipeName)"',
-        "+GridpipeAttempt": "$(GridpipeAttempt)",
+        "+GridpipeAttempt": str(batch),
         "request_cpus": str(s.request_cpus),
     }
     if s.file_transfer:
@@ -196,7 +233,10 @@ def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dic
             transfer_input_files=f"{stem}.job.json",
         )
     else:
-        desc.update(should_transfer_files="NO", transfer_executable="false")
+        batch_file = check_path(folders.batch_file(batch), "the batch file")
+        desc.update(
+            arguments=f"{stem}.job.json {batch_file}", should_transfer_files="NO", transfer_executable="false"
+        )
     optional = {
         "request_memory": s.request_memory,
         "request_disk": s.request_disk,
@@ -209,8 +249,8 @@ def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dic
     return desc
 
 
-def item(spec: JobSpec, folder: AttemptFolder) -> dict[str, str]:
-    return {"GridpipeName": spec.name, "GridpipeAttempt": str(folder.attempt)}
+def item(spec: JobSpec) -> dict[str, str]:
+    return {"GridpipeName": spec.name}
 
 
 def describe_text(desc: dict[str, str], items: list[dict[str, str]]) -> str:
