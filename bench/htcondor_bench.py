@@ -1,6 +1,6 @@
 """The `htcondor` backend against a real one-machine HTCondor pool started here, versus raw binding calls.
 
-    python bench/htcondor_bench.py [--jobs 1000] [--quick]
+    python bench/htcondor_bench.py [--jobs 1000] [--quick] [--file-transfer]
 
 Submission: N jobs through the engine's exactly-once submission (store, one batch file and one schedd
 transaction per batch) versus two baselines given the same descriptions and the same N items (their batch
@@ -41,7 +41,7 @@ def raw_batches(
     """The same descriptions and items gridpipe gives, for batch files made here (not part of the raw time),
     one per round, and the seconds making those files took (what the file system costs the engine)."""
     from gridpipe.backends.htcondor import HTCondorBackend
-    from gridpipe.backends.htcondor_jobs import description, item
+    from gridpipe.backends.htcondor_jobs import description
 
     backend = an.backend
     assert isinstance(backend, HTCondorBackend)
@@ -55,7 +55,7 @@ def raw_batches(
         batch = backend.folders.new_batch(chunk, {}, backend.settings.file_transfer)
         seconds += time.perf_counter() - started
         desc = description(backend.settings, backend.folders, backend.key, batch.number)
-        batches.append((desc, [item(s) for s in chunk]))
+        batches.append((desc, batch.items))
     return batches, seconds
 
 
@@ -132,6 +132,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
     )
+    parser.add_argument(
+        "--file-transfer", action="store_true", help="jobs with file_transfer: true (batch files in chunks)"
+    )
     args = parser.parse_args()
     n, rounds, repeat = (60, 3, 2) if args.quick else (args.jobs, 6, 5)
     reason = missing_reason()
@@ -140,7 +143,8 @@ def main() -> None:
     with running_pool() as pool:
         # In the pool's folder: condor_submit (in a chroot on Debian 12) checks that each job's folder exists.
         sub = pool.workdir("bench") / "sub"
-        an = Analysis.open(gamma_touch_analysis(sub, n, "htcondor", "    requirements: 'False'\n"))
+        section = "    requirements: 'False'\n" + ("    file_transfer: true\n" if args.file_transfer else "")
+        an = Analysis.open(gamma_touch_analysis(sub, n, "htcondor", section))
         try:
             batches, folders = raw_batches(an, n, rounds)
             seconds = bench_submit(an, pool, batches)
@@ -164,7 +168,7 @@ def main() -> None:
         f"median {statistics.median(per_round):.2f}"
     )
     print(
-        f"  (the {rounds} batch files alone:            {folders:7.3f} s: this disk's share of the engine's time)"
+        f"  (the batch files of the {rounds} rounds alone: {folders:7.3f} s: this disk's share of the engine's time)"
     )
     print(f"  load average after the rounds: {' '.join(f'{x:.2f}' for x in load)}")
     print(f"refresh {active} active jobs (median of {repeat}):")

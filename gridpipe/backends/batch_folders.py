@@ -5,9 +5,9 @@ holding the worker's job file, the job's output files and the worker's exit reco
                                     /job.exit.json  the worker's exit record; job.stdout.log / job.stderr.log
 
 or, where the batch system finds a job's attempts itself (HTCondor, by attribute), every attempt's files in
-one folder, named by job and attempt: `jobs/<name>.<n>.exit.json`, ..., the job itself in one batch file per
-submission (`gridpipe.worker.records`) or in `jobs/<name>.<n>.job.json` (on a file system where metadata is
-slow, making files and folders dominated the cost of a submission).
+one folder, named by job and attempt: `jobs/<name>.<n>.exit.json`, ..., and the jobs themselves in one batch
+file per submission (`gridpipe.worker.records`): on a file system where metadata is slow, making files and
+folders dominated the cost of a submission.
 
 The attempt `n` is new for every submission, so an earlier attempt's exit record is never taken for a
 later one's. Each backend adds its own files (a batch script, the batch system's output files) and its own

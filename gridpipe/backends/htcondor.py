@@ -73,7 +73,7 @@ class HTCondorBackend(BatchBackend):
     def describe(self, spec: JobSpec) -> str | None:
         """The submit description the job would be given (dry runs; no folder is made)."""
         desc = description(self.settings, self.folders, self.key, "N")
-        return describe_text(desc, [item(spec)])
+        return describe_text(desc, [item(spec.name, 0, self.settings.file_transfer)])
 
     def submit(self, specs: Sequence[JobSpec]) -> dict[str, str]:
         """One schedd transaction for the whole batch (all jobs or none); a failure is reconciled by
@@ -84,8 +84,7 @@ class HTCondorBackend(BatchBackend):
         self.folders.ensure_script(self.job_python())
         batch = self.folders.new_batch(list(specs), self.settings.environment, self.settings.file_transfer)
         desc = description(self.settings, self.folders, self.key, batch.number)
-        folders = batch.folders
-        items = [item(s) for s in specs]
+        folders, items = batch.folders, batch.items
         delay = self.settings.backoff
         for attempt in range(self.settings.retries + 1):
             try:

@@ -2,16 +2,16 @@
 
     .gridpipe/htcondor/job.sh                      every job's executable: exec <python> -m gridpipe.worker "$@"
     .gridpipe/htcondor/batches/<n>.jobs            submission n: one line per job, `<name>.<n><tab><job file>`
+                             /<n>.<k>.jobs          with file transfer, its chunks of CHUNK jobs (k from 0)
     .gridpipe/htcondor/jobs/<name>.<n>.condor.out|err  HTCondor's output and error files of job.sh
                            /<name>.<n>.exit.json    the worker's exit record; <name>.<n>.stdout.log / .stderr.log
-                           /<name>.<n>.job.json     the worker's job file, with file transfer only
     .gridpipe/htcondor/clusters/<cluster>            `<proc> <name> <n>` for each job of the cluster
 
 Every job runs in `jobs/` (its initialdir). Each submission (one schedd transaction) writes one batch file,
 created exclusively: its number `n` numbers the attempts of every job it holds, so two attempts never share
 files, and job.sh hands the worker `<name>.<n>.job.json` and the batch file (the worker reads its line and
-writes its files under that name). With file transfer, a job gets a job file of its own, shipped to the node
-(the batch file stays: a node would receive every job of the batch). Every job carries +GridpipeAnalysis (a
+writes its files under that name). With file transfer, a job is sent the chunk of the batch file that holds
+it, not the whole batch. Every job carries +GridpipeAnalysis (a
 key from the analysis's absolute path), +GridpipeJob (its name) and +GridpipeAttempt (n): after a crash the
 schedd's queue and history find the jobs of an analysis by these attributes, and their files again.
 """
@@ -29,7 +29,6 @@ from gridpipe.backends.batch_folders import (
     analysis_key,
     job_document,
     worker_script,
-    write_job_file,
     write_new,
 )
 from gridpipe.backends.htcondor_settings import HTCondorSection
@@ -39,6 +38,8 @@ from gridpipe.worker.records import batch_line
 
 SCRIPT = "job.sh"
 BATCH_SUFFIX = ".jobs"
+CHUNK = 20
+"""Jobs per chunk of a batch file, with file transfer: a job is sent its chunk, never the whole batch."""
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+=@,%/-]*$")
 _ID = re.compile(r"^\d+\.\d+$")
 
@@ -86,27 +87,31 @@ class JobFolders:
     def batch_file(self, n: int | str) -> Path:
         return self.batches / f"{n}{BATCH_SUFFIX}"
 
-    def new_batch(self, specs: list[JobSpec], env: dict[str, str], job_files: bool) -> Batch:
-        """The next submission's batch file, holding every job (one file made for the whole batch), and
-        with `job_files` a job file per job as well. Numbers are found by trying the next one: a batch file
-        is never deleted while the schedd may still hold its jobs."""
+    def chunk_file(self, n: int | str, chunk: int | str) -> Path:
+        return self.batches / f"{n}.{chunk}{BATCH_SUFFIX}"
+
+    def new_batch(self, specs: list[JobSpec], env: dict[str, str], file_transfer: bool) -> Batch:
+        """The next submission's batch file, holding every job (one file made for the whole batch), and with
+        file transfer its chunks of CHUNK jobs (each job is sent its chunk). Numbers are found by trying the
+        next one: a batch file is never deleted while the schedd may still hold its jobs."""
         jobs = [job_document(self.analysis_path, spec, env) for spec in specs]
         n = self._last_batch() + 1
         while True:
-            text = "".join(batch_line(f"{spec.name}.{n}", job) for spec, job in zip(specs, jobs, strict=True))
+            lines = [batch_line(f"{spec.name}.{n}", job) for spec, job in zip(specs, jobs, strict=True)]
             try:
-                write_new(self.batch_file(n), text, 0o644)
+                write_new(self.batch_file(n), "".join(lines), 0o644)
                 break
             except FileExistsError:
                 n += 1
             except FileNotFoundError:
                 self.batches.mkdir(parents=True, exist_ok=True)
         self.jobs.mkdir(exist_ok=True)
+        if file_transfer:
+            for start in range(0, len(lines), CHUNK):
+                write_new(self.chunk_file(n, start // CHUNK), "".join(lines[start : start + CHUNK]), 0o644)
         folders = [self.attempt(spec.name, n) for spec in specs]
-        if job_files:
-            for spec, folder in zip(specs, folders, strict=True):
-                write_job_file(folder, self.analysis_path, spec, env)
-        return Batch(n, folders)
+        items = [item(spec.name, i, file_transfer) for i, spec in enumerate(specs)]
+        return Batch(n, folders, items)
 
     def _last_batch(self) -> int:
         try:
@@ -176,6 +181,8 @@ class Batch:
 
     number: int
     folders: list[AttemptFolder]
+    items: list[dict[str, str]]
+    """Each job's item data (`item`)."""
 
 
 def _replace(path: Path, text: str, mode: int) -> None:
@@ -226,11 +233,13 @@ def description(settings: HTCondorSection, folders: JobFolders, key: str, batch:
         "request_cpus": str(s.request_cpus),
     }
     if s.file_transfer:
+        chunk = f"{batch}.$(GridpipeChunk){BATCH_SUFFIX}"
         desc.update(
+            arguments=f"{stem}.job.json {chunk}",
             should_transfer_files="YES",
             when_to_transfer_output="ON_EXIT_OR_EVICT",
             transfer_executable="true",
-            transfer_input_files=f"{stem}.job.json",
+            transfer_input_files=f"{check_path(folders.batches, 'the batch folder')}/{chunk}",
         )
     else:
         batch_file = check_path(folders.batch_file(batch), "the batch file")
@@ -249,8 +258,11 @@ def description(settings: HTCondorSection, folders: JobFolders, key: str, batch:
     return desc
 
 
-def item(spec: JobSpec) -> dict[str, str]:
-    return {"GridpipeName": spec.name}
+def item(name: str, index: int, file_transfer: bool) -> dict[str, str]:
+    """The item data of the `index`-th job of a batch: its name, and with file transfer its chunk."""
+    if file_transfer:
+        return {"GridpipeName": name, "GridpipeChunk": str(index // CHUNK)}
+    return {"GridpipeName": name}
 
 
 def describe_text(desc: dict[str, str], items: list[dict[str, str]]) -> str:
