@@ -388,6 +388,20 @@ def test_with_file_transfer_a_job_is_sent_its_chunk_of_the_batch_file(tmp_path):
     assert desc["arguments"] == "$(GridpipeName).1.job.json 1.$(GridpipeChunk).jobs"
 
 
+def test_batches_are_numbered_after_the_attempts_of_an_earlier_layout(tmp_path):
+    """An analysis whose jobs an earlier gridpipe gave a job file each (jobs/<name>.<n>.job.json): the first
+    batch is numbered after them, so no new attempt takes an earlier one's files."""
+    from gridpipe.backends.htcondor_jobs import JobFolders
+
+    folders = JobFolders(tmp_path)
+    folders.jobs.mkdir(parents=True)
+    for name in ("a.1.job.json", "a.7.job.json", "b.2.job.json", "a.9.exit.json"):
+        (folders.jobs / name).write_text("{}")
+    specs = [JobSpec("a", "s", "u", (("true",),), where="local")]
+    assert folders.new_batch(specs, {}, file_transfer=False).number == 8
+    assert folders.new_batch(specs, {}, file_transfer=False).number == 9
+
+
 def test_a_named_schedd_is_located_through_the_collector(htcondor_pool):
     import htcondor2
 

@@ -34,7 +34,7 @@ from gridpipe.backends.batch_folders import (
 from gridpipe.backends.htcondor_settings import HTCondorSection
 from gridpipe.core.exceptions import BackendError
 from gridpipe.core.models import JobSpec
-from gridpipe.worker.records import batch_line
+from gridpipe.worker.records import JOB_SUFFIX, batch_line
 
 SCRIPT = "job.sh"
 BATCH_SUFFIX = ".jobs"
@@ -114,12 +114,18 @@ class JobFolders:
         return Batch(n, folders, items)
 
     def _last_batch(self) -> int:
-        try:
+        """The highest batch number; before the first batch file, the highest attempt number of the job files
+        an earlier gridpipe made (one per job), so that no attempt takes the name of an earlier one."""
+        try:  # <n>.jobs, not the chunks <n>.<k>.jobs
             names = os.listdir(self.batches)
+            numbers = (name.removesuffix(BATCH_SUFFIX) for name in names if name.endswith(BATCH_SUFFIX))
         except FileNotFoundError:
-            return 0
-        stems = (name.removesuffix(BATCH_SUFFIX) for name in names if name.endswith(BATCH_SUFFIX))
-        return max((int(stem) for stem in stems if stem.isdigit()), default=0)
+            try:  # <name>.<n>.job.json
+                names = os.listdir(self.jobs)
+            except FileNotFoundError:
+                return 0
+            numbers = (n.removesuffix(JOB_SUFFIX).rsplit(".", 1)[-1] for n in names if n.endswith(JOB_SUFFIX))
+        return max((int(number) for number in numbers if number.isdigit()), default=0)
 
     def attempt(self, name: str, n: int) -> AttemptFolder:
         return AttemptFolder(self.jobs, name, n, stem=f"{name}.{n}")
