@@ -1,10 +1,10 @@
 """The `htcondor` backend against a real one-machine HTCondor pool started here, versus raw binding calls.
 
-    python bench/htcondor_bench.py [--jobs 1000] [--quick]
+    python bench/htcondor_bench.py [--jobs 1000] [--quick] [--file-transfer]
 
-Submission: N jobs through the engine's exactly-once submission (store, job folders, one schedd transaction
-per batch) versus two baselines given the same description and the same N items (their folders made
-beforehand, not timed): one `condor_submit` of a file with `queue ... from (...)` (what the issue names: a user
+Submission: N jobs through the engine's exactly-once submission (store, one batch file and one schedd
+transaction per batch) versus two baselines given the same descriptions and the same N items (their batch
+files made beforehand, not timed): one `condor_submit` of a file with `queue ... from (...)` (what the issue names: a user
 submitting by hand) and one raw `Schedd.submit` of the bindings (no process, no file: the floor), in rounds
 with the three rotating. Jobs are submitted with `requirements = False`,
 so they stay idle and running them does not load the machine meanwhile. Refresh: one engine refresh of the N
@@ -38,21 +38,25 @@ VARIANTS = ("bindings", "condor_submit", "engine")
 def raw_batches(
     an: Analysis, n: int, rounds: int
 ) -> tuple[list[tuple[dict[str, str], list[dict[str, str]]]], float]:
-    """The same description and items gridpipe gives, for folders made here (not part of the raw time), and
-    the seconds making those folders took (what the file system costs the engine, one thread)."""
+    """The same descriptions and items gridpipe gives, for batch files made here (not part of the raw time),
+    one per round, and the seconds making those files took (what the file system costs the engine)."""
     from gridpipe.backends.htcondor import HTCondorBackend
-    from gridpipe.backends.htcondor_jobs import description, item
+    from gridpipe.backends.htcondor_jobs import description
 
     backend = an.backend
     assert isinstance(backend, HTCondorBackend)
-    desc = description(backend.settings, backend.folders, backend.key)
     specs = plan_units(an, an.workflow.stage("produce")).new[:n]
     backend.folders.ensure_script(backend.job_python())
-    started = time.perf_counter()
-    items = [item(s, backend.folders.new_attempt(s, {})) for s in specs]
-    folders = time.perf_counter() - started
     cut = [n * r // rounds for r in range(rounds + 1)]  # rounds of (nearly) equal size, all n items
-    return [(desc, items[cut[r] : cut[r + 1]]) for r in range(rounds)], folders
+    batches, seconds = [], 0.0
+    for r in range(rounds):
+        chunk = specs[cut[r] : cut[r + 1]]
+        started = time.perf_counter()
+        batch = backend.folders.new_batch(chunk, {}, backend.settings.file_transfer)
+        seconds += time.perf_counter() - started
+        desc = description(backend.settings, backend.folders, backend.key, batch.number)
+        batches.append((desc, batch.items))
+    return batches, seconds
 
 
 def condor_submit(pool: HTCondorPool, desc: dict[str, str], items: list[dict[str, str]]) -> None:
@@ -128,6 +132,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
     )
+    parser.add_argument(
+        "--file-transfer", action="store_true", help="jobs with file_transfer: true (batch files in chunks)"
+    )
     args = parser.parse_args()
     n, rounds, repeat = (60, 3, 2) if args.quick else (args.jobs, 6, 5)
     reason = missing_reason()
@@ -136,10 +143,12 @@ def main() -> None:
     with running_pool() as pool:
         # In the pool's folder: condor_submit (in a chroot on Debian 12) checks that each job's folder exists.
         sub = pool.workdir("bench") / "sub"
-        an = Analysis.open(gamma_touch_analysis(sub, n, "htcondor", "    requirements: 'False'\n"))
+        section = "    requirements: 'False'\n" + ("    file_transfer: true\n" if args.file_transfer else "")
+        an = Analysis.open(gamma_touch_analysis(sub, n, "htcondor", section))
         try:
             batches, folders = raw_batches(an, n, rounds)
             seconds = bench_submit(an, pool, batches)
+            load = os.getloadavg()
             raw, eng, calls, active = bench_refresh(an, repeat)
         finally:
             an.close()
@@ -159,8 +168,9 @@ def main() -> None:
         f"median {statistics.median(per_round):.2f}"
     )
     print(
-        f"  (the {n} job folders alone, one thread:    {folders:7.2f} s: this disk's share of the engine's time)"
+        f"  (the batch files of the {rounds} rounds alone: {folders:7.3f} s: this disk's share of the engine's time)"
     )
+    print(f"  load average after the rounds: {' '.join(f'{x:.2f}' for x in load)}")
     print(f"refresh {active} active jobs (median of {repeat}):")
     print(f"  raw Schedd.query, same projection           {raw * 1e3:7.1f} ms")
     print(

@@ -95,8 +95,13 @@ def test_a_payload_exiting_3_shows_exit_code_3_and_is_retried(htcondor_pool):
     job = next(j for j in status_of(pool, path)["jobs"] if j["name"] == "eng_OUT_proton_run1-run2")
     assert job["status"] == "failed" and job["attempts"] == 2
     assert "exited with code 3" in job["reason"]
-    job_files = sorted((path / ".gridpipe" / "htcondor" / "jobs").glob("eng_OUT_proton_run1-run2.*.job.json"))
-    assert [f.name for f in job_files] == [f"eng_OUT_proton_run1-run2.{n}.job.json" for n in (1, 2)]
+    # each attempt's files are named by the submission (batch file) that made it, which holds the job
+    condor = path / ".gridpipe" / "htcondor"
+    records = sorted((condor / "jobs").glob("eng_OUT_proton_run1-run2.*.exit.json"))
+    numbers = [r.name.removesuffix(".exit.json").rsplit(".", 1)[1] for r in records]
+    assert len(set(numbers)) == 2 and not list((condor / "jobs").glob("*.job.json"))
+    for n in numbers:
+        assert f"eng_OUT_proton_run1-run2.{n}\t" in (condor / "batches" / f"{n}.jobs").read_text()
     logs = gp(pool, "logs", "eng_OUT_proton_run1-run2", "-a", str(path))
     assert logs.returncode == 0, logs.stderr
     assert '"exit_code": 3' in logs.stdout and "condor.err" in logs.stdout
@@ -353,10 +358,48 @@ def test_with_file_transfer_the_job_file_goes_to_the_node_and_the_records_come_b
         logs = backend.logs(ids["moved-job"])
         an.close()
     jobs = path / ".gridpipe" / "htcondor" / "jobs"
-    # the job ran in HTCondor's scratch folder, not in the jobs' folder, and its records came back
+    # the job ran in HTCondor's scratch folder, not in the jobs' folder, with its chunk of the batch file,
+    # and its records came back
     stdout = logs["moved-job.1.stdout.log"]
-    assert str(jobs) not in stdout and "moved-job.1.job.json" in stdout
-    assert (jobs / "moved-job.1.exit.json").is_file()
+    assert str(jobs) not in stdout and "\n1.0.jobs\n" in stdout
+    assert (jobs / "moved-job.1.exit.json").is_file() and not list(jobs.glob("*.jobs"))
+
+
+def test_with_file_transfer_a_job_is_sent_its_chunk_of_the_batch_file(tmp_path):
+    """No schedd: the files and item data a batch of 45 jobs is given (a job's chunk holds its line)."""
+    from gridpipe.backends.htcondor_jobs import CHUNK, JobFolders, description
+    from gridpipe.backends.htcondor_settings import HTCondorSection
+    from gridpipe.worker.records import read_batch_job
+
+    folders = JobFolders(tmp_path)
+    folders.root.mkdir(parents=True)
+    specs = [JobSpec(f"job{i}", "s", "u", (("true",),), where="local") for i in range(2 * CHUNK + 5)]
+    batch = folders.new_batch(specs, {"A": "1"}, file_transfer=True)
+    assert batch.number == 1 and folders.new_batch(specs[:1], {}, file_transfer=False).number == 2
+    chunks = sorted(p.name for p in folders.batches.iterdir())
+    assert chunks == ["1.0.jobs", "1.1.jobs", "1.2.jobs", "1.jobs", "2.jobs"]
+    assert [len(folders.chunk_file(1, k).read_text().splitlines()) for k in range(3)] == [CHUNK, CHUNK, 5]
+    for spec, folder, item in zip(specs, batch.folders, batch.items, strict=True):
+        chunk = folders.chunk_file(1, item["GridpipeChunk"])
+        assert read_batch_job(chunk, f"{spec.name}.1").spec.env == {"A": "1"}
+        assert folder.job_file == folders.jobs / f"{spec.name}.1.job.json" and not folder.job_file.exists()
+    desc = description(HTCondorSection(file_transfer=True), folders, "key", batch.number)
+    assert desc["transfer_input_files"] == f"{folders.batches}/1.$(GridpipeChunk).jobs"
+    assert desc["arguments"] == "$(GridpipeName).1.job.json 1.$(GridpipeChunk).jobs"
+
+
+def test_batches_are_numbered_after_the_attempts_of_an_earlier_layout(tmp_path):
+    """An analysis whose jobs an earlier gridpipe gave a job file each (jobs/<name>.<n>.job.json): the first
+    batch is numbered after them, so no new attempt takes an earlier one's files."""
+    from gridpipe.backends.htcondor_jobs import JobFolders
+
+    folders = JobFolders(tmp_path)
+    folders.jobs.mkdir(parents=True)
+    for name in ("a.1.job.json", "a.7.job.json", "b.2.job.json", "a.9.exit.json"):
+        (folders.jobs / name).write_text("{}")
+    specs = [JobSpec("a", "s", "u", (("true",),), where="local")]
+    assert folders.new_batch(specs, {}, file_transfer=False).number == 8
+    assert folders.new_batch(specs, {}, file_transfer=False).number == 9
 
 
 def test_a_named_schedd_is_located_through_the_collector(htcondor_pool):

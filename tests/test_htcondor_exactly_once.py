@@ -1,12 +1,14 @@
-"""Exactly once on HTCondor: kill -9 of `gridpipe submit` at many points of a 200-job submission (while job
-folders are made, and around the schedd transaction), then submit again: every job ran exactly once (the
-schedd's queue and history and the worker's exit records say so) and `status` is exact; and the schedd
-stopped during `gridpipe run` and started again: the run carries on, nothing lost or doubled."""
+"""Exactly once on HTCondor: kill -9 of `gridpipe submit` at many points of a 200-job submission (while
+batch files are written, around the schedd transactions and between them), then submit again: every job ran
+exactly once (the schedd's queue and history and the worker's exit records say so) and `status` is exact;
+and the schedd stopped during `gridpipe run` and started again: the run carries on, nothing lost or
+doubled."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,28 +54,46 @@ def _wait_done(pool, path: Path, n: int, timeout: float = 600) -> dict:
         time.sleep(2)
 
 
-def _attempts(jobs_dir: Path) -> int:
-    return sum(1 for _ in jobs_dir.glob("*.job.json")) if jobs_dir.is_dir() else 0
+def _batches(condor: Path) -> int:
+    """Batch files made so far (one per schedd transaction)."""
+    return sum(1 for _ in (condor / "batches").glob("*.jobs")) if (condor / "batches").is_dir() else 0
+
+
+def _submit_batch(path: Path, size: int) -> None:
+    """Set backend.submit_batch, replacing grid.yaml whole (the jobs running meanwhile read it)."""
+    grid = path / "configs" / "grid.yaml"
+    text, n = re.subn(r"submit_batch: \d+", f"submit_batch: {size}", grid.read_text(), count=1)
+    assert n == 1
+    tmp = grid.with_name("grid.yaml.tmp")
+    tmp.write_text(text)
+    owner = grid.stat()
+    os.chown(tmp, owner.st_uid, owner.st_gid)
+    os.replace(tmp, grid)
 
 
 @pytest.mark.slow
 def test_kill_9_during_an_htcondor_submission_never_loses_or_duplicates(htcondor_pool):
     pool = htcondor_pool
     path = condor_analysis(pool, {"gamma": N_JOBS}, n_file_per_job=1)
-    jobs_dir = path / ".gridpipe" / "htcondor" / "jobs"
+    condor = path / ".gridpipe" / "htcondor"
+    jobs_dir = condor / "jobs"
     argv = [sys.executable, "-m", "gridpipe", "submit", "--output_type", "TRAINING", "-a", str(path)]
-    # kill while the job folders are made (before the transaction), then around the transaction itself
-    points = [(t, 0.0) for t in range(5, N_JOBS, 20)] + [(N_JOBS, d) for d in (0.0, 0.005, 0.02, 0.05)]
+    # first in transactions of 5 jobs: kill as the k-th batch file of the run appears and some time after
+    # (while it is written, around its transaction, while ids are recorded and confirmed, between two);
+    # then all that is left in one transaction, killed around it
+    small = [(1, d) for d in (0.0, 0.001, 0.002, 0.004, 0.006, 0.01)] + [(2, d) for d in (0.0, 0.003, 0.008)]
+    points = [(5, k, d) for k, d in [*small, (3, 0.0)]] + [(0, 1, d) for d in (0.0, 0.005, 0.02, 0.05)]
     kills = 0
-    for threshold, delay in points:
-        base = _attempts(jobs_dir)
+    for size, k, delay in points:
+        _submit_batch(path, size)
+        base = _batches(condor)
         proc = pool.user_popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
-            if _attempts(jobs_dir) - base >= threshold:
+            if _batches(condor) - base >= k:
                 time.sleep(delay)
                 break
-            time.sleep(0.001)
+            time.sleep(0.0005)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
@@ -84,16 +104,16 @@ def test_kill_9_during_an_htcondor_submission_never_loses_or_duplicates(htcondor
     final = gp(pool, "submit", "--output_type", "TRAINING", "-a", str(path))
     assert final.returncode == 0, final.stderr
     status = _wait_done(pool, path, N_JOBS)
-    condor = _condor_jobs(path)
-    per_name = Counter(name for _, name, _ in condor)
+    condor_jobs = _condor_jobs(path)
+    per_name = Counter(name for _, name, _ in condor_jobs)
     assert len(per_name) == N_JOBS and set(per_name.values()) == {1}, per_name.most_common(3)
-    assert {state for *_, state in condor} == {4}  # completed
+    assert {state for *_, state in condor_jobs} == {4}  # completed
     records = Counter(
         p.name.removesuffix(".exit.json").rsplit(".", 1)[0] for p in jobs_dir.glob("*.exit.json")
     )
     assert len(records) == N_JOBS and set(records.values()) == {1}
     assert all(job["attempts"] == 1 for job in status["jobs"])
-    assert {job["backend_id"] for job in status["jobs"]} == {cid for cid, _, _ in condor}
+    assert {job["backend_id"] for job in status["jobs"]} == {cid for cid, _, _ in condor_jobs}
 
 
 @pytest.mark.slow

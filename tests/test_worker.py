@@ -24,6 +24,7 @@ from gridpipe.worker.records import (
     JobFile,
     OutputRecord,
     RecordError,
+    batch_line,
     exit_record_path,
     read_exit_record,
     read_job_file,
@@ -212,8 +213,18 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         [str(jobs / "missing.job.json")],
         "cannot read the job file: No such file or directory",
     )
-    cases["no-argument"] = ([], "usage: python -m gridpipe.worker JOB_FILE")
-    cases["two-arguments"] = ([str(jobs / "a"), str(jobs / "b")], "usage: python -m gridpipe.worker JOB_FILE")
+    usage = "usage: python -m gridpipe.worker JOB_FILE [BATCH_FILE]"
+    cases["no-argument"] = ([], usage)
+    cases["three-arguments"] = ([str(jobs / "a"), str(jobs / "b"), str(jobs / "c")], usage)
+    batch = jobs / "1.jobs"
+    batch.write_text(f"w_bad.1\t{json.dumps(good)}\nw_bad.2\t{{not json\n")
+    job = str(jobs / "w_bad.{}.job.json")
+    cases["batch-missing"] = (
+        [job.format(1), str(jobs / "2.jobs")],
+        "2.jobs: cannot read the batch file: No such file or directory",
+    )
+    cases["batch-no-such-job"] = ([job.format(3), str(batch)], "the batch file holds no job 'w_bad.3'")
+    cases["batch-bad-line"] = ([job.format(2), str(batch)], "not a valid job file: not JSON")
     return cases
 
 
@@ -227,6 +238,31 @@ def test_a_bad_or_missing_job_file_is_one_line_and_exit_2(tmp_path):
             assert args[0] in done.stderr, name
     assert not list((tmp_path / "bad").glob("*.exit.json"))
     assert not list((tmp_path / "bad").glob("*.log"))
+
+
+def test_a_job_of_a_batch_file_runs_under_the_name_its_job_file_would_have(tmp_path, analysis):
+    """One batch file for many jobs (HTCondor writes one per submission): the worker reads the line keyed
+    by the job file's name, which need not exist, and writes the job's files under that name."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    lines = [
+        batch_line(
+            key, JobFile(analysis=str(analysis), spec=spec(key, ["sh", "-c", f"echo {key}"], outputs=()))
+        )
+        for key in ("w_batch.1", "w_batch.10", "w_batch.11")
+    ]
+    batch = tmp_path / "11.jobs"
+    batch.write_text("".join(lines))
+    for key in ("w_batch.1", "w_batch.11"):
+        path = jobs / f"{key}.job.json"
+        done = worker(path, batch)
+        assert (done.returncode, done.stderr) == (0, ""), key
+        assert record_of(path).job == key and f"\n{key}\n" in (jobs / f"{key}.stdout.log").read_text()
+    assert sorted(p.name for p in jobs.iterdir()) == [
+        f"{key}.{suffix}"
+        for key in ("w_batch.1", "w_batch.11")
+        for suffix in ("exit.json", "stderr.log", "stdout.log")
+    ]
 
 
 def _started(path: Path, timeout: float = 60) -> int:

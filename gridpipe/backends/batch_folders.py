@@ -5,8 +5,9 @@ holding the worker's job file, the job's output files and the worker's exit reco
                                     /job.exit.json  the worker's exit record; job.stdout.log / job.stderr.log
 
 or, where the batch system finds a job's attempts itself (HTCondor, by attribute), every attempt's files in
-one folder, named by job and attempt: `jobs/<name>.<n>.job.json`, `jobs/<name>.<n>.exit.json`, ... (one file
-made per job: on a file system where metadata is slow, folders dominated the cost of a submission).
+one folder, named by job and attempt: `jobs/<name>.<n>.exit.json`, ..., and the jobs themselves in one batch
+file per submission (`gridpipe.worker.records`): on a file system where metadata is slow, making files and
+folders dominated the cost of a submission.
 
 The attempt `n` is new for every submission, so an earlier attempt's exit record is never taken for a
 later one's. Each backend adds its own files (a batch script, the batch system's output files) and its own
@@ -85,13 +86,18 @@ def new_attempt_dir(job_dir: Path) -> tuple[Path, int]:
             n += 1
 
 
+def job_document(analysis_path: Path, spec: JobSpec, env: dict[str, str]) -> JobFile:
+    """What the worker is given for a job: the job with the backend's environment under its own."""
+    job_spec = JobSpec(**{**spec.__dict__, "env": {**env, **spec.env}}) if env else spec
+    return JobFile(analysis=str(analysis_path.absolute()), spec=job_spec)
+
+
 def write_job_file(folder: AttemptFolder, analysis_path: Path, spec: JobSpec, env: dict[str, str]) -> None:
     """The worker's job file of an attempt, with the backend's environment under the job's own.
 
-    The folder is new and this process's alone, and nothing is submitted before the file is whole: it is
-    written in place, without a temporary file or an fsync."""
-    job_spec = JobSpec(**{**spec.__dict__, "env": {**env, **spec.env}}) if env else spec
-    job = JobFile(analysis=str(analysis_path.absolute()), spec=job_spec)
+    The file is new and this process's alone, and nothing is submitted before it is whole: it is written
+    in place, without a temporary file or an fsync."""
+    job = job_document(analysis_path, spec, env)
     write_new(folder.job_file, job.model_dump_json(indent=1) + "\n", 0o644)
 
 
@@ -104,9 +110,9 @@ def write_new(path: Path, text: str, mode: int) -> None:
 
 
 def worker_script(python: str, job_file: Path | None) -> str:
-    """A job's shell script: exec the job worker on the job file, or on the file its first argument names
-    when `job_file` is None (paths quoted; nothing else is run)."""
-    target = shlex.quote(str(job_file)) if job_file is not None else '"$1"'
+    """A job's shell script: exec the job worker on the job file, or on the script's arguments when
+    `job_file` is None (paths quoted; nothing else is run)."""
+    target = shlex.quote(str(job_file)) if job_file is not None else '"$@"'
     command = shlex.join([python, "-m", "gridpipe.worker"]) + " " + target
     return "#!/bin/sh\n# written by gridpipe: run one job with the job worker\nexec " + command + "\n"
 

@@ -1,8 +1,8 @@
 """The `htcondor` backend: one schedd transaction per batch, one query per refresh, one remove for many.
 
 Talks to the schedd through HTCondor's Python bindings (`pip install "gridpipe[htcondor]"`, modules
-`htcondor2`/`classad2`). Each job runs the shared job worker (`python -m gridpipe.worker`) in its attempt
-folder; the worker's exit record answers for a job the schedd has forgotten. Jobs carry +GridpipeAnalysis,
+`htcondor2`/`classad2`). Each job runs the shared job worker (`python -m gridpipe.worker`) on its line of
+its submission's batch file; the worker's exit record answers for a job the schedd has forgotten. Jobs carry +GridpipeAnalysis,
 +GridpipeJob and +GridpipeAttempt, so that after a crash they are found again by attribute (`lookup`) in the
 queue and the history, and never submitted twice.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import htcondor2  # noqa: F401 - the plugin loader turns a missing package into the one-line install error
 
@@ -41,9 +41,6 @@ from gridpipe.backends.htcondor_states import (
 from gridpipe.core.exceptions import BackendError
 from gridpipe.core.models import BackendJob, BackendStatus, JobSpec
 from gridpipe.core.states import JobStatus
-
-if TYPE_CHECKING:
-    pass
 
 LOG_LIMIT = 1 << 20
 HISTORY_MARGIN = 3600.0
@@ -75,8 +72,8 @@ class HTCondorBackend(BatchBackend):
     # ---- submission -------------------------------------------------------------------------------
     def describe(self, spec: JobSpec) -> str | None:
         """The submit description the job would be given (dry runs; no folder is made)."""
-        desc = description(self.settings, self.folders, self.key)
-        return describe_text(desc, [{"GridpipeName": spec.name, "GridpipeAttempt": "N"}])
+        desc = description(self.settings, self.folders, self.key, "N")
+        return describe_text(desc, [item(spec.name, 0, self.settings.file_transfer)])
 
     def submit(self, specs: Sequence[JobSpec]) -> dict[str, str]:
         """One schedd transaction for the whole batch (all jobs or none); a failure is reconciled by
@@ -84,10 +81,10 @@ class HTCondorBackend(BatchBackend):
         self.check_names(specs)
         if not specs:
             return {}
-        desc = description(self.settings, self.folders, self.key)
         self.folders.ensure_script(self.job_python())
-        folders = [self.folders.new_attempt(s, self.settings.environment) for s in specs]
-        items = [item(s, f) for s, f in zip(specs, folders, strict=True)]
+        batch = self.folders.new_batch(list(specs), self.settings.environment, self.settings.file_transfer)
+        desc = description(self.settings, self.folders, self.key, batch.number)
+        folders, items = batch.folders, batch.items
         delay = self.settings.backoff
         for attempt in range(self.settings.retries + 1):
             try:

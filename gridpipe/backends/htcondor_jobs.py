@@ -1,15 +1,19 @@
 """The HTCondor backend's folders and its submit description.
 
-    .gridpipe/htcondor/job.sh                        every job's executable: exec <python> -m gridpipe.worker "$1"
-    .gridpipe/htcondor/jobs/<name>.<n>.job.json     the worker's job file (gridpipe.worker.records), job.sh's argument
-                           /<name>.<n>.condor.out|err  HTCondor's output and error files of job.sh
+    .gridpipe/htcondor/job.sh                      every job's executable: exec <python> -m gridpipe.worker "$@"
+    .gridpipe/htcondor/batches/<n>.jobs            submission n: one line per job, `<name>.<n><tab><job file>`
+                             /<n>.<k>.jobs          with file transfer, its chunks of CHUNK jobs (k from 0)
+    .gridpipe/htcondor/jobs/<name>.<n>.condor.out|err  HTCondor's output and error files of job.sh
                            /<name>.<n>.exit.json    the worker's exit record; <name>.<n>.stdout.log / .stderr.log
-    .gridpipe/htcondor/clusters/<cluster>              `<proc> <name> <n>` for each job of the cluster
+    .gridpipe/htcondor/clusters/<cluster>            `<proc> <name> <n>` for each job of the cluster
 
-Every job runs in `jobs/` (its initialdir); the attempt `n` is new for every submission: its job file is
-created exclusively, so two submissions never share one. Every job carries +GridpipeAnalysis (a key from the
-analysis's absolute path), +GridpipeJob (its name) and +GridpipeAttempt (n): after a crash the schedd's
-queue and history find the jobs of an analysis by these attributes, and their folders again.
+Every job runs in `jobs/` (its initialdir). Each submission (one schedd transaction) writes one batch file,
+created exclusively: its number `n` numbers the attempts of every job it holds, so two attempts never share
+files, and job.sh hands the worker `<name>.<n>.job.json` and the batch file (the worker reads its line and
+writes its files under that name). With file transfer, a job is sent the chunk of the batch file that holds
+it, not the whole batch. Every job carries +GridpipeAnalysis (a
+key from the analysis's absolute path), +GridpipeJob (its name) and +GridpipeAttempt (n): after a crash the
+schedd's queue and history find the jobs of an analysis by these attributes, and their files again.
 """
 
 from __future__ import annotations
@@ -23,15 +27,19 @@ from gridpipe.analysis.naming import is_safe_name
 from gridpipe.backends.batch_folders import (
     AttemptFolder,
     analysis_key,
+    job_document,
     worker_script,
-    write_job_file,
     write_new,
 )
 from gridpipe.backends.htcondor_settings import HTCondorSection
 from gridpipe.core.exceptions import BackendError
 from gridpipe.core.models import JobSpec
+from gridpipe.worker.records import JOB_SUFFIX, batch_line
 
 SCRIPT = "job.sh"
+BATCH_SUFFIX = ".jobs"
+CHUNK = 20
+"""Jobs per chunk of a batch file, with file transfer: a job is sent its chunk, never the whole batch."""
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+=@,%/-]*$")
 _ID = re.compile(r"^\d+\.\d+$")
 
@@ -72,20 +80,52 @@ class JobFolders:
         self.root.mkdir(parents=True, exist_ok=True)
         _replace(self.script, text, 0o755)
 
-    def new_attempt(self, spec: JobSpec, env: dict[str, str]) -> AttemptFolder:
-        """A new attempt's job file, numbered after the job's existing ones (one file made for a new job).
-        Numbers are found by trying the next one: an attempt's job file is never deleted while the schedd
-        may still hold its job."""
-        n = 1
+    @property
+    def batches(self) -> Path:
+        return self.root / "batches"
+
+    def batch_file(self, n: int | str) -> Path:
+        return self.batches / f"{n}{BATCH_SUFFIX}"
+
+    def chunk_file(self, n: int | str, chunk: int | str) -> Path:
+        return self.batches / f"{n}.{chunk}{BATCH_SUFFIX}"
+
+    def new_batch(self, specs: list[JobSpec], env: dict[str, str], file_transfer: bool) -> Batch:
+        """The next submission's batch file, holding every job (one file made for the whole batch), and with
+        file transfer its chunks of CHUNK jobs (each job is sent its chunk). Numbers are found by trying the
+        next one: a batch file is never deleted while the schedd may still hold its jobs."""
+        jobs = [job_document(self.analysis_path, spec, env) for spec in specs]
+        n = self._last_batch() + 1
         while True:
-            folder = self.attempt(spec.name, n)
+            lines = [batch_line(f"{spec.name}.{n}", job) for spec, job in zip(specs, jobs, strict=True)]
             try:
-                write_job_file(folder, self.analysis_path, spec, env)
-                return folder
+                write_new(self.batch_file(n), "".join(lines), 0o644)
+                break
             except FileExistsError:
                 n += 1
             except FileNotFoundError:
-                self.jobs.mkdir(parents=True, exist_ok=True)
+                self.batches.mkdir(parents=True, exist_ok=True)
+        self.jobs.mkdir(exist_ok=True)
+        if file_transfer:
+            for start in range(0, len(lines), CHUNK):
+                write_new(self.chunk_file(n, start // CHUNK), "".join(lines[start : start + CHUNK]), 0o644)
+        folders = [self.attempt(spec.name, n) for spec in specs]
+        items = [item(spec.name, i, file_transfer) for i, spec in enumerate(specs)]
+        return Batch(n, folders, items)
+
+    def _last_batch(self) -> int:
+        """The highest batch number; before the first batch file, the highest attempt number of the job files
+        an earlier gridpipe made (one per job), so that no attempt takes the name of an earlier one."""
+        try:  # <n>.jobs, not the chunks <n>.<k>.jobs
+            names = os.listdir(self.batches)
+            numbers = (name.removesuffix(BATCH_SUFFIX) for name in names if name.endswith(BATCH_SUFFIX))
+        except FileNotFoundError:
+            try:  # <name>.<n>.job.json
+                names = os.listdir(self.jobs)
+            except FileNotFoundError:
+                return 0
+            numbers = (n.removesuffix(JOB_SUFFIX).rsplit(".", 1)[-1] for n in names if n.endswith(JOB_SUFFIX))
+        return max((int(number) for number in numbers if number.isdigit()), default=0)
 
     def attempt(self, name: str, n: int) -> AttemptFolder:
         return AttemptFolder(self.jobs, name, n, stem=f"{name}.{n}")
@@ -141,6 +181,16 @@ class JobFolders:
         return self.attempt(*found) if found is not None else None
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One submission's jobs: the batch file's number (every job's attempt) and each job's attempt."""
+
+    number: int
+    folders: list[AttemptFolder]
+    items: list[dict[str, str]]
+    """Each job's item data (`item`)."""
+
+
 def _replace(path: Path, text: str, mode: int) -> None:
     """Write `path` whole or not at all (a temporary file of this process, then a rename)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -150,7 +200,7 @@ def _replace(path: Path, text: str, mode: int) -> None:
 
 
 def job_script(python: str) -> str:
-    """The jobs' executable: exec the job worker on the job file its argument names (in its initialdir)."""
+    """The jobs' executable: exec the job worker on its arguments (a job file, and the batch file holding it)."""
     return worker_script(python, None)
 
 
@@ -170,10 +220,10 @@ def batch_name(analysis_path: Path) -> str:
     return f"gridpipe-{name}" if is_safe_name(name) else f"gridpipe-{analysis_key(analysis_path)}"
 
 
-def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dict[str, str]:
-    """The submit description of every job of a batch; each job's name and attempt come as item data."""
+def description(settings: HTCondorSection, folders: JobFolders, key: str, batch: int | str) -> dict[str, str]:
+    """The submit description of the jobs of batch file `batch`; each job's name comes as item data."""
     jobs = check_path(folders.jobs, "the analysis's job folder")
-    stem = "$(GridpipeName).$(GridpipeAttempt)"
+    stem = f"$(GridpipeName).{batch}"
     s = settings
     desc = {
         "universe": s.universe,
@@ -185,18 +235,23 @@ def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dic
         "batch_name": batch_name(folders.analysis_path),
         "+GridpipeAnalysis": f'"{key}"',
         "+GridpipeJob": '"$(GridpipeName)"',
-        "+GridpipeAttempt": "$(GridpipeAttempt)",
+        "+GridpipeAttempt": str(batch),
         "request_cpus": str(s.request_cpus),
     }
     if s.file_transfer:
+        chunk = f"{batch}.$(GridpipeChunk){BATCH_SUFFIX}"
         desc.update(
+            arguments=f"{stem}.job.json {chunk}",
             should_transfer_files="YES",
             when_to_transfer_output="ON_EXIT_OR_EVICT",
             transfer_executable="true",
-            transfer_input_files=f"{stem}.job.json",
+            transfer_input_files=f"{check_path(folders.batches, 'the batch folder')}/{chunk}",
         )
     else:
-        desc.update(should_transfer_files="NO", transfer_executable="false")
+        batch_file = check_path(folders.batch_file(batch), "the batch file")
+        desc.update(
+            arguments=f"{stem}.job.json {batch_file}", should_transfer_files="NO", transfer_executable="false"
+        )
     optional = {
         "request_memory": s.request_memory,
         "request_disk": s.request_disk,
@@ -209,8 +264,11 @@ def description(settings: HTCondorSection, folders: JobFolders, key: str) -> dic
     return desc
 
 
-def item(spec: JobSpec, folder: AttemptFolder) -> dict[str, str]:
-    return {"GridpipeName": spec.name, "GridpipeAttempt": str(folder.attempt)}
+def item(name: str, index: int, file_transfer: bool) -> dict[str, str]:
+    """The item data of the `index`-th job of a batch: its name, and with file transfer its chunk."""
+    if file_transfer:
+        return {"GridpipeName": name, "GridpipeChunk": str(index // CHUNK)}
+    return {"GridpipeName": name}
 
 
 def describe_text(desc: dict[str, str], items: list[dict[str, str]]) -> str:

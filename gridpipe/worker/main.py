@@ -1,4 +1,6 @@
-"""`python -m gridpipe.worker JOB_FILE`: run the job a job file describes and write its exit record beside it.
+"""`python -m gridpipe.worker JOB_FILE [BATCH_FILE]`: run the job a job file describes and write its exit
+record beside it. With BATCH_FILE, the job is the one keyed NAME there (`NAME.job.json`, the job file's name:
+the job file itself need not exist; the job's files are named after it all the same).
 
 The job's stdout and stderr go to `NAME.stdout.log` and `NAME.stderr.log` beside the job file; it runs in
 `NAME.work/` (or in the job file's `work_dir`), which is removed when the job is done and kept when it is
@@ -33,6 +35,7 @@ from gridpipe.worker.records import (
     base_name,
     beside,
     exit_record_path,
+    read_batch_job,
     read_job_file,
     write_exit_record,
 )
@@ -42,7 +45,7 @@ from gridpipe.worker.workspace import NUMBA_CACHE, Workspace
 
 PROGRAM = "gridpipe.worker"
 KILL_GRACE_SECONDS = 5.0
-USAGE = f"usage: python -m {PROGRAM} JOB_FILE"
+USAGE = f"usage: python -m {PROGRAM} JOB_FILE [BATCH_FILE]"
 
 
 class _Stopper:
@@ -150,13 +153,16 @@ def _record(job: JobFile, result: JobResult, started: datetime) -> ExitRecord:
 
 
 def main(argv: list[str]) -> int:
-    """Run the job file named in `argv`; the process's exit code."""
-    if len(argv) != 1 or argv[0].startswith("-"):
+    """Run the job file named in `argv` (or its job in the batch file named next); the process's exit code."""
+    if len(argv) not in (1, 2) or any(arg.startswith("-") for arg in argv):
         print(f"{PROGRAM}: error: {USAGE}", file=sys.stderr)
         return EXIT_USAGE
     job_file = Path(argv[0]).absolute()
     try:
-        job = read_job_file(job_file)
+        if len(argv) == 2:
+            job = read_batch_job(Path(argv[1]), base_name(job_file))
+        else:
+            job = read_job_file(job_file)
     except RecordError as exc:
         print(f"{PROGRAM}: error: {exc.detail}", file=sys.stderr)
         return EXIT_USAGE

@@ -2,7 +2,9 @@
 
 Both are small versioned JSON documents beside each other: `NAME.job.json` and `NAME.exit.json`. A batch
 backend writes the job file when it submits, and reads the exit record when its batch system no longer
-knows the job. Both appear atomically (temp file + rename).
+knows the job. Both appear atomically (temp file + rename). A backend may instead write one batch file for
+many jobs: one line per job, `NAME<tab>job file as one line of JSON`; the worker then reads the line keyed
+by the name of a `NAME.job.json` that need not exist, and writes the job's files beside it as usual.
 """
 
 from __future__ import annotations
@@ -133,6 +135,24 @@ def write_job_file(path: Path, job: JobFile) -> None:
     atomic_write_text(path, job.model_dump_json(indent=1) + "\n")
 
 
+def batch_line(key: str, job: JobFile) -> str:
+    """The line of a batch file holding `job` under `key` (a name without tab or line break)."""
+    return f"{key}\t{job.model_dump_json()}\n"
+
+
+def read_batch_job(path: Path, key: str) -> JobFile:
+    """The job keyed `key` in the batch file at `path`; RecordError (one line) when it is not there."""
+    prefix = key.encode() + b"\t"
+    try:
+        with path.open("rb") as fh:
+            line = next((line for line in fh if line.startswith(prefix)), None)
+    except OSError as exc:
+        raise RecordError(path, f"cannot read the batch file: {exc.strerror or exc}") from None
+    if line is None:
+        raise RecordError(path, f"the batch file holds no job {key!r}")
+    return _parse(path, line[len(prefix) :], JobFile, "job file", JOB_FILE_VERSION)
+
+
 def write_exit_record(path: Path, record: ExitRecord) -> None:
     """Write the exit record atomically."""
     atomic_write_text(path, record.model_dump_json(indent=1) + "\n")
@@ -152,9 +172,15 @@ def read_exit_record(path: Path) -> ExitRecord | None:
 
 def _read(path: Path, model: type[M], what: str, version: int) -> M:
     try:
-        data = json.loads(path.read_bytes())
+        text = path.read_bytes()
     except OSError as exc:
         raise RecordError(path, f"cannot read the {what}: {exc.strerror or exc}") from None
+    return _parse(path, text, model, what, version)
+
+
+def _parse(path: Path, text: bytes, model: type[M], what: str, version: int) -> M:
+    try:
+        data = json.loads(text)
     except ValueError as exc:
         raise RecordError(path, f"not a valid {what}: not JSON ({exc})") from None
     if not isinstance(data, dict):
