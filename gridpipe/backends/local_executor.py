@@ -165,10 +165,9 @@ class _CancelWatch:
                 _signal_group(pid, signal.SIGKILL)
 
 
-def _runner(analysis_path: Path, number: int) -> None:
-    """One runner process in slot `number`: claim a job, run it, record it with the next claim; exit
-    after a quiet spell."""
-    setup = LocalSetup.for_analysis(analysis_path)
+def _runner(setup: LocalSetup, number: int) -> None:
+    """One runner process in slot `number` (forked: the executor's setup is its own): claim a job, run it,
+    record it with the next claim; exit after a quiet spell."""
     queue = LocalQueue(setup.local_dir)
     slot = Slot(setup.local_dir, number)
     watch = _CancelWatch(setup.local_dir)
@@ -220,14 +219,13 @@ def _log_traceback(what: str) -> None:
         pass
 
 
-def _supervise(
-    context: multiprocessing.context.BaseContext, analysis_path: Path, local_dir: Path, workers: int
-) -> bool:
+def _supervise(context: multiprocessing.context.BaseContext, setup: LocalSetup) -> bool:
     """Run `workers` runners; a runner that dies has its job failed as lost and is replaced, a few times.
 
     Returns False when runners kept dying (more than MAX_RUNNER_REPLACEMENTS): the executor then gives up.
     """
-    runners = {_start_runner(context, analysis_path, number): number for number in range(workers)}
+    local_dir = setup.local_dir
+    runners = {_start_runner(context, setup, number): number for number in range(setup.workers)}
     replacements = MAX_RUNNER_REPLACEMENTS
     while runners:
         multiprocessing.connection.wait([r.sentinel for r in runners])
@@ -252,7 +250,7 @@ def _supervise(
                 _stop(runners)
                 return False
             replacements -= 1
-            runners[_start_runner(context, analysis_path, number)] = number
+            runners[_start_runner(context, setup, number)] = number
     return True
 
 
@@ -265,9 +263,9 @@ def _stop(runners: dict[multiprocessing.Process, int]) -> None:
 
 
 def _start_runner(
-    context: multiprocessing.context.BaseContext, analysis_path: Path, number: int
+    context: multiprocessing.context.BaseContext, setup: LocalSetup, number: int
 ) -> multiprocessing.Process:
-    runner = context.Process(target=_runner, args=(analysis_path, number), daemon=False)  # type: ignore[attr-defined]
+    runner = context.Process(target=_runner, args=(setup, number), daemon=False)  # type: ignore[attr-defined]
     runner.start()
     return runner
 
@@ -291,7 +289,7 @@ def main(analysis_path: Path, lock_fd: int | None = None) -> int:
             queue = LocalQueue(local_dir)
             recover_lost(queue, local_dir)
             queue.close()  # no connection crosses the fork
-            healthy = _supervise(context, analysis_path, local_dir, setup.workers)
+            healthy = _supervise(context, setup)
             if not (local_dir / "queue.db").exists():
                 return 0  # the analysis was moved or removed meanwhile: never make a new queue where it was
             queue = LocalQueue(local_dir)
