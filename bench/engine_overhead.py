@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -38,7 +40,7 @@ def _pool(root: Path, jobs: int, workers: int) -> float:
     return time.perf_counter() - started
 
 
-def _engine(root: Path, jobs: int, workers: int) -> float:
+def _engine(root: Path, jobs: int, workers: int) -> tuple[float, tuple[float, float]]:
     workflow = noop_workflow(root / "noop.yaml")
     path = make_analysis(
         Path(tempfile.mkdtemp(dir=root)),
@@ -48,21 +50,37 @@ def _engine(root: Path, jobs: int, workers: int) -> float:
         max_workers=workers,
     )
     command = [sys.executable, "-m", "gridpipe", "run", "-a", str(path)]
+    launched = time.time()
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(result.stdout[-2000:] + result.stderr[-2000:])
-    return elapsed
+    return elapsed, _job_span(path, launched)
+
+
+def _job_span(path: Path, launched: float) -> tuple[float, float]:
+    """Seconds from the launch of `run` until its first job started and until its last job ended (the local
+    queue's own times): what comes before and after is the engine's start and end."""
+    queue = sqlite3.connect(path / ".gridpipe" / "local" / "queue.db")
+    try:
+        row = queue.execute("SELECT MIN(started), MAX(ended) FROM jobs").fetchone()
+    finally:
+        queue.close()
+    first, last = (datetime.fromisoformat(t).timestamp() - launched for t in row)
+    return first, last
 
 
 def compare(root: Path, jobs: int, workers: int, rounds: int) -> None:
     """Alternating pool and engine rounds for `jobs` jobs; print every round and the ratios."""
     pool_s: list[float] = []
     engine_s: list[float] = []
+    spans: list[tuple[float, float]] = []
     for _ in range(rounds):
         pool_s.append(_pool(root, jobs, workers))
-        engine_s.append(_engine(root, jobs, workers))
+        elapsed, span = _engine(root, jobs, workers)
+        engine_s.append(elapsed)
+        spans.append(span)
     print(f"{jobs} no-op jobs, {workers} workers, {rounds} alternating rounds")
     print("  process pool (baseline)   " + "  ".join(f"{t:5.2f}" for t in pool_s) + " s")
     print("  gridpipe run (defaults)   " + "  ".join(f"{t:5.2f}" for t in engine_s) + " s")
@@ -73,6 +91,16 @@ def compare(root: Path, jobs: int, workers: int, rounds: int) -> None:
     best = min(engine_s) / min(pool_s)
     median = statistics.median(engine_s) / statistics.median(pool_s)
     print(f"  ratio of best times {best:5.2f}, of medians {median:5.2f}  (target <= 1.3)")
+    print(
+        "  gridpipe: first job started  "
+        + "  ".join(f"{first:5.2f}" for first, _ in spans)
+        + " s after launch"
+    )
+    print(
+        "            last job ended     "
+        + "  ".join(f"{last:5.2f}" for _, last in spans)
+        + " s (then the final gather and exit)"
+    )
 
 
 def main() -> None:
