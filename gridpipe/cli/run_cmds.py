@@ -23,6 +23,7 @@ def _drive(
     poll: float | None,
     json_output: bool = False,
 ) -> bool:
+    an.backend.ensure_running()  # the local executor starts up while the engine's modules load
     from gridpipe.cli.messages import run_text
     from gridpipe.cli.output import command_line, console, err_console, print_json, styled
     from gridpipe.cli.render import print_status

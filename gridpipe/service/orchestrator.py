@@ -28,7 +28,7 @@ from gridpipe.service.models import upload_stage_outputs
 from gridpipe.service.planning import input_list_path, plan_units, record_plan
 from gridpipe.service.refresh import refresh
 from gridpipe.service.rerun import rerun_stale_unit
-from gridpipe.service.submission import submit
+from gridpipe.service.submission import SubmitReport, submit
 from gridpipe.workflow.planner import Unit, units_of
 from gridpipe.workflow.policy import free_slots, idle_wait, split_failures, wake_when_active_at_most
 from gridpipe.workflow.progress import (
@@ -65,6 +65,10 @@ class Direct:
 IDLE_CEILING_S = 5.0
 """The longest the service waits between cycles while nothing changes (its wait doubles from the poll
 interval with every quiet cycle): 1,000 active jobs cost a poll every few seconds, not several a second."""
+
+FIRST_BATCH = 20
+"""Jobs submitted alone first when none is active, so that the backend starts running while the rest are
+submitted (each part is exactly-once on its own)."""
 
 SERVICE_MARK = "service"
 """Written after the process id in `.gridpipe/run.lock` when the background service drives the analysis."""
@@ -245,11 +249,15 @@ class Orchestrator:
                 names += [j.name for j in planned]
         if names:
             self.moved = True
-            report = self.lanes.call(
-                "submission", f"submit {len(names)} job(s)", lambda: submit(self.an, names)
-            )
-            self.notify(f"submitted {len(report.submitted)} job(s)")
+            # with none active, a few go first: the backend starts on them while the rest are submitted
+            first = FIRST_BATCH if not active else len(names)
+            batches = [batch for batch in (names[:first], names[first:]) if batch]
+            submitted = sum(len(self._submit_batch(batch).submitted) for batch in batches)
+            self.notify(f"submitted {submitted} job(s)")
         return len(names)
+
+    def _submit_batch(self, names: list[str]) -> SubmitReport:
+        return self.lanes.call("submission", f"submit {len(names)} job(s)", lambda: submit(self.an, names))
 
     def _submission_blocked(self) -> bool:
         """Ask the grid backend whether submitting can work now; say when that changes."""
