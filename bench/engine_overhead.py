@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from _installed import compile_gridpipe
 from engine_helpers import make_analysis, noop_workflow
 
 
@@ -112,6 +113,7 @@ def main() -> None:
         "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
     )
     args = parser.parse_args()
+    print(compile_gridpipe())
     if args.quick:
         args.jobs, args.rounds = "20", 1
     with tempfile.TemporaryDirectory() as tmp:
