@@ -2,9 +2,9 @@
 
 Talks to the schedd through HTCondor's Python bindings (`pip install "gridpipe[htcondor]"`, modules
 `htcondor2`/`classad2`). Each job runs the shared job worker (`python -m gridpipe.worker`) on its line of
-its submission's batch file; the worker's exit record answers for a job the schedd has forgotten. Jobs carry +GridpipeAnalysis,
-+GridpipeJob and +GridpipeAttempt, so that after a crash they are found again by attribute (`lookup`) in the
-queue and the history, and never submitted twice.
+its submission's batch file; the worker's exit record answers for a job the schedd has forgotten. Jobs
+carry +GridpipeAnalysis, +GridpipeJob and +GridpipeAttempt, so that after a crash they are found again by
+attribute (`lookup`) in the queue and the history, and never submitted twice.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ Every job runs in `jobs/` (its initialdir). Each submission (one schedd transact
 created exclusively: its number `n` numbers the attempts of every job it holds, so two attempts never share
 files, and job.sh hands the worker `<name>.<n>.job.json` and the batch file (the worker reads its line and
 writes its files under that name). With file transfer, a job is sent the chunk of the batch file that holds
-it, not the whole batch. Every job carries +GridpipeAnalysis (a
-key from the analysis's absolute path), +GridpipeJob (its name) and +GridpipeAttempt (n): after a crash the
-schedd's queue and history find the jobs of an analysis by these attributes, and their files again.
+it, not the whole batch. Every job carries +GridpipeAnalysis (a key from the analysis's absolute path),
++GridpipeJob (its name) and +GridpipeAttempt (n): after a crash the schedd's queue and history find the
+jobs of an analysis by these attributes, and their files again.
 """
 
 from __future__ import annotations
@@ -124,7 +124,11 @@ class JobFolders:
                 names = os.listdir(self.jobs)
             except FileNotFoundError:
                 return 0
-            numbers = (n.removesuffix(JOB_SUFFIX).rsplit(".", 1)[-1] for n in names if n.endswith(JOB_SUFFIX))
+            numbers = (
+                name.removesuffix(JOB_SUFFIX).rsplit(".", 1)[-1]
+                for name in names
+                if name.endswith(JOB_SUFFIX)
+            )
         return max((int(number) for number in numbers if number.isdigit()), default=0)
 
     def attempt(self, name: str, n: int) -> AttemptFolder:
