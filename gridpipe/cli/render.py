@@ -6,9 +6,8 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-
-from gridpipe.cli.output import command_line, console, print_json
+from gridpipe.cli.boxtable import draw
+from gridpipe.cli.output import command_line, console, print_json, stdout_look, write_line
 from gridpipe.core.states import SHOWN_STATES
 
 if TYPE_CHECKING:
@@ -150,17 +149,13 @@ def print_status(
     if json_output:
         write_status_json(an, which)
         return
-    table = Table(title=f"{an.grid.analysis_name} ({an.grid.backend.name} backend)")
-    table.add_column("stage")
-    table.add_column("particle")
-    for state in SHOWN_STATES:
-        table.add_column(state.value, justify="right")
     from gridpipe.service.rerun import stale_units
 
     stale = stale_units(an)
     counts = stage_counts(an)
     order = [s.name for s in an.workflow.stages] + sorted(set(counts) - {s.name for s in an.workflow.stages})
     folded = 0
+    table: list[list[str]] = []
     for stage in order:
         units = counts.get(stage, {})
         if len(units) > UNIT_ROWS_MAX and not all_units:  # a sweep's 10,000 units: one row
@@ -175,14 +170,36 @@ def print_status(
         for unit, by_state in rows:
             cells = (str(by_state[s]) if by_state.get(s) else "·" for s in SHOWN_STATES)
             label = f"{unit} (stale)" if unit in stale.get(stage, []) else unit
-            table.add_row(stage, label, *cells)
-    console().print(table)
+            table.append([stage, label, *cells])
+    _print_counts(f"{an.grid.analysis_name} ({an.grid.backend.name} backend)", table)
     if stale:
-        console().print("stale: made from outputs that were run again since; `gridpipe run` redoes them")
+        write_line("stale: made from outputs that were run again since; `gridpipe run` redoes them")
     if folded:
-        console().print(f"stages with over {UNIT_ROWS_MAX} units are summed; --units shows every unit")
+        write_line(f"stages with over {UNIT_ROWS_MAX} units are summed; --units shows every unit")
     if with_jobs:
         print_job_rows(an, which or JobFilter(limit=DEFAULT_JOB_ROWS, done_last=True))
+
+
+COUNT_HEADERS = ("stage", "particle", *(state.value for state in SHOWN_STATES))
+"""Columns of the counts table; the states' counts are right-justified."""
+
+
+def _print_counts(title: str, rows: list[list[str]]) -> None:
+    """The counts table: drawn directly where that matches rich (it almost always does), else by rich."""
+    right = frozenset(range(2, len(COUNT_HEADERS)))
+    look = stdout_look()
+    text = draw(title, COUNT_HEADERS, rows, right, look) if look is not None else None
+    if text is not None:
+        sys.stdout.write(text)
+        return
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, header in enumerate(COUNT_HEADERS):
+        table.add_column(header, justify="right" if i in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    console().print(table)
 
 
 def print_job_rows(an: Analysis, which: JobFilter) -> None:
@@ -194,6 +211,8 @@ def print_job_rows(an: Analysis, which: JobFilter) -> None:
     out = console()
     shown = 0
     if which.limit is not None and which.limit <= TABLE_ROWS_MAX:
+        from rich.table import Table
+
         jobs = list(job_rows(an, which))
         with_link = any(job["link"] for job in jobs)
         rows = Table()
