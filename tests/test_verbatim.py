@@ -43,3 +43,18 @@ def test_a_bad_cli_value_is_repeated_verbatim(tmp_path: Path):
     proc = gridpipe("create-analysis", "ana", "--analyses-dir", str(tmp_path), "--backend", "[b]x[/b]")
     assert proc.returncode == 2
     assert "[b]x[/b]" in proc.stderr
+
+
+def test_a_reason_with_an_emoji_code_is_shown_as_written(tmp_path: Path):
+    from gridpipe.analysis.create import CreateRequest, create_analysis
+    from gridpipe.core.models import JobSpec
+    from gridpipe.core.states import JobStatus
+    from gridpipe.store import JobStore
+
+    path = create_analysis(CreateRequest(name="ana", analyses_dir=tmp_path)).path
+    with JobStore.for_analysis(path) as store:
+        store.add_jobs([JobSpec(name="j1", stage="dl2", unit="gamma", commands=(("true",),))])
+        store.set_status(["j1"], JobStatus.FAILED, "it went :bomb: [b]here")
+    status = gridpipe("status", "--no-refresh", "--jobs", "-a", str(path))
+    assert status.returncode == 0, status.stderr
+    assert "it went :bomb: [b]here" in status.stdout  # rich's emoji codes are off, as its markup
