@@ -21,7 +21,7 @@ M = TypeVar("M", bound=BaseModel)
 class Strict(BaseModel):
     """Base of every config section: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class NoSettings(Strict):
@@ -48,7 +48,7 @@ def _nested(exc: ValidationError, key: str) -> list[InitErrorDetails]:
 class PluginSection(BaseModel):
     """`name` chooses the plugin; every other key not declared here is the section of an installed plugin."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
     group: ClassVar[Group]
 
     name: str
