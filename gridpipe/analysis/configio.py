@@ -1,20 +1,22 @@
 """Read YAML config files into pydantic models, turning every problem into a one-line ConfigError.
 
 Each error names the file, the key path, the line and what is allowed ("did you mean ...?").
+`read_yaml` does not import pydantic (`analysis.glance` reads names without it).
 """
 
 from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gridpipe.core.exceptions import ConfigError, ConfigErrors
 from gridpipe.core.safeyaml import KeyPath, YamlProblem, parse
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound="BaseModel")
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[KeyPath, int]]:
@@ -56,6 +58,8 @@ def _allowed_keys(model: type[BaseModel], loc: KeyPath) -> list[str]:
 
 def _item_model(annotation: Any) -> Any:
     """The BaseModel inside list[...] / dict[..., ...] / Optional[...] annotations, if any."""
+    from pydantic import BaseModel
+
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in reversed(getattr(annotation, "__args__", ()) or ()):
@@ -116,6 +120,8 @@ def errors_from_validation(
 
 def load_model(model: type[M], path: Path, *, context: dict[str, Any] | None = None) -> M:
     """Read and validate one config file, raising ConfigErrors that name file, key and line."""
+    from pydantic import ValidationError
+
     data, lines = read_yaml(path)
     if data is None:
         data = {}

@@ -123,7 +123,7 @@ def status_cmd(
     else:
         which = JobFilter(stage, chosen, limit or DEFAULT_JOB_ROWS, done_last=True)
     listed = jobs or all_jobs or limit is not None or bool(stage) or bool(state)
-    with open_analysis(analysis_path) as an:
+    with open_analysis(analysis_path, validated=False) as an:  # validated if a backend is asked
         if not no_refresh:
             problem = refresh_or_explain(an)
             if problem:

@@ -46,11 +46,12 @@ def analysis_root(path: Path | None) -> Path:
     return find_analysis(path)
 
 
-def open_analysis(path: Path | None) -> Analysis:
-    """The analysis at --analysis-path (or the one handed over); use it in a `with` block."""
+def open_analysis(path: Path | None, *, validated: bool = True) -> Analysis:
+    """The analysis at --analysis-path (or the one handed over); use it in a `with` block. Its configs are
+    validated now, or with `validated=False` when first used (`Analysis.open`)."""
     given = _given.get()
     if path is None and given is not None:
         return given
     from gridpipe.service.context import Analysis
 
-    return Analysis.open(analysis_root(path))
+    return Analysis.open(analysis_root(path), validated=validated)

@@ -116,11 +116,9 @@ DEFAULT_JOB_ROWS = 50
 
 def write_status_json(an: Analysis, which: JobFilter | None = None) -> None:
     """The documented JSON form of `status`, written as the store is read: one job per line, memory flat."""
-    from gridpipe.service.status import JobFilter, job_rows, stage_counts
+    from gridpipe.service.status import JobFilter, job_rows, stage_counts, stale_units
 
     out = sys.stdout
-    from gridpipe.service.rerun import stale_units
-
     document = {"analysis": str(an.path), "stages": stage_counts(an), "stale": stale_units(an)}
     head = json.dumps(document, indent=2, ensure_ascii=False)
     out.write(head[: head.rindex("}")].rstrip() + ',\n  "jobs": [')
@@ -144,16 +142,15 @@ def print_status(
     all_units: bool = False,
 ) -> None:
     """Counts per stage and particle by state (and job rows with --jobs: the first screen by default)."""
-    from gridpipe.service.status import JobFilter, stage_counts
+    from gridpipe.service.status import JobFilter, stage_counts, stale_units
 
     if json_output:
         write_status_json(an, which)
         return
-    from gridpipe.service.rerun import stale_units
-
     stale = stale_units(an)
     counts = stage_counts(an)
-    order = [s.name for s in an.workflow.stages] + sorted(set(counts) - {s.name for s in an.workflow.stages})
+    names = an.glance()
+    order = [*names.stages, *sorted(set(counts) - set(names.stages))]
     folded = 0
     table: list[list[str]] = []
     for stage in order:
@@ -171,7 +168,7 @@ def print_status(
             cells = (str(by_state[s]) if by_state.get(s) else "·" for s in SHOWN_STATES)
             label = f"{unit} (stale)" if unit in stale.get(stage, []) else unit
             table.append([stage, label, *cells])
-    _print_counts(f"{an.grid.analysis_name} ({an.grid.backend.name} backend)", table)
+    _print_counts(f"{names.analysis} ({names.backend} backend)", table)
     if stale:
         write_line("stale: made from outputs that were run again since; `gridpipe run` redoes them")
     if folded:

@@ -44,8 +44,7 @@ def _drive(
             state["interrupt_said"] = True  # that was the one line about Ctrl-C
             raise
         if json_output:
-            from gridpipe.service.rerun import stale_units
-            from gridpipe.service.status import stage_counts
+            from gridpipe.service.status import stage_counts, stale_units
 
             print_json(
                 {

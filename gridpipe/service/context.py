@@ -11,18 +11,19 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from gridpipe.analysis.config import GridConfig
-from gridpipe.analysis.configio import load_model
-from gridpipe.analysis.layout import WORKFLOW_FILE
-from gridpipe.analysis.naming import join_lfn
-from gridpipe.analysis.skeleton import WorkflowSpec, load_workflow
-from gridpipe.analysis.stage import Stage
-from gridpipe.backends.contract import Backend
-from gridpipe.storage.contract import Storage
+from gridpipe.analysis.layout import GRID_FILE, WORKFLOW_FILE
 from gridpipe.store import JobStore
-from gridpipe.workflow.commands import fill
-from gridpipe.workflow.planner import PlanContext, checked_file_name
+
+if TYPE_CHECKING:
+    from gridpipe.analysis.config import GridConfig
+    from gridpipe.analysis.glance import Glance
+    from gridpipe.analysis.skeleton import WorkflowSpec
+    from gridpipe.analysis.stage import Stage
+    from gridpipe.backends.contract import Backend
+    from gridpipe.storage.contract import Storage
+    from gridpipe.workflow.planner import PlanContext
 
 
 @dataclass
@@ -30,15 +31,45 @@ class Analysis:
     """Everything the engine needs about one analysis."""
 
     path: Path
-    grid: GridConfig
-    workflow: WorkflowSpec
     _opened: ExitStack = field(default_factory=ExitStack, repr=False)
 
     @classmethod
-    def open(cls, path: Path) -> Analysis:
-        """Load and validate the configs of the analysis at `path`."""
-        grid = load_model(GridConfig, path / "configs" / "grid.yaml")
-        return cls(path=path, grid=grid, workflow=load_workflow(path / WORKFLOW_FILE))
+    def open(cls, path: Path, *, validated: bool = True) -> Analysis:
+        """The analysis at `path`, its configs read and validated now (ConfigErrors name file, key and line),
+        or, with `validated=False`, when first used: `status` shows what is stored without them unless it
+        asks a backend."""
+        an = cls(path=path)
+        if validated:
+            for config in ("grid", "workflow"):
+                getattr(an, config)
+        return an
+
+    @cached_property
+    def grid(self) -> GridConfig:
+        """configs/grid.yaml, validated."""
+        from gridpipe.analysis.config import GridConfig
+        from gridpipe.analysis.configio import load_model
+
+        return load_model(GridConfig, self.path / GRID_FILE)
+
+    @cached_property
+    def workflow(self) -> WorkflowSpec:
+        """configs/workflow.yaml, validated (the Python API replaces it with its own stages)."""
+        from gridpipe.analysis.skeleton import load_workflow
+
+        return load_workflow(self.path / WORKFLOW_FILE)
+
+    def glance(self) -> Glance:
+        """Its name, its backend's and its stages': from the validated configs when they were read, else as
+        the files give them (validated where the files do not hold them as text)."""
+        from gridpipe.analysis.glance import Glance, glance
+
+        if "grid" not in self.__dict__ or "workflow" not in self.__dict__:
+            found = glance(self.path)
+            if found is not None:
+                return found
+        stages = tuple(stage.name for stage in self.workflow.stages)
+        return Glance(self.grid.analysis_name, self.grid.backend.name, stages)
 
     @cached_property
     def store(self) -> JobStore:
@@ -106,10 +137,15 @@ class Analysis:
     @property
     def grid_dir(self) -> str:
         """LFN folder of the analysis on the grid."""
+        from gridpipe.analysis.naming import join_lfn
+
         return join_lfn(self.grid.grid.home, self.grid.grid.path, self.grid.analysis_name)
 
     def merged_path(self, stage: Stage, particle: str) -> Path:
         """Local path of the merged output of a grid stage's unit."""
+        from gridpipe.workflow.commands import fill
+        from gridpipe.workflow.planner import checked_file_name
+
         values = {
             "particle": particle,
             "unit": particle,
@@ -122,6 +158,8 @@ class Analysis:
 
     def plan_context(self) -> PlanContext:
         """Values every plan needs."""
+        from gridpipe.workflow.planner import PlanContext
+
         merged = {
             s.name: {p: str(self.merged_path(s, p)) for p in s.units}
             for s in self.workflow.stages

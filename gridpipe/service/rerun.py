@@ -48,12 +48,3 @@ def rerun_stale_unit(an: Analysis, unit: Unit) -> list[str]:
     )
     an.store.set_stage_state(unit.stage.name, unit.name, UnitState.PLANNED, f"{len(again)} job(s) run again")
     return again
-
-
-def stale_units(an: Analysis) -> dict[str, list[str]]:
-    """{stage: [unit, ...]} of the units marked stale."""
-    out: dict[str, list[str]] = {}
-    for (stage, unit), state in sorted(an.store.unit_states().items()):
-        if state == UnitState.STALE:
-            out.setdefault(stage, []).append(unit)
-    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
-from gridpipe.core.states import JobStatus
+from gridpipe.core.states import JobStatus, UnitState
 from gridpipe.service.context import Analysis
 
 JOB_KEYS = (
@@ -77,6 +77,15 @@ def job_rows(an: Analysis, which: JobFilter = JobFilter()) -> Iterator[dict[str,
     for r in rows:
         link = an.backend_named(r[9]).link(r[5]) if r[5] and r[9] else None
         yield dict(zip(JOB_KEYS, (r[0], r[1], r[2], shown(r[3]), r[4], r[9], *r[5:9], link), strict=True))
+
+
+def stale_units(an: Analysis) -> dict[str, list[str]]:
+    """{stage: [unit, ...]} of the units marked stale."""
+    out: dict[str, list[str]] = {}
+    for (stage, unit), state in sorted(an.store.unit_states().items()):
+        if state == UnitState.STALE:
+            out.setdefault(stage, []).append(unit)
+    return out
 
 
 def count_jobs(an: Analysis, which: JobFilter) -> int:

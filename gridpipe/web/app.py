@@ -35,9 +35,8 @@ from gridpipe.service.attempts import read_attempts
 from gridpipe.service.context import Analysis
 from gridpipe.service.lanes import LaneView
 from gridpipe.service.pace import Pace, read_pace
-from gridpipe.service.rerun import stale_units
 from gridpipe.service.statedir import ServiceInfo
-from gridpipe.service.status import JobFilter, count_jobs, job_rows, shown, stage_counts
+from gridpipe.service.status import JobFilter, count_jobs, job_rows, shown, stage_counts, stale_units
 from gridpipe.service.supervisor import AlreadyDrivenError, DriveView, Supervisor, UnknownAnalysisError
 from gridpipe.web import schemas as s
 
