@@ -91,7 +91,7 @@ def test_the_usual_values_need_no_pydantic(tmp_path: Path) -> None:
             ours(name, value)
 
 
-def test_status_runs_without_importing_pydantic(tmp_path: Path) -> None:
+def test_status_runs_without_importing_pydantic_or_rich(tmp_path: Path) -> None:
     from gridpipe.analysis.create import CreateRequest, create_analysis
 
     path = create_analysis(CreateRequest(name="light", analyses_dir=tmp_path)).path
@@ -99,10 +99,13 @@ def test_status_runs_without_importing_pydantic(tmp_path: Path) -> None:
         "import sys\n"
         "from gridpipe.cli.app import run_cli\n"
         "code = run_cli(sys.argv[1:])\n"
-        "print('PYDANTIC', 'pydantic' in sys.modules, code)\n"
+        "print('LOADED', *(m for m in ('pydantic', 'rich') if m in sys.modules), code)\n"
     )
     env = {**os.environ, "NO_COLOR": "1"}
-    for args in (["status"], ["status", "--limit", "5", "--status", "failed", "--stage", "dl2"]):
+    for args, loaded in (
+        (["status"], "LOADED 0"),
+        (["status", "--limit", "5", "--status", "failed", "--stage", "dl2"], "LOADED rich 0"),  # job rows
+    ):
         done = subprocess.run(
             [sys.executable, "-c", probe, *args, "-a", str(path)],
             capture_output=True,
@@ -111,7 +114,7 @@ def test_status_runs_without_importing_pydantic(tmp_path: Path) -> None:
             env=env,
             check=False,
         )
-        assert done.stdout.splitlines()[-1] == "PYDANTIC False 0", (args, done.stdout, done.stderr)
+        assert done.stdout.splitlines()[-1] == loaded, (args, done.stdout, done.stderr)
     wrong = subprocess.run(
         [sys.executable, "-c", probe, "status", "--limit", "0", "-a", str(path)],
         capture_output=True,
@@ -120,5 +123,5 @@ def test_status_runs_without_importing_pydantic(tmp_path: Path) -> None:
         env=env,
         check=False,
     )
-    assert wrong.stdout.splitlines()[-1] == "PYDANTIC True 2"  # typer's own error, through its adapter
+    assert wrong.stdout.splitlines()[-1] == "LOADED pydantic rich 2"  # typer's error, through its adapter
     assert "Input should be greater than or equal to 1" in wrong.stderr
