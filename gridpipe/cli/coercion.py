@@ -80,10 +80,12 @@ def install() -> None:
     def get_runtime_param(self: Any) -> Any:
         if self._runtime_param is None:
             d = self.type_descriptor
+            try:  # a typer whose RuntimeParam has other fields coerces as it does itself
+                light = LightParam(parameter_info=d.parameter_info, annotation=d.annotation, descriptor=d)
+            except TypeError:
+                light = None
             self._runtime_param = (
-                build_runtime_param(d)
-                if d.file_annotation is not None
-                else LightParam(d.parameter_info, d.annotation, d)
+                light if light is not None and d.file_annotation is None else build_runtime_param(d)
             )
         return self._runtime_param
 
