@@ -68,12 +68,14 @@ ROWS = [
     ],
 )
 def test_the_table_is_drawn_as_rich_draws_it(title: str, rows: list[list[str]], styled: bool) -> None:
-    for width in (200, 80, 60):
+    drawn_at = []
+    for width in (1000, 200, 80, 60):
         look = Look(styled=styled, width=width)
         drawn = draw(title, HEADERS, rows, RIGHT, look)
         if drawn is not None:
             assert drawn == by_rich(title, rows, look), (title, width)
-    assert draw(title, HEADERS, rows, RIGHT, Look(styled, 1000)) is not None  # piped: always drawn
+            drawn_at.append(width)
+    assert drawn_at[:1] == [1000]  # piped (1000 wide): always drawn
 
 
 def test_tables_rich_would_draw_otherwise_are_left_to_rich() -> None:
