@@ -81,3 +81,30 @@ def test_status_validates_the_configs_when_it_asks_a_backend(analysis: Path) -> 
     assert asked.returncode == 2 and "grid.yaml" in asked.stderr and "colour" in asked.stderr, asked.stderr
     stored = gridpipe("status", "--no-refresh", "-a", str(analysis))
     assert stored.returncode == 0 and "│ dl2 " in stored.stdout, stored.stderr
+
+
+_PROBE = (
+    "import sys\n"
+    "from gridpipe.cli.app import run_cli\n"
+    "code = run_cli(sys.argv[1:])\n"
+    "print('LOADED', *(m for m in ('rich', 'gridpipe.analysis.config') if m in sys.modules), code)\n"
+)
+
+
+def test_a_piped_status_with_no_job_at_a_backend_loads_neither_rich_nor_the_config_models(
+    analysis: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, "status", "-a", str(analysis)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
+    assert done.stdout.splitlines()[-1] == "LOADED 0", done.stdout + done.stderr
+    assert "glimpse" in done.stdout and "dl2" in done.stdout

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import typer
 
-from gridpipe.cli import coercion
 from gridpipe.core.version import __version__
 
 app = typer.Typer(
@@ -65,4 +64,3 @@ def _plain_metavars() -> None:
 
 
 _plain_metavars()
-coercion.install()
