@@ -19,6 +19,7 @@ import tables
 from tables.path import isvisiblename
 
 from gridpipe.merge.dtypes import Interner, columns_of, h5_columns, h5_types
+from gridpipe.merge.fletcher import FLETCHER32, checksum_matches
 
 try:  # registers blosc, blosc2, bzip2, zstd... in h5py's HDF5, so PyTables' filters decode here too
     import hdf5plugin  # noqa: F401
@@ -142,10 +143,29 @@ def read_rows(dset: h5py.Dataset, spec: NodeSpec, start: int, stop: int) -> np.n
     return out
 
 
+def _last_chunk_checked(dset: h5py.Dataset, spec: NodeSpec) -> bool:
+    """Check the last chunk's stored bytes against their Fletcher-32 when it has one; False if not.
+
+    The stored bytes are what the merge copies (raw) or decodes (a partial tail), so a matching
+    checksum proves what decoding the last row proved, without decompressing: a tenth of the time.
+    """
+    if dset.chunks is None or not spec.pipeline or spec.pipeline[-1][0] != FLETCHER32:
+        return False
+    axis, start = spec.maindim, [0] * len(dset.shape)
+    start[axis] = (dset.shape[axis] - 1) // dset.chunks[axis] * dset.chunks[axis]
+    mask, stored = dset.id.read_direct_chunk(tuple(start))
+    if mask >> (len(spec.pipeline) - 1) & 1:  # written with the checksum skipped: decode instead
+        return False
+    if not checksum_matches(stored):
+        raise ValueError(f"{spec.path}: its last chunk fails its Fletcher-32 checksum")
+    return True
+
+
 def probe(dset: h5py.Dataset, spec: NodeSpec) -> None:
-    """Read a little of a dataset (its last row, or its last chunk raw) so damage shows before merging."""
+    """Check a little of a dataset so damage shows before merging: its last chunk's checksum when the
+    pipeline ends with Fletcher-32, else its last row decoded (or its last chunk read raw)."""
     shape = dset.shape or ()
-    if not shape or not shape[spec.maindim]:
+    if not shape or not shape[spec.maindim] or _last_chunk_checked(dset, spec):
         return
     axis, last = spec.maindim, shape[spec.maindim] - 1
     if spec.decodable:
