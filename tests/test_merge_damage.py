@@ -1,4 +1,4 @@
-"""Inputs damaged inside their data: the screening's last-chunk check, and damage found while merging."""
+"""Inputs damaged inside their data (the last-chunk check, damage found while merging); output space."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from test_merge_plain import BLOSC, CHUNK
 from gridpipe.core.exceptions import GridpipeError
 from gridpipe.merge import merge_files
 from gridpipe.merge.fletcher import fletcher32
+from gridpipe.merge.writer import reserve_space
 
 
 def _last_chunk(path: Path, node: str) -> tuple[int, int, int]:
@@ -79,3 +80,21 @@ def test_damage_found_while_merging_names_the_input_and_keeps_nothing(tmp_path: 
     with pytest.raises(GridpipeError, match=r"bad\.h5: corrupt: .* reading /LSTCam"):
         merge_files([good, bad], out)
     assert not out.exists() and no_temp_files(tmp_path)
+
+
+def test_space_reserved_for_the_output_is_given_back_when_hdf5_closes_it(tmp_path: Path) -> None:
+    path = make_file(tmp_path / "f.h5", 0, 40)
+    size = path.stat().st_size
+    if not reserve_space(path, size + 2**20):
+        pytest.skip("no fallocate on this file system")
+    assert path.stat().st_size == size + 2**20
+    with tables.open_file(str(path), "a") as h5:
+        h5.root.LSTCam.append(h5.root.LSTCam[:3])
+    assert size <= path.stat().st_size < size + 2**20  # cut back to HDF5's end of allocated space
+    assert len(read_node(path, "/LSTCam")) == 43
+
+
+def test_a_merged_file_is_not_bigger_than_its_inputs(tmp_path: Path) -> None:
+    inputs = [make_file(tmp_path / f"in{i}.h5", i, CHUNK * 30 + i, filters=BLOSC) for i in range(4)]
+    report = merge_files(inputs, tmp_path / "merged.h5")
+    assert report.bytes_out == (tmp_path / "merged.h5").stat().st_size < report.bytes_in
