@@ -253,6 +253,18 @@ class Exotic(tables.IsDescription):
     trigger_time = tables.Time64Col(pos=3)  # no numpy type in h5py: rows go through PyTables
 
 
+def test_earray_extended_along_its_second_dimension_merges_and_verifies(tmp_path: Path) -> None:
+    paths = []
+    for i, n in enumerate((5, 6)):
+        with tables.open_file(str(tmp_path / f"e{i}.h5"), "w") as h5:
+            h5.create_earray("/", "e", tables.Float32Atom(), (3, 0)).append(np.full((3, n), i, "f4"))
+        paths.append(tmp_path / f"e{i}.h5")
+    report = merge_files(paths, tmp_path / "merged.h5")
+    assert report.rows == {"/e": 11}
+    merged = read_node(tmp_path / "merged.h5", "/e")
+    assert merged.shape == (3, 11) and merged[:, 5:].tolist() == [[1.0] * 6] * 3
+
+
 def test_bool_enum_complex_and_time_columns_merge(tmp_path: Path) -> None:
     paths = []
     for i, n in enumerate((21, 19, 30)):

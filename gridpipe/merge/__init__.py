@@ -4,7 +4,9 @@
 same nodes with the same table columns (names, types, shapes) before anything is written. Tables,
 EArrays and VLArrays are concatenated; fixed-size arrays, attributes and links come from the first
 input. Empty, corrupt or unreadable inputs are skipped and listed in the report (`strict` makes them
-an error). The output is written to a temp file beside it, reopened to check that every row count is
+an error): each input's layout is read and its leaves' last chunks checked (by their Fletcher-32
+checksum where the pipeline has one, else by decoding the last row); an input that passes but fails
+while being merged is an error naming it, and nothing is kept. The output is written to a temp file beside it, reopened to check that every row count is
 the sum of the inputs', and only then renamed into place.
 
 Copy mode moves compressed chunks without decompressing them where chunk shape, filter pipeline and

@@ -28,6 +28,7 @@ import tables
 from gridpipe.merge.layout import NodeSpec
 from gridpipe.merge.plain import PlainChunks
 from gridpipe.merge.source import InputReader
+from gridpipe.merge.writer import ChunkWriter
 
 BLOCK_BYTES = 8 * 2**20
 PLAIN_SHARE = 0.05
@@ -58,6 +59,7 @@ class ChunkAppender:
         self.rows = 0
         self.chunks_copied = 0
         self.rows_recoded = 0
+        self._writer = ChunkWriter(out, len(spec.inner_shape) + 1)
 
     def rows_to_recode(self, inputs: Sequence[NodeSpec]) -> int:
         """How many rows `add` will decode and re-encode for these inputs (the others go raw)."""
@@ -98,6 +100,7 @@ class ChunkAppender:
         if base % size:
             raise AssertionError(f"{self.out._v_pathname}: output not on a chunk boundary ({base} rows)")
         self.out.truncate(base + nfull * size)
+        write = self._writer.write
         inner = (0,) * len(self.spec.inner_shape)
         stored = src.stored_chunks(spec.path)
         run: list[int] = []
@@ -107,7 +110,7 @@ class ChunkAppender:
                 continue
             chunks = [stored[(j * size, *inner)] for j in run]
             for j, (mask, data) in zip(run, src.read_stored(chunks), strict=True):
-                self.out.write_chunk((base + j * size, *inner), data, mask)
+                write(base + j * size, data, mask)
             self.chunks_copied += len(run)
             run = []
             if k < nfull:  # never written: holds fill values, copy them as rows
@@ -139,10 +142,9 @@ class ChunkAppender:
             return
         base = int(self.out.nrows)
         self.out.truncate(base + nrows)
-        inner = (0,) * len(self.spec.inner_shape)
         for lo in range(0, nrows, self.chunk_rows):
             mask, raw = self.plain.encode(data[lo : lo + self.chunk_rows])
-            self.out.write_chunk((base + lo, *inner), raw, mask)
+            self._writer.write(base + lo, raw, mask)
 
 
 def store_plain_within(

@@ -13,6 +13,7 @@ from gridpipe.merge.inputs import InputFile
 from gridpipe.merge.layout import CONCAT_KINDS, read_layout
 from gridpipe.merge.source import InputReader
 from gridpipe.merge.tree import create_tree, rebuild_indexes
+from gridpipe.merge.writer import reserve_space
 
 Progress = Callable[[int, int], None]
 
@@ -34,6 +35,7 @@ def write_copy(
     totals = {p: sum(i.nodes[p].nrows for i in inputs) for p, s in first.items() if s.kind in CONCAT_KINDS}
     indexes = create_tree(inputs, dest, totals)
     written = read_layout(dest, check=False)  # the storage PyTables really gave each output leaf
+    reserve_space(dest, dest.stat().st_size + sum(i.size for i in inputs))  # chunks are at most that
     with tables.open_file(str(dest), "a", chunk_cache_size=0) as out:
         appenders: dict[str, ChunkAppender | RowAppender] = {
             path: RowAppender(out.get_node(path))

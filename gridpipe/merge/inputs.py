@@ -22,7 +22,8 @@ class InputFile:
     nodes: dict[str, NodeSpec] = field(hash=False)
 
 
-def _error_reason(exc: Exception) -> str:
+def error_reason(exc: Exception) -> str:
+    """Why reading an input failed, in a few words: 'corrupt: ...' or 'unreadable: ...'."""
     if isinstance(exc, FileNotFoundError):
         return "unreadable: file not found"
     if isinstance(exc, PermissionError):
@@ -42,7 +43,7 @@ def inspect_input(path: Path, share: Interner | None = None) -> InputFile | Skip
         nodes = read_layout(path, share=share)
     # A damaged file can fail inside HDF5, PyTables or numpy in many ways; each becomes a reason.
     except Exception as exc:
-        return SkippedInput(path, _error_reason(exc))
+        return SkippedInput(path, error_reason(exc))
     if not nodes:
         return SkippedInput(path, "empty (no nodes)")
     return InputFile(path, size, nodes)

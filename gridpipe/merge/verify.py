@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import tables
+import h5py
 
 from gridpipe.core.exceptions import GridpipeError
 from gridpipe.merge.inputs import InputFile
@@ -23,15 +23,19 @@ def expected_rows(inputs: Sequence[InputFile]) -> dict[str, int]:
 
 
 def verify_output(path: Path, expected: Mapping[str, int], nodes: Sequence[str]) -> None:
-    """Reopen `path` with PyTables; GridpipeError if a node is missing or a row count (or NROWS) differs."""
-    with tables.open_file(str(path), "r") as h5:
+    """Reopen `path`; GridpipeError if a node is missing or a row count (or a table's NROWS) differs.
+
+    Read with h5py, which opens a table without building PyTables' column objects (~8 ms a table);
+    a leaf's rows are its extent along PyTables' main dimension (EXTDIM for an EArray, else 0).
+    """
+    with h5py.File(path, "r") as h5:
         for node_path in nodes:
-            if node_path not in h5:
+            if h5.get(node_path, getlink=True) is None:  # links are checked, not followed
                 raise GridpipeError(f"{path}: merged file lacks node {node_path}; the merge was not kept")
         for node_path, want in expected.items():
-            node = h5.get_node(node_path)
-            got = int(node.nrows)
-            attr = node._v_attrs["NROWS"] if "NROWS" in node._v_attrs._v_attrnamessys else got
+            node = h5[node_path]
+            got = int(node.shape[int(node.attrs.get("EXTDIM", 0))])
+            attr = node.attrs.get("NROWS", got)
             if got != want or int(attr) != want:
                 raise GridpipeError(
                     f"{path}: {node_path} has {got} rows (NROWS {attr}) after merging, expected {want}; "
