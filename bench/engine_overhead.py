@@ -6,7 +6,12 @@ Each gridpipe job is a full grid job: its input is staged from the local storage
 the output is registered (size + Adler-32) and, once all are done, `run` downloads and verifies the N
 outputs into data/NOOP/gamma/. The pool only runs `touch`.
 
-    python bench/engine_overhead.py [--jobs 1000,3000] [--workers 2] [--rounds 5]
+    python bench/engine_overhead.py [--jobs 1000,3000] [--workers 2] [--rounds 5] [--scratch DIR]
+
+Both sides create a few files per job. On ext4, creating files soon after many were deleted (the bench's own
+earlier rounds, a test run) makes the inode allocator skip the recently freed inodes one by one: file creation
+then costs up to ten times more and both sides slow down, unevenly, from round to round. `--scratch` on a
+tmpfs (e.g. /dev/shm) measures the engine without that.
 """
 
 from __future__ import annotations
@@ -72,6 +77,19 @@ def _job_span(path: Path, launched: float) -> tuple[float, float]:
     return first, last
 
 
+def fs_type(path: Path) -> str:
+    """The file system type of the mount holding `path` (from /proc/mounts; '?' where it cannot tell)."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "?"
+    real = str(path.resolve())
+    found = [
+        (point, kind) for point, kind in mounts if real == point or real.startswith(point.rstrip("/") + "/")
+    ]
+    return max(found, key=lambda m: len(m[0]))[1] if found else "?"
+
+
 def compare(root: Path, jobs: int, workers: int, rounds: int) -> None:
     """Alternating pool and engine rounds for `jobs` jobs; print every round and the ratios."""
     pool_s: list[float] = []
@@ -112,11 +130,17 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="small sizes for CI (it runs; no timing targets)"
     )
+    parser.add_argument(
+        "--scratch", type=Path, default=None, help="folder for the runs (default: the temp dir)"
+    )
     args = parser.parse_args()
     print(compile_gridpipe())
     if args.quick:
         args.jobs, args.rounds = "20", 1
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.scratch is not None:
+        args.scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
+        print(f"runs in {tmp} ({fs_type(Path(tmp))})")
         for jobs in (int(n) for n in args.jobs.split(",")):
             compare(Path(tmp), jobs, args.workers, args.rounds)
     print(
