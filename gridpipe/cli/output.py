@@ -1,20 +1,15 @@
 """Printing for the CLI: rich on a terminal, plain text when piped, JSON on request.
 
-rich is imported on the first use of a console (it costs a short command about a tenth of its time):
-`status` writes its lines and its table without it (`write_line`, `cli.boxtable`).
+rich is imported on the first use of a console: a command that prints nothing through it does not pay for it.
 """
 
 from __future__ import annotations
 
-import builtins
 import json
-import os
 import shlex
 import sys
 from functools import cache
 from typing import TYPE_CHECKING, Any
-
-from gridpipe.cli.boxtable import Look
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -44,49 +39,6 @@ def err_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
-
-
-RICH_ENVIRONMENT = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "JUPYTER_COLUMNS", "JUPYTER_LINES")
-"""Variables that change how rich sees a stream: where one is set, rich decides."""
-
-
-def stdout_look() -> Look | None:
-    """How `console()` shows text on stdout, found without importing rich: styles on a terminal (not a
-    dumb one), its width (COLUMNS, else the terminal's, else 80); unstyled and PIPED_WIDTH wide when piped.
-    None where rich's own rules are needed: its variables set, a dumb terminal, a stream that is not
-    UTF-8, Windows, IDLE or Jupyter."""
-    out = sys.stdout
-    if (
-        sys.platform == "win32"
-        or any(name in os.environ for name in RICH_ENVIRONMENT)
-        or hasattr(builtins, "get_ipython")
-        or getattr(sys.stdin, "__module__", "").startswith("idlelib")
-        or not (getattr(out, "encoding", None) or "utf-8").lower().startswith("utf")
-    ):
-        return None
-    try:
-        terminal = out.isatty()
-    except ValueError:  # a closed stream
-        terminal = False
-    if not terminal:
-        return Look(styled=False, width=PIPED_WIDTH)
-    if os.environ.get("TERM", "").lower() in ("dumb", "unknown"):
-        return None
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit():
-        return Look(styled=True, width=int(columns)) if int(columns) else None
-    for fd in (0, 1, 2):
-        try:
-            return Look(styled=True, width=os.get_terminal_size(fd).columns or 80)
-        except (OSError, ValueError):
-            continue
-    return Look(styled=True, width=80)
-
-
-def write_line(text: str) -> None:
-    """A line of plain text on stdout (printable, no control characters), as `console().print(text)`
-    shows it."""
-    sys.stdout.write(text + "\n")
 
 
 def styled(*parts: str | tuple[str, str]) -> RenderableType:

@@ -6,8 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from gridpipe.cli.boxtable import draw
-from gridpipe.cli.output import command_line, console, print_json, stdout_look, write_line
+from gridpipe.cli.output import command_line, console, print_json
 from gridpipe.core.states import SHOWN_STATES
 
 if TYPE_CHECKING:
@@ -170,30 +169,24 @@ def print_status(
             table.append([stage, label, *cells])
     _print_counts(f"{names.analysis} ({names.backend} backend)", table)
     if stale:
-        write_line("stale: made from outputs that were run again since; `gridpipe run` redoes them")
+        console().print("stale: made from outputs that were run again since; `gridpipe run` redoes them")
     if folded:
-        write_line(f"stages with over {UNIT_ROWS_MAX} units are summed; --units shows every unit")
+        console().print(f"stages with over {UNIT_ROWS_MAX} units are summed; --units shows every unit")
     if with_jobs:
         print_job_rows(an, which or JobFilter(limit=DEFAULT_JOB_ROWS, done_last=True))
 
 
 COUNT_HEADERS = ("stage", "particle", *(state.value for state in SHOWN_STATES))
-"""Columns of the counts table; the states' counts are right-justified."""
+"""Columns of the counts table."""
 
 
 def _print_counts(title: str, rows: list[list[str]]) -> None:
-    """The counts table: drawn directly where that matches rich (it almost always does), else by rich."""
-    right = frozenset(range(2, len(COUNT_HEADERS)))
-    look = stdout_look()
-    text = draw(title, COUNT_HEADERS, rows, right, look) if look is not None else None
-    if text is not None:
-        sys.stdout.write(text)
-        return
+    """The counts table, the states' counts right-justified."""
     from rich.table import Table
 
     table = Table(title=title)
     for i, header in enumerate(COUNT_HEADERS):
-        table.add_column(header, justify="right" if i in right else "left")
+        table.add_column(header, justify="right" if i >= 2 else "left")
     for row in rows:
         table.add_row(*row)
     console().print(table)
