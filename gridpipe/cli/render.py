@@ -146,12 +146,18 @@ def print_status(
     if json_output:
         write_status_json(an, which)
         return
+    from rich.table import Table
+
+    names = an.glance()
+    table = Table(title=f"{names.analysis} ({names.backend} backend)")
+    table.add_column("stage")
+    table.add_column("particle")
+    for state in SHOWN_STATES:
+        table.add_column(state.value, justify="right")
     stale = stale_units(an)
     counts = stage_counts(an)
-    names = an.glance()
     order = [*names.stages, *sorted(set(counts) - set(names.stages))]
     folded = 0
-    table: list[list[str]] = []
     for stage in order:
         units = counts.get(stage, {})
         if len(units) > UNIT_ROWS_MAX and not all_units:  # a sweep's 10,000 units: one row
@@ -166,30 +172,14 @@ def print_status(
         for unit, by_state in rows:
             cells = (str(by_state[s]) if by_state.get(s) else "·" for s in SHOWN_STATES)
             label = f"{unit} (stale)" if unit in stale.get(stage, []) else unit
-            table.append([stage, label, *cells])
-    _print_counts(f"{names.analysis} ({names.backend} backend)", table)
+            table.add_row(stage, label, *cells)
+    console().print(table)
     if stale:
         console().print("stale: made from outputs that were run again since; `gridpipe run` redoes them")
     if folded:
         console().print(f"stages with over {UNIT_ROWS_MAX} units are summed; --units shows every unit")
     if with_jobs:
         print_job_rows(an, which or JobFilter(limit=DEFAULT_JOB_ROWS, done_last=True))
-
-
-COUNT_HEADERS = ("stage", "particle", *(state.value for state in SHOWN_STATES))
-"""Columns of the counts table."""
-
-
-def _print_counts(title: str, rows: list[list[str]]) -> None:
-    """The counts table, the states' counts right-justified."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    for i, header in enumerate(COUNT_HEADERS):
-        table.add_column(header, justify="right" if i >= 2 else "left")
-    for row in rows:
-        table.add_row(*row)
-    console().print(table)
 
 
 def print_job_rows(an: Analysis, which: JobFilter) -> None:
