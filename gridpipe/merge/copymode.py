@@ -35,7 +35,8 @@ def write_copy(
     totals = {p: sum(i.nodes[p].nrows for i in inputs) for p, s in first.items() if s.kind in CONCAT_KINDS}
     indexes = create_tree(inputs, dest, totals)
     written = read_layout(dest, check=False)  # the storage PyTables really gave each output leaf
-    reserve_space(dest, dest.stat().st_size + sum(i.size for i in inputs))  # chunks are at most that
+    input_bytes = sum(i.size for i in inputs)
+    reserve_space(dest, dest.stat().st_size + input_bytes)  # chunks are at most that
     with tables.open_file(str(dest), "a", chunk_cache_size=0) as out:
         appenders: dict[str, ChunkAppender | RowAppender] = {
             path: RowAppender(out.get_node(path))
@@ -45,7 +46,7 @@ def write_copy(
         }
         chunked = {path: a for path, a in appenders.items() if isinstance(a, ChunkAppender)}
         specs = {path: [i.nodes[path] for i in inputs] for path in chunked}
-        store_plain_within(chunked, specs, PLAIN_SHARE * sum(i.size for i in inputs))
+        store_plain_within(chunked, specs, PLAIN_SHARE * input_bytes)
         for done, inp in enumerate(inputs, start=1):
             with InputReader(inp.path) as reader:
                 for path, appender in appenders.items():
