@@ -259,3 +259,98 @@ def test_a_kill_requested_before_a_job_ends_is_what_the_queue_records(tmp_path):
         assert (rows["late"].status, rows["late"].reason) == ("killed", "killed by the user")
     finally:
         queue.close()
+
+
+def _queue_directly(path: Path, commands: list[tuple[str, ...]]) -> list[int]:
+    """Queue local jobs running `commands` (one each, in this order) through the analysis's local backend,
+    which starts its executor; their queue ids."""
+    from gridpipe.core.models import JobSpec
+
+    an = Analysis.open(path)
+    try:
+        specs = [
+            JobSpec(name=f"job{i}", stage="s", unit="u", commands=(argv,), where="local")
+            for i, argv in enumerate(commands)
+        ]
+        ids = an.backend.submit(specs)
+    finally:
+        an.close()
+    return [int(ids[spec.name]) for spec in specs]
+
+
+def _status(path: Path, ids: list[int]) -> dict[int, str]:
+    queue = _queue(path)
+    try:
+        return {row.id: row.status for row in queue.rows([str(i) for i in ids])}
+    finally:
+        queue.close()
+
+
+def test_a_runner_killed_mid_batch_gives_back_the_jobs_it_had_not_started(tmp_path):
+    """One runner: after a short job it claims the next several at once; killed while the second of those
+    runs, that one is lost and the ones after it go back to the queue unstarted, and run once."""
+    path = make_analysis(tmp_path, {"gamma": 1}, max_workers=1)
+    first, slow, *after = _queue_directly(path, [("true",), ("sleep", "60"), ("true",), ("true",), ("true",)])
+    job_id, runner_pid, payload = _wait_running(path)
+    assert job_id == slow
+    assert set(_status(path, after).values()) == {"running"}  # claimed with it
+    os.kill(runner_pid, signal.SIGKILL)
+    queue = wait_idle(path)
+    try:
+        rows = {row.id: row for row in queue.rows([str(i) for i in (first, slow, *after)])}
+        starts = [job for job, _ in queue.ledger()]
+    finally:
+        queue.close()
+    assert rows[slow].status == "failed" and rows[slow].reason.startswith("lost: the local runner process")
+    assert {rows[i].status for i in (first, *after)} == {"done"}
+    assert sorted(starts) == [first, slow, *after]  # each payload started once
+    assert not _alive(payload)
+
+
+def test_jobs_claimed_with_a_long_one_go_back_to_the_queue_while_it_runs(tmp_path):
+    """The runner that claimed a short batch does not keep its other jobs waiting behind a long one: they
+    are queued again, without a ledger line, while the long one runs, and then run once."""
+    path = make_analysis(tmp_path, {"gamma": 1}, max_workers=1)
+    first, slow, *after = _queue_directly(path, [("true",), ("sleep", "60"), ("true",), ("true",)])
+    job_id, _, _ = _wait_running(path)
+    assert job_id == slow
+    deadline = time.monotonic() + 5
+    while set(_status(path, after).values()) != {"queued"}:
+        assert time.monotonic() < deadline, _status(path, after)
+        time.sleep(0.05)
+    queue = _queue(path)
+    try:
+        assert not {job for job, _ in queue.ledger()} & set(after)
+        queue.request_cancel([str(slow)])  # the one runner is free again
+    finally:
+        queue.close()
+    queue = wait_idle(path)
+    try:
+        rows = {row.id: row.status for row in queue.rows([str(i) for i in (first, slow, *after)])}
+        starts = sorted(job for job, _ in queue.ledger())
+    finally:
+        queue.close()
+    assert rows == {first: "done", slow: "killed", **dict.fromkeys(after, "done")}
+    assert starts == [first, slow, *after]
+
+
+def test_a_job_killed_while_claimed_never_starts(tmp_path):
+    path = make_analysis(tmp_path, {"gamma": 1}, max_workers=1)
+    marker = tmp_path / "ran"
+    first, slow, doomed = _queue_directly(path, [("true",), ("sleep", "1"), ("touch", str(marker))])
+    _wait_running(path)
+    queue = _queue(path)
+    try:
+        queue.request_cancel([str(doomed)])
+    finally:
+        queue.close()
+    queue = wait_idle(path)
+    try:
+        rows = {row.id: row for row in queue.rows([str(i) for i in (first, slow, doomed)])}
+        starts = [job for job, _ in queue.ledger()]
+    finally:
+        queue.close()
+    assert (rows[doomed].status, rows[doomed].reason) == ("killed", "killed before it started")
+    assert (rows[first].status, rows[slow].status) == ("done", "done")
+    assert sorted(starts) == [first, slow]
+    assert not marker.exists()

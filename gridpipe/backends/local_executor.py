@@ -1,9 +1,9 @@
 """The local backend's executor: a detached process that runs queued jobs with bounded concurrency.
 
 At most one executor runs per analysis (an exclusive lock). It forks `workers` runner processes; each
-claims one queued job at a time from the queue (an atomic SQLite update that also writes the ledger),
-stages it, runs it and records the result, so jobs run in parallel on every core and the bookkeeping
-does too. Runners exit when the queue stays empty; the executor then releases the lock, and `gridpipe`
+claims queued jobs from the queue (an atomic SQLite update that also writes the ledger; several at once
+while they are short), stages each, runs it and records the results, so jobs run in parallel on every core
+and the bookkeeping does too. Runners exit when the queue stays empty; the executor then releases the lock, and `gridpipe`
 starts a new one whenever jobs are queued and none runs. Started as
 `python -m gridpipe.backends.local_executor ANALYSIS_PATH`.
 """
@@ -15,6 +15,7 @@ import multiprocessing.connection
 import multiprocessing.context
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -26,7 +27,15 @@ from typing import TYPE_CHECKING
 
 from gridpipe.backends.local_queue import LocalQueue, Outcome
 from gridpipe.backends.local_setup import EXECUTOR_LOCK, LocalSetup
-from gridpipe.backends.local_slot import JOB_ENV_MARK, LOG_INLINE_BYTES, Slot, job_mark, read_log, slot_log
+from gridpipe.backends.local_slot import (
+    JOB_ENV_MARK,
+    LOG_INLINE_BYTES,
+    Slot,
+    job_mark,
+    read_log,
+    slot_log,
+    slot_started,
+)
 from gridpipe.core.exceptions import GridpipeError
 from gridpipe.core.fsutil import held_lock
 from gridpipe.core.states import JobStatus
@@ -34,12 +43,18 @@ from gridpipe.core.timeutil import utcnow
 from gridpipe.worker.workspace import LOG_STREAMS
 
 if TYPE_CHECKING:
+    from gridpipe.core.models import JobSpec
     from gridpipe.storage.contract import Storage
 
 IDLE_EXIT_SECONDS = 2.0
 IDLE_POLL_SECONDS = 0.02
 """An idle runner looks for a queued job this often (one indexed query): the first jobs of a submission start
 within 20 ms; runners exit after IDLE_EXIT_SECONDS without work."""
+BATCH_MAX = 8
+SHORT_JOB_SECONDS = 0.05
+"""While its jobs take less than this each, a runner claims up to BATCH_MAX queued jobs at once: one queue
+transaction for several short jobs instead of one each. A longer job ends the batch: the jobs claimed after it
+go back to the queue, for any runner, and the runner claims one job at a time again."""
 CANCEL_POLL_SECONDS = 0.25
 KILL_GRACE_SECONDS = 5.0
 MAX_RUNNER_REPLACEMENTS = 8
@@ -85,9 +100,15 @@ def _orphans(local_dir: Path, job_ids: set[int]) -> list[int]:
 
 
 def recover_lost(queue: LocalQueue, local_dir: Path, runner_pid: int | None = None) -> None:
-    """Jobs left `running` by a runner (or a whole executor) that died: stop their payloads, fail them,
-    keeping what their slots' log files hold."""
-    lost = queue.running(runner_pid)
+    """Jobs left `running` by a runner (or a whole executor) that died: those whose payload never started go
+    back to the queue; the others are failed, their payloads stopped, what their slots' logs hold kept."""
+    held = queue.running(runner_pid)
+    if not held:
+        return
+    marks = {row.slot: slot_started(local_dir, row.slot) for row in held if row.slot is not None}
+    unstarted = [row.id for row in held if _never_started(row.id, marks.get(row.slot))]
+    lost = [row for row in held if row.id not in unstarted]
+    queue.requeue(unstarted)
     if not lost:
         return
     for pid in _orphans(local_dir, {row.id for row in lost}):
@@ -102,6 +123,12 @@ def recover_lost(queue: LocalQueue, local_dir: Path, runner_pid: int | None = No
     )
 
 
+def _never_started(job_id: int, mark: int | None) -> bool:
+    """Whether a job its slot holds never started: a slot runs the jobs it claimed in id order and marks each
+    before its payload starts."""
+    return mark is not None and job_id > mark
+
+
 def _slot_logs(local_dir: Path, slot: int | None) -> tuple[str, str]:
     if slot is None:
         return "", ""
@@ -109,12 +136,16 @@ def _slot_logs(local_dir: Path, slot: int | None) -> tuple[str, str]:
     return stdout, stderr
 
 
-class _CancelWatch:
-    """A runner's watcher thread: while a job runs, stop its payload when someone asks to kill the job."""
+class _Watch:
+    """A runner's watcher thread: while a job runs, stop its payload when someone asks to kill the job, and
+    once it has run longer than a short job, give the jobs claimed with it back to the queue."""
 
     def __init__(self, local_dir: Path) -> None:
         self.local_dir = local_dir
         self.lock = threading.Lock()
+        self.held: list[int] = []
+        """Jobs claimed in the runner's current batch that it has not started."""
+        self.began = 0.0
         self.job_id: int | None = None
         self.pid: int | None = None
         self.cancel = threading.Event()
@@ -122,10 +153,30 @@ class _CancelWatch:
         self.stop = threading.Event()
         threading.Thread(target=self._watch, daemon=True).start()
 
+    def hold(self, job_ids: list[int]) -> None:
+        """The jobs of a new batch, other than its first, not started yet."""
+        with self.lock:
+            self.held = job_ids
+
+    def take(self, job_id: int) -> bool:
+        """Whether the held job `job_id` is still the runner's to start (not given back meanwhile)."""
+        with self.lock:
+            if job_id not in self.held:
+                return False
+            self.held.remove(job_id)
+            return True
+
+    def give_back(self) -> list[int]:
+        """The held jobs, for the runner to give back itself."""
+        with self.lock:
+            held, self.held = self.held, []
+            return held
+
     def begin(self, job_id: int) -> threading.Event:
         """Watch a new job; returns its cancel event."""
         with self.lock:
             self.job_id, self.pid, self.asked = job_id, None, None
+            self.began = time.monotonic()
             self.cancel = threading.Event()
             return self.cancel
 
@@ -141,6 +192,16 @@ class _CancelWatch:
             if self.cancel.is_set():
                 _signal_group(pid, signal.SIGTERM)
 
+    def _requeue_held(self, queue: LocalQueue) -> None:
+        """Give the held jobs back to the queue (under the lock: the runner cannot take one meanwhile); if
+        the queue cannot be written, the runner keeps them and runs them later."""
+        try:
+            queue.requeue(self.held)
+        except (GridpipeError, sqlite3.Error):
+            _log_traceback("giving back the jobs claimed with a long one")
+            return
+        self.held = []
+
     def _watch(self) -> None:
         queue = LocalQueue(self.local_dir)  # its own connection: SQLite connections are not shared by threads
         try:
@@ -152,6 +213,8 @@ class _CancelWatch:
         while not self.stop.wait(CANCEL_POLL_SECONDS):
             with self.lock:
                 job_id, pid, asked = self.job_id, self.pid, self.asked
+                if self.held and job_id is not None and time.monotonic() - self.began > SHORT_JOB_SECONDS:
+                    self._requeue_held(queue)
             if job_id is None:
                 continue
             if asked is None and queue.cancel_requested(job_id):
@@ -166,18 +229,20 @@ class _CancelWatch:
 
 
 def _runner(setup: LocalSetup, number: int) -> None:
-    """One runner process in slot `number` (forked: the executor's setup is its own): claim a job, run it,
-    record it with the next claim; exit after a quiet spell."""
+    """One runner process in slot `number` (forked: the executor's setup is its own): claim jobs, run them,
+    record them with the next claim; exit after a quiet spell."""
     queue = LocalQueue(setup.local_dir)
     slot = Slot(setup.local_dir, number)
-    watch = _CancelWatch(setup.local_dir)
-    storage: Storage | None = None
+    watch = _Watch(setup.local_dir)
+    context = _RunnerContext(setup, slot, watch)
     idle_since: float | None = None
     finished: list[Outcome] = []
+    unstarted: list[int] = []
+    limit = 1
     try:
         while True:
-            claimed = queue.finish_and_claim(finished, 1, os.getpid(), number)
-            finished = []
+            claimed = queue.finish_and_claim(finished, limit, os.getpid(), number, unstarted)
+            finished, unstarted = [], []
             if not claimed:
                 idle_since = idle_since or time.monotonic()
                 if time.monotonic() - idle_since > IDLE_EXIT_SECONDS:
@@ -185,29 +250,52 @@ def _runner(setup: LocalSetup, number: int) -> None:
                 time.sleep(IDLE_POLL_SECONDS)
                 continue
             idle_since = None
-            job_id, spec = claimed[0]
-            cancel = watch.begin(job_id)
-            try:
-                if spec.where == "grid" and storage is None:
-                    storage = setup.storage_factory()
-                outcome = slot.run(job_id, spec, storage, cancel, watch.started)
-            except GridpipeError as exc:  # e.g. the storage cannot be opened
-                outcome = Outcome(job_id, str(JobStatus.FAILED), None, exc.detail)
-            except Exception:  # a bug in gridpipe, not in the job: report it on the job and in the log
-                _log_traceback(f"job {job_id}")
-                outcome = Outcome(
-                    job_id,
-                    str(JobStatus.FAILED),
-                    None,
-                    "internal error of the local runner; see executor.log",
-                )
-            finally:
-                watch.end()
-            finished = [outcome]
+            slot.mark_started(0)
+            watch.hold([job_id for job_id, _ in claimed[1:]])
+            limit = BATCH_MAX
+            for index, (job_id, spec) in enumerate(claimed):
+                if index and not watch.take(job_id):
+                    continue  # the watch gave it back to the queue while a long job ran
+                if index and queue.cancel_requested(job_id):
+                    unstarted.append(job_id)  # killed before it started
+                    continue
+                began = time.monotonic()
+                finished.append(context.run(job_id, spec))
+                if time.monotonic() - began > SHORT_JOB_SECONDS:
+                    limit = 1
+                    unstarted += watch.give_back()
+                    break
     finally:
         watch.stop.set()
         slot.close()
         queue.close()
+
+
+class _RunnerContext:
+    """What a runner needs to run one job: its slot, its cancel watch, and the storage (opened on first use)."""
+
+    def __init__(self, setup: LocalSetup, slot: Slot, watch: _Watch) -> None:
+        self.setup = setup
+        self.slot = slot
+        self.watch = watch
+        self.storage: Storage | None = None
+
+    def run(self, job_id: int, spec: JobSpec) -> Outcome:
+        """Run the job in the slot; how it ended (never raises)."""
+        cancel = self.watch.begin(job_id)
+        try:
+            if spec.where == "grid" and self.storage is None:
+                self.storage = self.setup.storage_factory()
+            return self.slot.run(job_id, spec, self.storage, cancel, self.watch.started)
+        except GridpipeError as exc:  # e.g. the storage cannot be opened
+            return Outcome(job_id, str(JobStatus.FAILED), None, exc.detail)
+        except Exception:  # a bug in gridpipe, not in the job: report it on the job and in the log
+            _log_traceback(f"job {job_id}")
+            return Outcome(
+                job_id, str(JobStatus.FAILED), None, "internal error of the local runner; see executor.log"
+            )
+        finally:
+            self.watch.end()
 
 
 def _log_traceback(what: str) -> None:

@@ -46,7 +46,8 @@ _RUNNING_BY = (
 
 
 class Outcome(NamedTuple):
-    """How a job of the queue ended: status, exit code, reason, and its logs (None: kept in a file)."""
+    """How a job of the queue ended: status, exit code, reason, its logs (None: kept in a file) and when its
+    payload started (None: when it was claimed)."""
 
     job_id: int
     status: str
@@ -54,6 +55,7 @@ class Outcome(NamedTuple):
     reason: str | None
     stdout: str | None = ""
     stderr: str | None = ""
+    started: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class QueueRow:
 
 
 class LocalQueue:
-    """Jobs of the local backend; `ledger` records every start of a payload (exactly-once evidence)."""
+    """Jobs of the local backend; `ledger` records every start of a payload (exactly-once evidence): its line
+    is written when a runner claims the job and taken back if the runner gives the job back unstarted."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -135,12 +138,19 @@ class LocalQueue:
         return self.finish_and_claim([], limit, runner_pid, slot)
 
     def finish_and_claim(
-        self, results: Sequence[Outcome], limit: int, runner_pid: int, slot: int | None = None
+        self,
+        results: Sequence[Outcome],
+        limit: int,
+        runner_pid: int,
+        slot: int | None = None,
+        unstarted: Sequence[int] = (),
     ) -> list[tuple[int, JobSpec]]:
-        """Record finished jobs (see `finish`) and claim up to `limit` queued ones, in one transaction."""
+        """Record finished jobs (see `finish`), give back claimed jobs whose payload never started (see
+        `requeue`) and claim up to `limit` queued ones, in one transaction; the claimed come in id order."""
         now = utcnow().isoformat()
         with self._tx() as conn:
             _record(conn, results, now)
+            _requeue(conn, unstarted)
             if limit <= 0:
                 return []
             rows = conn.execute(
@@ -160,10 +170,16 @@ class LocalQueue:
         row = self._conn.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
 
-    def finish(self, results: Sequence[Outcome]) -> None:
-        """Record how jobs ended, with their logs, in one transaction."""
+    def finish(self, results: Sequence[Outcome], unstarted: Sequence[int] = ()) -> None:
+        """Record how jobs ended, with their logs, and requeue `unstarted`, in one transaction."""
         with self._tx() as conn:
             _record(conn, results, utcnow().isoformat())
+            _requeue(conn, unstarted)
+
+    def requeue(self, ids: Sequence[int]) -> None:
+        """Put claimed jobs whose payload never started back in the queue (their ledger lines go: no payload
+        started), unless a kill was asked for them (then they end as killed)."""
+        self.finish([], ids)
 
     def running(self, runner_pid: int | None = None) -> list[QueueRow]:
         """Jobs marked running (only those claimed by the runner `runner_pid`, when given)."""
@@ -198,13 +214,27 @@ def _record(conn: sqlite3.Connection, results: Sequence[Outcome], now: str) -> N
     # `gridpipe kill` has already told the user so and marked it killed in the job store.
     conn.executemany(
         "UPDATE jobs SET status = CASE cancel WHEN 1 THEN 'killed' ELSE ? END, exit_code = ?, "
-        "reason = CASE cancel WHEN 1 THEN 'killed by the user' ELSE ? END, ended = ? WHERE id = ?",
-        [(r.status, r.exit_code, r.reason, now, r.job_id) for r in results],
+        "reason = CASE cancel WHEN 1 THEN 'killed by the user' ELSE ? END, ended = ?, "
+        "started = COALESCE(?, started) WHERE id = ?",
+        [(r.status, r.exit_code, r.reason, now, r.started, r.job_id) for r in results],
     )
     conn.executemany(
         "INSERT OR REPLACE INTO logs (job_id, stdout, stderr) VALUES (?, ?, ?)",
         [(r.job_id, r.stdout, r.stderr) for r in results],
     )
+
+
+def _requeue(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+    if not ids:
+        return
+    rows = [(job_id,) for job_id in ids]
+    conn.executemany(
+        "UPDATE jobs SET status = CASE cancel WHEN 1 THEN 'killed' ELSE 'queued' END, "
+        "reason = CASE cancel WHEN 1 THEN 'killed before it started' END, started = NULL, slot = NULL, "
+        "ended = CASE cancel WHEN 1 THEN ? END WHERE id = ? AND status = 'running'",
+        [(utcnow().isoformat(), job_id) for job_id in ids],
+    )
+    conn.executemany("DELETE FROM ledger WHERE job_id = ?", rows)
 
 
 def _setup(conn: sqlite3.Connection) -> None:
