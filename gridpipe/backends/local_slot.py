@@ -74,6 +74,7 @@ class Slot:
         logs = {stream: slot_log(local_dir, number, stream) for stream in LOG_STREAMS}
         self.workspace = Workspace(root / "work", logs)
         self._mark = os.open(root / STARTED_MARK, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self.mark_started(0)  # the mark's bytes exist from here on: later marks overwrite them in place
         self._environ = dict(os.environ)  # a runner's environment does not change: copied once
         # numba (ctapipe) caches compiled code in a writable folder shared by the runners, not beside its
         # installed modules (often read-only): compiled once per analysis instead of once per job
