@@ -354,3 +354,49 @@ def test_a_job_killed_while_claimed_never_starts(tmp_path):
     assert (rows[first].status, rows[slow].status) == ("done", "done")
     assert sorted(starts) == [first, slow]
     assert not marker.exists()
+
+
+def test_recovery_requeues_what_a_dead_runner_claimed_but_never_started(tmp_path):
+    """The queue and slot files as a runner leaves them when it dies after starting the first job of a
+    batch of three: that one is lost, the other two are queued again without their ledger lines."""
+    from gridpipe.backends.local_executor import recover_lost
+    from gridpipe.backends.local_slot import Slot
+    from gridpipe.core.models import JobSpec
+
+    queue = LocalQueue(tmp_path)
+    slot = Slot(tmp_path, 0)
+    try:
+        queue.add([JobSpec(name=f"j{i}", stage="s", unit="u", commands=(("true",),)) for i in range(4)])
+        runner = os.getpid()
+        batch = [job_id for job_id, _ in queue.finish_and_claim([], 3, runner, 0)]
+        slot.mark_started(0)
+        slot.mark_started(batch[0])
+        recover_lost(queue, tmp_path, runner)
+        rows = {row.id: row for row in queue.rows([str(i) for i in batch])}
+        assert rows[batch[0]].status == "failed" and rows[batch[0]].reason.startswith("lost:")
+        assert [rows[i].status for i in batch[1:]] == ["queued", "queued"]
+        assert [rows[i].slot for i in batch[1:]] == [None, None]
+        assert [job for job, _ in queue.ledger()] == [batch[0]]
+        # claimed again, by whichever runner comes next, in order
+        assert [job_id for job_id, _ in queue.claim(8, runner)] == [*batch[1:], batch[-1] + 1]
+    finally:
+        slot.close()
+        queue.close()
+
+
+def test_recovery_fails_every_held_job_when_the_slot_mark_is_unreadable(tmp_path):
+    """Without a readable mark nothing tells which jobs started: all are failed as lost, none runs twice."""
+    from gridpipe.backends.local_executor import recover_lost
+    from gridpipe.backends.local_slot import STARTED_MARK, slot_dir
+    from gridpipe.core.models import JobSpec
+
+    queue = LocalQueue(tmp_path)
+    try:
+        queue.add([JobSpec(name=f"j{i}", stage="s", unit="u", commands=(("true",),)) for i in range(2)])
+        batch = [job_id for job_id, _ in queue.finish_and_claim([], 2, os.getpid(), 0)]
+        slot_dir(tmp_path, 0).mkdir(parents=True)
+        (slot_dir(tmp_path, 0) / STARTED_MARK).write_text("garbled")
+        recover_lost(queue, tmp_path, os.getpid())
+        assert {row.status for row in queue.rows([str(i) for i in batch])} == {"failed"}
+    finally:
+        queue.close()

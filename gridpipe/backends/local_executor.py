@@ -51,10 +51,12 @@ IDLE_POLL_SECONDS = 0.02
 """An idle runner looks for a queued job this often (one indexed query): the first jobs of a submission start
 within 20 ms; runners exit after IDLE_EXIT_SECONDS without work."""
 BATCH_MAX = 8
-SHORT_JOB_SECONDS = 0.05
+SHORT_JOB_SECONDS = 0.01
 """While its jobs take less than this each, a runner claims up to BATCH_MAX queued jobs at once: one queue
-transaction for several short jobs instead of one each. A longer job ends the batch: the jobs claimed after it
-go back to the queue, for any runner, and the runner claims one job at a time again."""
+transaction for several short jobs instead of one each (it pays off only for jobs of a few milliseconds, and a
+runner holding a batch near the end of a run makes the others wait at most BATCH_MAX - 1 such jobs). A longer
+job ends the batch: the jobs claimed after it go back to the queue, for any runner, and the runner claims one
+job at a time again."""
 CANCEL_POLL_SECONDS = 0.25
 KILL_GRACE_SECONDS = 5.0
 MAX_RUNNER_REPLACEMENTS = 8
