@@ -14,7 +14,7 @@ from test_merge_plain import BLOSC, CHUNK
 from gridpipe.core.exceptions import GridpipeError
 from gridpipe.merge import merge_files
 from gridpipe.merge.fletcher import fletcher32
-from gridpipe.merge.space import reserve_space
+from gridpipe.merge.writer import reserve_space
 
 
 def _last_chunk(path: Path, node: str) -> tuple[int, int, int]:

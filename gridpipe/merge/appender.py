@@ -28,7 +28,7 @@ import tables
 from gridpipe.merge.layout import NodeSpec
 from gridpipe.merge.plain import PlainChunks
 from gridpipe.merge.source import InputReader
-from gridpipe.merge.writer import OutputLeaf
+from gridpipe.merge.writer import ChunkWriter
 
 BLOCK_BYTES = 8 * 2**20
 PLAIN_SHARE = 0.05
@@ -43,7 +43,7 @@ def _cut(data: np.ndarray, axis: int, start: int, stop: int | None = None) -> np
 class ChunkAppender:
     """Grow one Table or EArray from many inputs of the same schema."""
 
-    def __init__(self, out: OutputLeaf, spec: NodeSpec, *, keep_order: bool) -> None:
+    def __init__(self, out: tables.Leaf, spec: NodeSpec, *, keep_order: bool) -> None:
         """`spec` is the output leaf's; re-encoded chunks are compressed unless `plain` is set."""
         self.out = out
         self.spec = spec
@@ -59,6 +59,7 @@ class ChunkAppender:
         self.rows = 0
         self.chunks_copied = 0
         self.rows_recoded = 0
+        self._writer = ChunkWriter(out, len(spec.inner_shape) + 1)
 
     def rows_to_recode(self, inputs: Sequence[NodeSpec]) -> int:
         """How many rows `add` will decode and re-encode for these inputs (the others go raw)."""
@@ -81,10 +82,12 @@ class ChunkAppender:
         """Write the queued rows (the output's partial last chunk) and flush."""
         if self.npending:
             self._write(self._take_pending())
-        self.out.close()
+        if isinstance(self.out, tables.Table):  # raw and plain chunks bypass PyTables' row count
+            self.out.attrs.NROWS = self.out.nrows
+        self.out.flush()
 
     def _raw_ok(self, spec: NodeSpec, pending: int) -> bool:
-        if not (self.spec.raw_copy_possible() and self.spec.same_storage(spec)):
+        if not (self.spec.raw_copy_possible() and spec.storage == self.spec.storage):
             return False
         return not (self.keep_order and pending)
 
@@ -93,11 +96,11 @@ class ChunkAppender:
         if nfull == 0:
             return 0
         size = self.chunk_rows
-        base = self.out.nrows
+        base = int(self.out.nrows)
         if base % size:
-            raise AssertionError(f"{self.out.path}: output not on a chunk boundary ({base} rows)")
-        self.out.resize(base + nfull * size)
-        write = self.out.write_chunk
+            raise AssertionError(f"{self.out._v_pathname}: output not on a chunk boundary ({base} rows)")
+        self.out.truncate(base + nfull * size)
+        write = self._writer.write
         inner = (0,) * len(self.spec.inner_shape)
         stored = src.stored_chunks(spec.path)
         run: list[int] = []
@@ -111,8 +114,7 @@ class ChunkAppender:
             self.chunks_copied += len(run)
             run = []
             if k < nfull:  # never written: holds fill values, copy them as rows
-                rows = src.rows(spec, k * size, (k + 1) * size)
-                self.out.write_rows(base + k * size, rows.astype(self.out.dtype, copy=False))
+                self.out[base + k * size : base + (k + 1) * size] = src.rows(spec, k * size, (k + 1) * size)
         return nfull * size
 
     def _push(self, rows: np.ndarray) -> None:
@@ -138,11 +140,11 @@ class ChunkAppender:
         if self.plain is None:
             self.out.append(data)
             return
-        base = self.out.nrows
-        self.out.resize(base + nrows)
+        base = int(self.out.nrows)
+        self.out.truncate(base + nrows)
         for lo in range(0, nrows, self.chunk_rows):
             mask, raw = self.plain.encode(data[lo : lo + self.chunk_rows])
-            self.out.write_chunk(base + lo, raw, mask)
+            self._writer.write(base + lo, raw, mask)
 
 
 def store_plain_within(

@@ -34,16 +34,6 @@ def h5_types(encoded: bytes) -> tuple[np.dtype, h5py.h5t.TypeID]:
     return dtype, h5py.h5t.py_create(dtype)
 
 
-@lru_cache(maxsize=256)
-def same_disk_type(first: bytes, second: bytes) -> bool:
-    """Whether two encoded on-disk HDF5 types store values in the same bytes.
-
-    The encoding also carries the version of the type's description, which a file's format bounds
-    choose (a paged output file writes newer ones), so equal types can encode differently.
-    """
-    return first == second or bool(h5py.h5t.decode(first).equal(h5py.h5t.decode(second)))
-
-
 def type_text(dtype: np.dtype) -> str:
     """Byte-order free short text of a column type: 'f4', 'S8', 'i8[3]', 'vlen:i2'."""
     vlen = h5py.check_vlen_dtype(dtype)

@@ -19,7 +19,7 @@ import numpy as np
 import tables
 from tables.path import isvisiblename
 
-from gridpipe.merge.dtypes import Interner, columns_of, h5_columns, h5_types, same_disk_type
+from gridpipe.merge.dtypes import Interner, columns_of, h5_columns, h5_types
 from gridpipe.merge.fletcher import FLETCHER32, checksum_matches
 
 try:  # registers blosc, blosc2, bzip2, zstd... in h5py's HDF5, so PyTables' filters decode here too
@@ -63,11 +63,6 @@ class NodeSpec:
     def storage(self) -> tuple[object, ...]:
         """Leaves with equal `storage` have byte-identical chunk layouts: their chunks can be copied raw."""
         return (self.chunkshape, self.pipeline, self.disk_type)
-
-    def same_storage(self, other: NodeSpec) -> bool:
-        """Whether `other` has this leaf's `storage` (types compared as HDF5 compares them)."""
-        mine, theirs = self.storage, other.storage
-        return mine[:2] == theirs[:2] and same_disk_type(self.disk_type, other.disk_type)
 
     @property
     def decodable(self) -> bool:

@@ -67,8 +67,7 @@ def _check_class(node: tables.Node, spec: NodeSpec, path: Path) -> None:
 
 
 def create_tree(inputs: Sequence[InputFile], dest: Path, totals: dict[str, int]) -> IndexPlan:
-    """Fill the new empty file `dest` with every node of the first input, leaves empty; return the
-    indexes to rebuild."""
+    """Write `dest` with every node of the first input, leaves empty; return the indexes to rebuild."""
     templates = storage_templates(inputs)
     indexes: IndexPlan = {}
     with ExitStack() as stack:
@@ -79,7 +78,7 @@ def create_tree(inputs: Sequence[InputFile], dest: Path, totals: dict[str, int])
                 opened[number] = stack.enter_context(tables.open_file(str(inputs[number].path), "r"))
             return opened[number]
 
-        first, out = pt_file(0), stack.enter_context(tables.open_file(str(dest), "a"))
+        first, out = pt_file(0), stack.enter_context(tables.open_file(str(dest), "w"))
         first.root._v_attrs._f_copy(out.root)
         for path, spec in inputs[0].nodes.items():
             parent, name = _split(path)
