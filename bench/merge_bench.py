@@ -7,8 +7,9 @@ Run by hand (not part of the test suite):
 
 It writes protopipe-like TRAINING files (one table per camera type, ~30 float columns, ctapipe's
 default filters blosc:zstd level 5 + fletcher32, 2-5 MB each) into a scratch folder, then runs each
-method in its own child process and prints seconds, MB/s of input, the ratio to `cat`, the output
-size and the peak RSS of the child and the tools it starts (VmHWM, and ru_maxrss of its children;
+method in its own child process and prints seconds, MB/s of input, the ratio to `cat`, the CPU
+seconds (user + system, with the tools it starts; medians over the rounds: on a shared machine they
+vary less than the seconds) and their ratio to `cat`'s, the output size and the peak RSS of the child and the tools it starts (VmHWM, and ru_maxrss of its children;
 ru_maxrss of the child itself would carry the parent's peak across exec) with and without the import
 baseline. `--compare-with DIR` also runs gridpipe from another source tree (e.g. `git archive` of an
 older commit) in the same alternating rounds, as "gridpipe-before". When ctapipe is installed
@@ -197,6 +198,12 @@ def peak_rss_kb() -> int:
     return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (cat runs as a child)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def child(method: str, folder: Path, out: Path) -> None:
     """Run one method in this (fresh) process and print a JSON line with time and peak RSS."""
     names = json.loads((folder / "manifest.json").read_text())["files"]
@@ -204,6 +211,7 @@ def child(method: str, folder: Path, out: Path) -> None:
     import gridpipe.merge  # noqa: F401  (imports count in the baseline, not in the merge)
 
     rss_before = peak_rss_kb()
+    cpu_before = cpu_seconds()
     start = time.perf_counter()
     if method == "cat":
         merge_cat(files, out)
@@ -222,8 +230,9 @@ def child(method: str, folder: Path, out: Path) -> None:
     if method not in ("gridpipe", "gridpipe-before", "gridpipe-keep-order", "vds"):  # merge_files fsyncs
         fsync(out)
     seconds = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu_before
     rss = peak_rss_kb()
-    print(json.dumps({"seconds": seconds, "rss_kb": rss, "rss_before_kb": rss_before}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_kb": rss, "rss_before_kb": rss_before}))
 
 
 def rows_in(path: Path) -> int:
@@ -257,6 +266,12 @@ def run(method: str, folder: Path, before: Path | None = None) -> dict[str, floa
         result["rows"] = rows_in(out)
     out.unlink()
     return result
+
+
+def median_of(runs: list[dict[str, float]], key: str) -> float:
+    """The median of one number over the rounds (0 without rounds)."""
+    values = sorted(r[key] for r in runs)
+    return values[len(values) // 2] if values else 0.0
 
 
 def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -319,14 +334,18 @@ def main() -> None:
     if not shutil.which("ctapipe-merge"):
         print("ctapipe-merge: skipped (ctapipe is not installed: pip install 'gridpipe[ctapipe]')")
     base = results.get("cat", {}).get("seconds")
+    cpu_base = median_of(runs.get("cat", []), "cpu")
     print(
-        f"\n{'method':<22}{'seconds':>9}{'MB/s':>9}{'x cat':>8}{'out MB':>9}{'peak RSS MB':>13}{'- imports':>11}"
+        f"\n{'method':<22}{'seconds':>9}{'MB/s':>9}{'x cat':>8}{'CPU s':>8}{'x cat':>8}{'out MB':>9}"
+        f"{'peak RSS MB':>13}{'- imports':>11}"
     )
     for method, r in results.items():
         ratio = f"{r['seconds'] / base:8.1f}" if base else f"{'-':>8}"
+        cpu = median_of(runs[method], "cpu")
+        cpu_ratio = f"{cpu / cpu_base:8.1f}" if cpu_base else f"{'-':>8}"
         print(
-            f"{method:<22}{r['seconds']:9.2f}{total_mb / r['seconds']:9.0f}{ratio}{r['out_mb']:9.1f}"
-            f"{r['rss_kb'] / 1024:13.0f}{(r['rss_kb'] - r['rss_before_kb']) / 1024:11.0f}"
+            f"{method:<22}{r['seconds']:9.2f}{total_mb / r['seconds']:9.0f}{ratio}{cpu:8.2f}{cpu_ratio}"
+            f"{r['out_mb']:9.1f}{r['rss_kb'] / 1024:13.0f}{(r['rss_kb'] - r['rss_before_kb']) / 1024:11.0f}"
         )
     rows = {int(r["rows"]) for r in results.values() if "rows" in r}
     print(f"row totals of the merged files: {sorted(rows)} (must be one value)")

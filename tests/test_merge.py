@@ -16,6 +16,7 @@ import tables
 
 from gridpipe.core.exceptions import CannotMergeError, GridpipeError, UsageError
 from gridpipe.merge import MergeReport, merge_files
+from gridpipe.merge.appender import PendingRows
 from gridpipe.merge.verify import verify_output
 
 ZLIB = tables.Filters(complevel=5, complib="zlib", shuffle=True)
@@ -500,3 +501,18 @@ def test_vds_mode_refuses_vlarrays(tmp_path: Path) -> None:
     with pytest.raises(CannotMergeError, match="vlarray /pulses cannot be virtual"):
         merge_files(paths, tmp_path / "merged.h5", mode="vds")
     assert not (tmp_path / "merged.h5").exists() and no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_pending_rows_hold_at_most_one_chunk_along_the_main_dimension(axis: int) -> None:
+    shape = (4, 3) if axis == 0 else (3, 4)
+    pending = PendingRows(shape, np.dtype("i4"), axis)
+    rows = np.arange(18, dtype="i4").reshape((6, 3) if axis == 0 else (3, 6))
+    rest = pending.put(np.take(rows, [0, 1], axis=axis))
+    assert rest.shape[axis] == 0 and pending.count == 2
+    rest = pending.put(np.take(rows, [2, 3, 4], axis=axis))
+    np.testing.assert_array_equal(rest, np.take(rows, [4], axis=axis))
+    np.testing.assert_array_equal(pending.take(), np.take(rows, [0, 1, 2, 3], axis=axis))
+    assert pending.count == 0
+    pending.put(rest)
+    np.testing.assert_array_equal(pending.take(), np.take(rows, [4], axis=axis))

@@ -13,6 +13,7 @@ from test_merge import TABLES, assert_same_rows, concat, make_file, read_node
 
 from gridpipe.merge import merge_files
 from gridpipe.merge.plain import fletcher32
+from gridpipe.merge.source import InputReader, read_buffer
 
 BLOSC = tables.Filters(complevel=5, complib="blosc:zstd", shuffle=True, fletcher32=True)
 CHUNK = 16
@@ -131,6 +132,21 @@ def test_inputs_with_a_user_block_copy_their_chunks_from_the_right_bytes(tmp_pat
     report = merge_files(paths, out)
     assert report.chunks_copied == 30 + 20
     assert_same_rows(read_node(out, "/LSTCam"), concat(paths, "/LSTCam"))
+
+
+@pytest.mark.parametrize("buffer_bytes", [None, 1, 300])
+def test_stored_chunks_read_in_runs_are_hdf5s_bytes(buffer_bytes: int | None, tmp_path: Path) -> None:
+    """Runs of chunks are read into the shared buffer; a chunk larger than the buffer is read on its own."""
+    path = tmp_path / "in.h5"
+    with tables.open_file(str(path), "w") as h5:
+        h5.create_table("/", "LSTCam", make_rows_like(3, CHUNK * 12), filters=BLOSC, chunkshape=(CHUNK,))
+    buffer = read_buffer() if buffer_bytes is None else bytearray(buffer_bytes)
+    with InputReader(path, buffer) as reader:
+        stored = reader.stored_chunks("/LSTCam")
+        got = [(mask, bytes(data)) for mask, data in reader.read_stored(list(stored.values()))]
+    with h5py.File(path) as h5:
+        want = [h5["LSTCam"].id.read_direct_chunk(start) for start in stored]
+    assert len(got) == 12 and got == want
 
 
 def make_rows_like(file_id: int, n: int) -> np.ndarray:

@@ -40,6 +40,35 @@ def _cut(data: np.ndarray, axis: int, start: int, stop: int | None = None) -> np
     return data[tuple(index)]
 
 
+class PendingRows:
+    """Fewer rows than a chunk waiting for more: one chunk-sized buffer, allocated on first use.
+
+    Rows are copied in once; a list of small arrays joined with `np.concatenate` cost ~0.2 ms per
+    chunk for a 35-column table (numpy promotes every field), about a tenth of a merge of tails.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, axis: int) -> None:
+        self.shape, self.dtype, self.axis = shape, dtype, axis
+        self.size = shape[axis]
+        self.count = 0
+        self._buf: np.ndarray | None = None
+
+    def put(self, rows: np.ndarray) -> np.ndarray:
+        """Copy in the leading rows that fit; return the others."""
+        if self._buf is None:
+            self._buf = np.zeros(self.shape, dtype=self.dtype)
+        take = min(self.size - self.count, rows.shape[self.axis])
+        _cut(self._buf, self.axis, self.count, self.count + take)[...] = _cut(rows, self.axis, 0, take)
+        self.count += take
+        return _cut(rows, self.axis, take)
+
+    def take(self) -> np.ndarray:
+        """The rows held (a view, valid until the next `put`); the buffer is then empty."""
+        assert self._buf is not None, "take() before put()"
+        rows, self.count = _cut(self._buf, self.axis, 0, self.count), 0
+        return rows
+
+
 class ChunkAppender:
     """Grow one Table or EArray from many inputs of the same schema."""
 
@@ -54,8 +83,9 @@ class ChunkAppender:
         self.row_bytes = max(1, out.dtype.itemsize * int(np.prod(spec.inner_shape, dtype=np.int64)))
         chunks_per_block = max(1, BLOCK_BYTES // (self.row_bytes * self.chunk_rows))
         self.block_rows = chunks_per_block * self.chunk_rows
-        self.pending: list[np.ndarray] = []
-        self.npending = 0
+        shape = list(spec.inner_shape)
+        shape.insert(self.axis, self.chunk_rows)
+        self.pending = PendingRows(tuple(shape), out.dtype, self.axis)
         self.rows = 0
         self.chunks_copied = 0
         self.rows_recoded = 0
@@ -72,7 +102,7 @@ class ChunkAppender:
     def add(self, src: InputReader, spec: NodeSpec) -> None:
         """Append every row of the leaf `spec.path` of the input `src`."""
         start = 0
-        if self._raw_ok(spec, self.npending):
+        if self._raw_ok(spec, self.pending.count):
             start = self._copy_chunks(src, spec, spec.nrows // self.chunk_rows)
         for lo in range(start, spec.nrows, self.block_rows):
             self._push(src.rows(spec, lo, min(lo + self.block_rows, spec.nrows)))
@@ -80,8 +110,8 @@ class ChunkAppender:
 
     def finish(self) -> None:
         """Write the queued rows (the output's partial last chunk) and flush."""
-        if self.npending:
-            self._write(self._take_pending())
+        if self.pending.count:
+            self._write(self.pending.take())
         if isinstance(self.out, tables.Table):  # raw and plain chunks bypass PyTables' row count
             self.out.attrs.NROWS = self.out.nrows
         self.out.flush()
@@ -118,21 +148,18 @@ class ChunkAppender:
         return nfull * size
 
     def _push(self, rows: np.ndarray) -> None:
-        self.pending.append(rows.astype(self.out.dtype, copy=False))
-        self.npending += rows.shape[self.axis]
-        if self.npending < self.chunk_rows:
-            return
-        data = self._take_pending()
-        whole = (data.shape[self.axis] // self.chunk_rows) * self.chunk_rows
-        self._write(_cut(data, self.axis, 0, whole))
-        rest = _cut(data, self.axis, whole)
-        if rest.shape[self.axis]:
-            self.pending, self.npending = [rest], rest.shape[self.axis]
-
-    def _take_pending(self) -> np.ndarray:
-        data = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending, axis=self.axis)
-        self.pending, self.npending = [], 0
-        return data
+        """Queue `rows`; write every whole chunk of the queue (straight from `rows` when it can)."""
+        rows = rows.astype(self.out.dtype, copy=False)
+        if self.pending.count:
+            rows = self.pending.put(rows)
+            if self.pending.count < self.chunk_rows:
+                return
+            self._write(self.pending.take())
+        whole = (rows.shape[self.axis] // self.chunk_rows) * self.chunk_rows
+        if whole:
+            self._write(_cut(rows, self.axis, 0, whole))
+        if whole < rows.shape[self.axis]:
+            self.pending.put(_cut(rows, self.axis, whole))
 
     def _write(self, data: np.ndarray) -> None:
         nrows = data.shape[self.axis]

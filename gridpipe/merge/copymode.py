@@ -11,7 +11,7 @@ import tables
 from gridpipe.merge.appender import PLAIN_SHARE, ChunkAppender, RowAppender, store_plain_within
 from gridpipe.merge.inputs import InputFile
 from gridpipe.merge.layout import CONCAT_KINDS, read_layout
-from gridpipe.merge.source import InputReader
+from gridpipe.merge.source import InputReader, read_buffer
 from gridpipe.merge.tree import create_tree, rebuild_indexes
 from gridpipe.merge.writer import reserve_space
 
@@ -47,8 +47,9 @@ def write_copy(
         chunked = {path: a for path, a in appenders.items() if isinstance(a, ChunkAppender)}
         specs = {path: [i.nodes[path] for i in inputs] for path in chunked}
         store_plain_within(chunked, specs, PLAIN_SHARE * input_bytes)
+        buffer = read_buffer()
         for done, inp in enumerate(inputs, start=1):
-            with InputReader(inp.path) as reader:
+            with InputReader(inp.path, buffer) as reader:
                 for path, appender in appenders.items():
                     appender.add(reader, inp.nodes[path])
             if progress is not None:

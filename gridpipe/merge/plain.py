@@ -69,9 +69,12 @@ class PlainChunks:
 
     def encode(self, rows: np.ndarray) -> tuple[int, bytes]:
         """(filter mask, stored bytes) of one chunk holding `rows` (at most one chunk; zero padded)."""
-        data = np.zeros(self.chunk_shape, dtype=self.dtype)
-        data[: rows.shape[0]] = rows
-        raw = data.tobytes()
+        if rows.shape == self.chunk_shape and rows.dtype == self.dtype:
+            raw = rows.tobytes()  # a whole chunk: no padding, no copy into a new array
+        else:
+            data = np.zeros(self.chunk_shape, dtype=self.dtype)
+            data[: rows.shape[0]] = rows
+            raw = data.tobytes()
         if self.checksum:
             raw += fletcher32(raw).to_bytes(4, "little")
         return self.mask, raw
