@@ -120,6 +120,14 @@ def compare(root: Path, jobs: int, workers: int, rounds: int) -> None:
         + "  ".join(f"{last:5.2f}" for _, last in spans)
         + " s (then the final gather and exit)"
     )
+    head = statistics.median(first for first, _ in spans)
+    body = statistics.median(last - first for first, last in spans)
+    tail = statistics.median(e - last for e, (_, last) in zip(engine_s, spans, strict=True))
+    pool = statistics.median(pool_s)
+    print(
+        f"  medians: before the first job {head:.2f} s, first start to last end {body:.2f} s "
+        f"({body / pool:.2f}x the pool's whole run), after the last job {tail:.2f} s"
+    )
 
 
 def main() -> None:
