@@ -400,3 +400,18 @@ def test_recovery_fails_every_held_job_when_the_slot_mark_is_unreadable(tmp_path
         assert {row.status for row in queue.rows([str(i) for i in batch])} == {"failed"}
     finally:
         queue.close()
+
+
+def test_run_starts_the_executor_before_validating_and_an_invalid_config_is_one_line_everywhere(tmp_path):
+    """`run` starts the local executor first thing (the backend's name read as grid.yaml gives it); when
+    validating the configs then fails, the command says so, and so does the executor's log, in one line."""
+    path = make_analysis(tmp_path, {"gamma": 1})
+    grid = path / "configs" / "grid.yaml"
+    grid.write_text(grid.read_text().replace("max_attempts: 3", "max_attempts: lots"))
+    result = gridpipe("run", "-a", str(path))
+    assert result.returncode != 0
+    assert "max_attempts" in result.stderr and "Traceback" not in result.stderr
+    wait_executor_gone(path)
+    log = (path / ".gridpipe" / "local" / "executor.log").read_text()
+    assert "cannot run the analysis's jobs" in log and "max_attempts" in log
+    assert "Traceback" not in log and len(log.splitlines()) == 1

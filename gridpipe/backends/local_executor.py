@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gridpipe.backends.local_queue import LocalQueue, Outcome
-from gridpipe.backends.local_setup import EXECUTOR_LOCK, LocalSetup
+from gridpipe.backends.local_setup import LocalSetup
 from gridpipe.backends.local_slot import (
     JOB_ENV_MARK,
     LOG_INLINE_BYTES,
@@ -36,6 +36,7 @@ from gridpipe.backends.local_slot import (
     slot_log,
     slot_started,
 )
+from gridpipe.backends.local_start import EXECUTOR_LOCK
 from gridpipe.core.exceptions import GridpipeError
 from gridpipe.core.fsutil import held_lock
 from gridpipe.core.states import JobStatus
@@ -395,5 +396,15 @@ def main(analysis_path: Path, lock_fd: int | None = None) -> int:
             return 0
 
 
+def _entry(argv: list[str]) -> int:
+    """`main` for the command line; an analysis it cannot run (e.g. a config made invalid meanwhile) is one
+    line in the executor log and exit code 1."""
+    try:
+        return main(Path(argv[1]), int(argv[2]) if len(argv) > 2 else None)
+    except GridpipeError as exc:
+        os.write(2, f"{utcnow().isoformat()} cannot run the analysis's jobs: {exc.detail}\n".encode())
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None))
+    sys.exit(_entry(sys.argv))

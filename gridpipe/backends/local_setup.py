@@ -15,19 +15,11 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from gridpipe.analysis.config import Strict
+from gridpipe.backends.local_start import local_dir_of
 
 if TYPE_CHECKING:
     from gridpipe.analysis.config import GridConfig
     from gridpipe.storage.contract import Storage
-
-
-EXECUTOR_LOCK = "executor.lock"
-"""The file in the local folder whose lock the one executor of an analysis holds."""
-
-
-def local_dir_of(analysis_path: Path) -> Path:
-    """The local backend's folder of the analysis at `analysis_path` (queue, executor lock and log, slots)."""
-    return analysis_path / ".gridpipe" / "local"
 
 
 class LocalBackendSettings(Strict):

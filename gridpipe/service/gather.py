@@ -139,7 +139,7 @@ def _payload_merge(
     an: Analysis, inputs: list[Path], merged_path: Path, options: GatherOptions
 ) -> dict[str, int] | None:
     """Merge with the payload's own merger when it has one (ctapipe-merge); None: gridpipe's merge."""
-    from gridpipe.backends.local_setup import local_dir_of
+    from gridpipe.backends.local_start import local_dir_of
     from gridpipe.payloads.contract import payload_named
     from gridpipe.service.payload_merge import run_payload_merge, table_rows
     from gridpipe.worker.workspace import NUMBA_CACHE
