@@ -3,8 +3,8 @@
 At most one executor runs per analysis (an exclusive lock). It forks `workers` runner processes; each
 claims queued jobs from the queue (an atomic SQLite update that also writes the ledger; several at once
 while they are short), stages each, runs it and records the results, so jobs run in parallel on every core
-and the bookkeeping does too. Runners exit when the queue stays empty; the executor then releases the lock, and `gridpipe`
-starts a new one whenever jobs are queued and none runs. Started as
+and the bookkeeping does too. Runners exit when the queue stays empty; the executor then releases the lock,
+and `gridpipe` starts a new one whenever jobs are queued and none runs. Started as
 `python -m gridpipe.backends.local_executor ANALYSIS_PATH`.
 """
 
@@ -109,9 +109,9 @@ def recover_lost(queue: LocalQueue, local_dir: Path, runner_pid: int | None = No
     if not held:
         return
     marks = {row.slot: slot_started(local_dir, row.slot) for row in held if row.slot is not None}
-    unstarted = [row.id for row in held if _never_started(row.id, marks.get(row.slot))]
+    unstarted = {row.id for row in held if _never_started(row.id, marks.get(row.slot))}
     lost = [row for row in held if row.id not in unstarted]
-    queue.requeue(unstarted)
+    queue.requeue(sorted(unstarted))
     if not lost:
         return
     for pid in _orphans(local_dir, {row.id for row in lost}):

@@ -150,7 +150,7 @@ class LocalQueue:
         now = utcnow().isoformat()
         with self._tx() as conn:
             _record(conn, results, now)
-            _requeue(conn, unstarted)
+            _requeue(conn, unstarted, now)
             if limit <= 0:
                 return []
             rows = conn.execute(
@@ -172,9 +172,10 @@ class LocalQueue:
 
     def finish(self, results: Sequence[Outcome], unstarted: Sequence[int] = ()) -> None:
         """Record how jobs ended, with their logs, and requeue `unstarted`, in one transaction."""
+        now = utcnow().isoformat()
         with self._tx() as conn:
-            _record(conn, results, utcnow().isoformat())
-            _requeue(conn, unstarted)
+            _record(conn, results, now)
+            _requeue(conn, unstarted, now)
 
     def requeue(self, ids: Sequence[int]) -> None:
         """Put claimed jobs whose payload never started back in the queue (their ledger lines go: no payload
@@ -224,17 +225,14 @@ def _record(conn: sqlite3.Connection, results: Sequence[Outcome], now: str) -> N
     )
 
 
-def _requeue(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
-    if not ids:
-        return
-    rows = [(job_id,) for job_id in ids]
+def _requeue(conn: sqlite3.Connection, ids: Sequence[int], now: str) -> None:
     conn.executemany(
         "UPDATE jobs SET status = CASE cancel WHEN 1 THEN 'killed' ELSE 'queued' END, "
         "reason = CASE cancel WHEN 1 THEN 'killed before it started' END, started = NULL, slot = NULL, "
         "ended = CASE cancel WHEN 1 THEN ? END WHERE id = ? AND status = 'running'",
-        [(utcnow().isoformat(), job_id) for job_id in ids],
+        [(now, job_id) for job_id in ids],
     )
-    conn.executemany("DELETE FROM ledger WHERE job_id = ?", rows)
+    conn.executemany("DELETE FROM ledger WHERE job_id = ?", [(job_id,) for job_id in ids])
 
 
 def _setup(conn: sqlite3.Connection) -> None:
