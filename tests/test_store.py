@@ -141,3 +141,15 @@ def test_an_attempt_keeps_the_start_its_backend_reported_else_when_it_was_first_
         again = {row[0]: (row[11], row[12]) for row in store.attempt_rows()}
         assert again["a"][0] == reported and again["b"][0] == seen["b"]  # the first start is kept
         assert all(ended for _, ended in again.values())
+
+
+def test_grid_outputs_are_read_from_the_specs_of_grid_jobs_with_outputs(tmp_path):
+    grid = JobSpec(name="g", stage="s", unit="u", commands=(("true",),), outputs=("/a/x.h5", "/a/y.h5"))
+    local = JobSpec(name="l", stage="s", unit="u", commands=(("true",),), outputs=("/tmp/m",), where="local")
+    bare = _spec("n")  # a grid job without outputs
+    with JobStore(tmp_path / "state.db") as store:
+        store.add_jobs([grid, local, bare])
+        # a spec stored before `where` was written is a grid job
+        store._conn.execute("UPDATE jobs SET spec = json_remove(spec, '$.where') WHERE name = 'g'")
+        assert store.grid_outputs(["g", "l", "n", "unknown"]) == {"g": ["/a/x.h5", "/a/y.h5"]}
+        assert store.grid_outputs([]) == {}

@@ -8,6 +8,7 @@ helpers. Command modules import their logic inside the command functions so that
 from __future__ import annotations
 
 import copy
+import gc
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -62,7 +63,11 @@ def _app_for(args: Sequence[str]) -> typer.Typer:
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run_cli())
+    code = run_cli()
+    # The command is done (its files closed): the interpreter's last garbage collections would walk every
+    # object it loaded, about 20 ms, to free memory the process gives back anyway. Frozen, they are skipped.
+    gc.freeze()
+    sys.exit(code)
 
 
 def run_cli(

@@ -62,18 +62,17 @@ def apply_polled(
 
 def _record_outputs(an: Analysis, names: list[str]) -> None:
     """Check that done grid jobs' outputs are in storage; a job whose outputs are missing has failed."""
-    specs = [j.spec for j in an.store.get(names).values()]
-    jobs = [s for s in specs if s.where == "grid" and s.outputs]
-    if not jobs:
+    outputs = an.store.grid_outputs(names)
+    if not outputs:
         return
-    found = an.storage.stat([lfn for j in jobs for lfn in j.outputs])
+    found = an.storage.stat([lfn for lfns in outputs.values() for lfn in lfns])
     missing = []
     rows = []
-    for job in jobs:
-        infos = [found[lfn] for lfn in job.outputs if lfn in found]
-        if len(infos) != len(job.outputs):
-            missing.append(job.name)
-        rows += [(job.name, i.lfn, i.size, i.adler32) for i in infos]
+    for name, lfns in outputs.items():
+        infos = [found[lfn] for lfn in lfns if lfn in found]
+        if len(infos) != len(lfns):
+            missing.append(name)
+        rows += [(name, i.lfn, i.size, i.adler32) for i in infos]
     an.store.add_files_many("output", rows)
     if missing:
         an.store.set_status(missing, JobStatus.FAILED, "the job ended but its outputs are not in storage")

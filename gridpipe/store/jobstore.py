@@ -229,6 +229,19 @@ class JobStore:
         rows = select_in(self._conn, f"SELECT {_JOB_COLUMNS} FROM jobs", "name", list(names))
         return {row[0]: _record(row) for row in rows}
 
+    def grid_outputs(self, names: Sequence[str]) -> dict[str, list[str]]:
+        """The output LFNs of those named grid jobs that have outputs, read from their specs by SQLite (no
+        spec is parsed here: a refresh asks this of every job that ended)."""
+        rows = select_in(
+            self._conn,
+            "SELECT name, json_extract(spec, '$.outputs') FROM jobs",
+            "name",
+            list(names),
+            "AND coalesce(json_extract(spec, '$.where'), 'grid') = 'grid'"
+            " AND json_array_length(spec, '$.outputs') > 0",
+        )
+        return {name: json.loads(outputs) for name, outputs in rows}
+
     def jobs(
         self,
         *,
