@@ -46,7 +46,7 @@ def _pool(root: Path, jobs: int, workers: int) -> float:
     return time.perf_counter() - started
 
 
-def _engine(root: Path, jobs: int, workers: int) -> tuple[float, tuple[float, float]]:
+def _engine(root: Path, jobs: int, workers: int) -> tuple[float, tuple[float, float], Path]:
     workflow = noop_workflow(root / "noop.yaml")
     path = make_analysis(
         Path(tempfile.mkdtemp(dir=root)),
@@ -55,14 +55,27 @@ def _engine(root: Path, jobs: int, workers: int) -> tuple[float, tuple[float, fl
         workflow=workflow,
         max_workers=workers,
     )
-    command = [sys.executable, "-m", "gridpipe", "run", "-a", str(path)]
     launched = time.time()
+    elapsed = _timed([sys.executable, "-m", "gridpipe", "run", "-a", str(path)])
+    return elapsed, _job_span(path, launched), path
+
+
+def _timed(command: list[str]) -> float:
+    """Seconds `command` takes; its output ends the bench when it fails."""
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(result.stdout[-2000:] + result.stderr[-2000:])
-    return elapsed, _job_span(path, launched)
+    return elapsed
+
+
+def _fixed_costs(path: Path, rounds: int) -> tuple[float, float]:
+    """Medians of `gridpipe run` on the complete analysis at `path` (start, validate the configs, find
+    nothing to do, report, exit: what any run pays, whatever its jobs) and of the bare interpreter."""
+    again = [_timed([sys.executable, "-m", "gridpipe", "run", "-a", str(path)]) for _ in range(rounds)]
+    bare = [_timed([sys.executable, "-c", "pass"]) for _ in range(rounds)]
+    return statistics.median(again), statistics.median(bare)
 
 
 def _job_span(path: Path, launched: float) -> tuple[float, float]:
@@ -97,7 +110,7 @@ def compare(root: Path, jobs: int, workers: int, rounds: int) -> None:
     spans: list[tuple[float, float]] = []
     for _ in range(rounds):
         pool_s.append(_pool(root, jobs, workers))
-        elapsed, span = _engine(root, jobs, workers)
+        elapsed, span, path = _engine(root, jobs, workers)
         engine_s.append(elapsed)
         spans.append(span)
     print(f"{jobs} no-op jobs, {workers} workers, {rounds} alternating rounds")
@@ -127,6 +140,11 @@ def compare(root: Path, jobs: int, workers: int, rounds: int) -> None:
     print(
         f"  medians: before the first job {head:.2f} s, first start to last end {body:.2f} s "
         f"({body / pool:.2f}x the pool's whole run), after the last job {tail:.2f} s"
+    )
+    again, bare = _fixed_costs(path, max(3, rounds))
+    print(
+        f"  fixed cost: `gridpipe run` with nothing left to do {again:.2f} s (python -c pass {bare:.2f} s); "
+        f"the pool plus it alone is {(pool + again) / pool:.2f}x the pool"
     )
 
 

@@ -29,6 +29,7 @@ EXPECTED: dict[str, list[str]] = {
         rf"process pool \(baseline\)\s+{NUMBER}",
         rf"ratio of best times\s+{NUMBER}",
         rf"before the first job {NUMBER} s, first start to last end {NUMBER} s \({NUMBER}x",
+        rf"nothing left to do {NUMBER} s \(python -c pass {NUMBER} s\); the pool plus it alone is {NUMBER}x",
     ],
     "storage_small_files.py": [rf"shutil.copyfile\s+{NUMBER}"],
     "download_bench.py": [rf"cp -r\s+:\s+{NUMBER}", rf"sync jobs=8\s+\(verified\)\s+:\s+{NUMBER}"],
