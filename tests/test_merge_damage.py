@@ -6,6 +6,7 @@ from pathlib import Path
 
 import h5py
 import hdf5plugin  # noqa: F401  (blosc for h5py)
+import numpy as np
 import pytest
 import tables
 from test_merge import ZLIB, make_file, no_temp_files, read_node
@@ -98,3 +99,28 @@ def test_a_merged_file_is_not_bigger_than_its_inputs(tmp_path: Path) -> None:
     inputs = [make_file(tmp_path / f"in{i}.h5", i, CHUNK * 30 + i, filters=BLOSC) for i in range(4)]
     report = merge_files(inputs, tmp_path / "merged.h5")
     assert report.bytes_out == (tmp_path / "merged.h5").stat().st_size < report.bytes_in
+
+
+def test_an_input_holding_a_named_datatype_is_skipped_as_corrupt(tmp_path: Path) -> None:
+    good = make_file(tmp_path / "in0.h5", 0, 20)
+    odd = make_file(tmp_path / "odd.h5", 1, 20)
+    with h5py.File(odd, "a") as h5:
+        h5["/dl2/kind"] = np.dtype("f4")  # a committed (named) type: neither a group nor a dataset
+    report = merge_files([good, odd], tmp_path / "merged.h5")
+    assert report.inputs == [good]
+    assert report.skipped[0].reason == "corrupt: /dl2/kind is a named datatype, not a dataset or group"
+
+
+def test_datasets_written_by_h5py_without_pytables_attributes_merge(tmp_path: Path) -> None:
+    """No CLASS or EXTDIM attribute: the kind and main dimension come from the type and the shape."""
+    paths = []
+    for i, n in enumerate((40, 7)):
+        paths.append(tmp_path / f"in{i}.h5")
+        with h5py.File(paths[-1], "w") as h5:
+            h5.create_dataset("grow", data=np.arange(n * 3, dtype="i4").reshape(n, 3), maxshape=(None, 3))
+            h5.create_dataset("fixed", data=np.arange(4.0) + i)
+    report = merge_files(paths, tmp_path / "merged.h5")
+    assert report.rows == {"/grow": 47}
+    with h5py.File(tmp_path / "merged.h5") as h5:
+        np.testing.assert_array_equal(h5["grow"][40:], np.arange(21, dtype="i4").reshape(7, 3))
+        np.testing.assert_array_equal(h5["fixed"][:], np.arange(4.0))

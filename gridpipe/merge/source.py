@@ -21,7 +21,7 @@ import tables
 
 from gridpipe.core.exceptions import GridpipeError
 from gridpipe.merge.inputs import error_reason
-from gridpipe.merge.layout import NodeSpec, read_rows
+from gridpipe.merge.layout import NodeSpec, open_read_only, read_rows
 
 READ_BYTES = 8 * 2**20
 
@@ -46,13 +46,13 @@ class InputReader:
     def __init__(self, path: Path, buffer: bytearray) -> None:
         self.path = path
         self._buffer = memoryview(buffer)
-        self._h5: h5py.File | None = None
+        self._h5: h5py.h5f.FileID | None = None
         self._pt: tables.File | None = None
-        self._dsets: dict[str, h5py.Dataset] = {}
+        self._dsets: dict[str, h5py.h5d.DatasetID] = {}
         self._fd: int | None = None
 
     def __enter__(self) -> InputReader:
-        self._h5 = h5py.File(self.path, "r")
+        self._h5 = open_read_only(self.path)
         return self
 
     def __exit__(
@@ -62,13 +62,14 @@ class InputReader:
             os.close(self._fd)
         if self._pt is not None:
             self._pt.close()
+        self._dsets.clear()
         if self._h5 is not None:
             self._h5.close()
 
-    def _dset(self, path: str) -> h5py.Dataset:
+    def _dset(self, path: str) -> h5py.h5d.DatasetID:
         if path not in self._dsets:
             assert self._h5 is not None, "InputReader used outside its with-block"
-            self._dsets[path] = h5py.Dataset(h5py.h5d.open(self._h5.id, path.encode()))  # ~2x `h5[path]`
+            self._dsets[path] = h5py.h5d.open(self._h5, path.encode())
         return self._dsets[path]
 
     def _damaged(self, exc: Exception, node: str) -> GridpipeError:
@@ -81,7 +82,7 @@ class InputReader:
         """The chunks of `path` that exist in the file, by start coordinates (offsets count a user block)."""
         infos: list[Any] = []
         try:
-            dsid = self._dset(path).id
+            dsid = self._dset(path)
             if hasattr(dsid, "chunk_iter"):
                 dsid.chunk_iter(infos.append)  # a builtin callback: no Python frame per chunk
             else:  # pragma: no cover - h5py built against HDF5 < 1.14
