@@ -111,16 +111,24 @@ def test_an_input_holding_a_named_datatype_is_skipped_as_corrupt(tmp_path: Path)
     assert report.skipped[0].reason == "corrupt: /dl2/kind is a named datatype, not a dataset or group"
 
 
-def test_datasets_written_by_h5py_without_pytables_attributes_merge(tmp_path: Path) -> None:
-    """No CLASS or EXTDIM attribute: the kind and main dimension come from the type and the shape."""
+@pytest.mark.parametrize("attrs", [False, True])
+def test_datasets_written_by_h5py_merge(attrs: bool, tmp_path: Path) -> None:
+    """Without CLASS and EXTDIM the kind and main dimension come from the type and the shape; attributes
+    h5py writes (a variable-length string, a scalar, an array) are read through the general path."""
     paths = []
     for i, n in enumerate((40, 7)):
         paths.append(tmp_path / f"in{i}.h5")
         with h5py.File(paths[-1], "w") as h5:
-            h5.create_dataset("grow", data=np.arange(n * 3, dtype="i4").reshape(n, 3), maxshape=(None, 3))
+            grow = h5.create_dataset(
+                "grow", data=np.arange(n * 6, dtype="i4").reshape(2, n, 3), maxshape=(2, None, 3)
+            )
             h5.create_dataset("fixed", data=np.arange(4.0) + i)
+            if attrs:
+                grow.attrs["CLASS"], grow.attrs["EXTDIM"] = "EARRAY", np.int32(1)
+            else:
+                grow.attrs["shape"] = [2, n, 3]  # an array attribute, not read
     report = merge_files(paths, tmp_path / "merged.h5")
     assert report.rows == {"/grow": 47}
     with h5py.File(tmp_path / "merged.h5") as h5:
-        np.testing.assert_array_equal(h5["grow"][40:], np.arange(21, dtype="i4").reshape(7, 3))
+        np.testing.assert_array_equal(h5["grow"][:, 40:], np.arange(42, dtype="i4").reshape(2, 7, 3))
         np.testing.assert_array_equal(h5["fixed"][:], np.arange(4.0))

@@ -27,9 +27,10 @@ READ_BYTES = 8 * 2**20
 
 
 class StoredChunk(Protocol):
-    """Where one chunk's stored bytes are in its file, and which filters were skipped for it (h5py's
-    StoreInfo, used as h5py gives it: building an object of our own per chunk cost 1-3 us)."""
+    """One stored chunk: its start coordinates, where its bytes are in its file, which filters were
+    skipped for it (h5py's StoreInfo, used as h5py gives it: an object of our own cost 1-3 us a chunk)."""
 
+    chunk_offset: tuple[int, ...]
     filter_mask: int
     byte_offset: int
     size: int
@@ -78,8 +79,9 @@ class InputReader:
             f"{self.path}: {error_reason(exc)} while reading {node}; re-download it or leave it out"
         )
 
-    def stored_chunks(self, path: str) -> dict[tuple[int, ...], StoredChunk]:
-        """The chunks of `path` that exist in the file, by start coordinates (offsets count a user block)."""
+    def stored_chunks(self, path: str) -> list[StoredChunk]:
+        """The chunks of `path` that exist in the file, in its chunk index's order (offsets count a user
+        block)."""
         infos: list[Any] = []
         try:
             dsid = self._dset(path)
@@ -89,7 +91,7 @@ class InputReader:
                 infos = [dsid.get_chunk_info(i) for i in range(dsid.get_num_chunks())]
         except (OSError, tables.HDF5ExtError) as exc:
             raise self._damaged(exc, path) from exc
-        return {info.chunk_offset: info for info in infos}
+        return infos
 
     def read_stored(self, chunks: list[StoredChunk]) -> Iterator[tuple[int, memoryview]]:
         """(filter mask, stored bytes) of each chunk in turn; runs of adjacent chunks are read at once.
