@@ -516,3 +516,12 @@ def test_pending_rows_hold_at_most_one_chunk_along_the_main_dimension(axis: int)
     assert pending.count == 0
     pending.put(rest)
     np.testing.assert_array_equal(pending.take(), np.take(rows, [4], axis=axis))
+
+
+def test_pending_rows_copy_structured_rows_byte_for_byte() -> None:
+    rows = _rows(tables.dtype_from_descr(Image), 3, 7)  # nested columns, strings, a shaped column
+    pending = PendingRows((5,), rows.dtype, 0)
+    rest = pending.put(rows[:2])
+    rest = pending.put(rows[2:].astype(rows.dtype.newbyteorder(">")))  # converted to the buffer's type
+    np.testing.assert_array_equal(pending.take(), rows[:5])
+    assert rest.dtype == rows.dtype and rest.tobytes() == rows[5:].tobytes()
