@@ -525,3 +525,10 @@ def test_pending_rows_copy_structured_rows_byte_for_byte() -> None:
     rest = pending.put(rows[2:].astype(rows.dtype.newbyteorder(">")))  # converted to the buffer's type
     np.testing.assert_array_equal(pending.take(), rows[:5])
     assert rest.dtype == rows.dtype and rest.tobytes() == rows[5:].tobytes()
+
+
+def test_pending_rows_with_object_fields_are_assigned_field_by_field() -> None:
+    pending = PendingRows((3,), np.dtype([("n", "i4"), ("text", object)]), 0)
+    rows = np.array([(1, "a"), (2, "bc"), (3, "def"), (4, "g")], dtype=pending.dtype)
+    rest = pending.put(rows)
+    assert pending.take().tolist() == [(1, "a"), (2, "bc"), (3, "def")] and rest.tolist() == [(4, "g")]

@@ -52,7 +52,7 @@ class PendingRows:
         self.shape, self.dtype, self.axis = shape, dtype, axis
         self.size = shape[axis]
         self.count = 0
-        self._raw = np.dtype((np.void, dtype.itemsize))  # the same bytes, without fields
+        self._raw = dtype if dtype.hasobject else np.dtype((np.void, dtype.itemsize))  # bytes, no fields
         self._buf: np.ndarray | None = None
 
     def put(self, rows: np.ndarray) -> np.ndarray:
