@@ -516,3 +516,19 @@ def test_pending_rows_hold_at_most_one_chunk_along_the_main_dimension(axis: int)
     assert pending.count == 0
     pending.put(rest)
     np.testing.assert_array_equal(pending.take(), np.take(rows, [4], axis=axis))
+
+
+def test_pending_rows_copy_structured_rows_byte_for_byte() -> None:
+    rows = _rows(tables.dtype_from_descr(Image), 3, 7)  # nested columns, strings, a shaped column
+    pending = PendingRows((5,), rows.dtype, 0)
+    rest = pending.put(rows[:2])
+    rest = pending.put(rows[2:].astype(rows.dtype.newbyteorder(">")))  # converted to the buffer's type
+    np.testing.assert_array_equal(pending.take(), rows[:5])
+    assert rest.dtype == rows.dtype and rest.tobytes() == rows[5:].tobytes()
+
+
+def test_pending_rows_with_object_fields_are_assigned_field_by_field() -> None:
+    pending = PendingRows((3,), np.dtype([("n", "i4"), ("text", object)]), 0)
+    rows = np.array([(1, "a"), (2, "bc"), (3, "def"), (4, "g")], dtype=pending.dtype)
+    rest = pending.put(rows)
+    assert pending.take().tolist() == [(1, "a"), (2, "bc"), (3, "def")] and rest.tolist() == [(4, "g")]

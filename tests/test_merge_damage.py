@@ -6,6 +6,7 @@ from pathlib import Path
 
 import h5py
 import hdf5plugin  # noqa: F401  (blosc for h5py)
+import numpy as np
 import pytest
 import tables
 from test_merge import ZLIB, make_file, no_temp_files, read_node
@@ -98,3 +99,36 @@ def test_a_merged_file_is_not_bigger_than_its_inputs(tmp_path: Path) -> None:
     inputs = [make_file(tmp_path / f"in{i}.h5", i, CHUNK * 30 + i, filters=BLOSC) for i in range(4)]
     report = merge_files(inputs, tmp_path / "merged.h5")
     assert report.bytes_out == (tmp_path / "merged.h5").stat().st_size < report.bytes_in
+
+
+def test_an_input_holding_a_named_datatype_is_skipped_as_corrupt(tmp_path: Path) -> None:
+    good = make_file(tmp_path / "in0.h5", 0, 20)
+    odd = make_file(tmp_path / "odd.h5", 1, 20)
+    with h5py.File(odd, "a") as h5:
+        h5["/dl2/kind"] = np.dtype("f4")  # a committed (named) type: neither a group nor a dataset
+    report = merge_files([good, odd], tmp_path / "merged.h5")
+    assert report.inputs == [good]
+    assert report.skipped[0].reason == "corrupt: /dl2/kind is a named datatype, not a dataset or group"
+
+
+@pytest.mark.parametrize("attrs", [False, True])
+def test_datasets_written_by_h5py_merge(attrs: bool, tmp_path: Path) -> None:
+    """Without CLASS and EXTDIM the kind and main dimension come from the type and the shape; attributes
+    h5py writes (a variable-length string, a scalar, an array) are read through the general path."""
+    paths = []
+    for i, n in enumerate((40, 7)):
+        paths.append(tmp_path / f"in{i}.h5")
+        with h5py.File(paths[-1], "w") as h5:
+            grow = h5.create_dataset(
+                "grow", data=np.arange(n * 6, dtype="i4").reshape(2, n, 3), maxshape=(2, None, 3)
+            )
+            h5.create_dataset("fixed", data=np.arange(4.0) + i)
+            if attrs:
+                grow.attrs["CLASS"], grow.attrs["EXTDIM"] = "EARRAY", np.int32(1)
+            else:
+                grow.attrs["shape"] = [2, n, 3]  # an array attribute, not read
+    report = merge_files(paths, tmp_path / "merged.h5")
+    assert report.rows == {"/grow": 47}
+    with h5py.File(tmp_path / "merged.h5") as h5:
+        np.testing.assert_array_equal(h5["grow"][:, 40:], np.arange(42, dtype="i4").reshape(2, 7, 3))
+        np.testing.assert_array_equal(h5["fixed"][:], np.arange(4.0))

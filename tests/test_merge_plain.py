@@ -143,9 +143,9 @@ def test_stored_chunks_read_in_runs_are_hdf5s_bytes(buffer_bytes: int | None, tm
     buffer = read_buffer() if buffer_bytes is None else bytearray(buffer_bytes)
     with InputReader(path, buffer) as reader:
         stored = reader.stored_chunks("/LSTCam")
-        got = [(mask, bytes(data)) for mask, data in reader.read_stored(list(stored.values()))]
+        got = [(mask, bytes(data)) for mask, data in reader.read_stored(stored)]
     with h5py.File(path) as h5:
-        want = [h5["LSTCam"].id.read_direct_chunk(start) for start in stored]
+        want = [h5["LSTCam"].id.read_direct_chunk(chunk.chunk_offset) for chunk in stored]
     assert len(got) == 12 and got == want
 
 
@@ -167,3 +167,24 @@ def test_a_merged_file_with_plain_tails_takes_appends(long_inputs: list[Path], t
     merged = read_node(out, "/LSTCam")
     np.testing.assert_array_equal(merged[-20:], extra)
     assert_same_rows(merged[:-20], concat(long_inputs, "/LSTCam"))
+
+
+def test_chunks_an_input_never_wrote_are_merged_as_fill_values(tmp_path: Path) -> None:
+    """A table grown by `truncate` has chunks that were never stored: they merge as rows of fill values."""
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"gap{i}.h5")
+        rows = make_rows_like(i, CHUNK * 4 + 3)
+        with tables.open_file(str(paths[-1]), "w") as h5:
+            table = h5.create_table("/", "LSTCam", rows.dtype, filters=BLOSC, chunkshape=(CHUNK,))
+            table.append(rows[: CHUNK * 2])
+            table.truncate(CHUNK * 5)  # chunks 2, 3 and 4 hold fill values and are not stored
+            table.append(rows[CHUNK * 2 :])
+    assert (read_node(paths[0], "/LSTCam")[CHUNK * 2 : CHUNK * 5] == np.zeros(1, rows.dtype)).all()
+    report = merge_files(paths, tmp_path / "ordered.h5", keep_order=True)
+    assert report.chunks_copied == 4  # the first input's chunks 0, 1, 5 and 6; the second is decoded
+    np.testing.assert_array_equal(read_node(tmp_path / "ordered.h5", "/LSTCam"), concat(paths, "/LSTCam"))
+    report = merge_files(paths, tmp_path / "merged.h5")
+    assert report.chunks_copied == 2 * 4
+    merged = read_node(tmp_path / "merged.h5", "/LSTCam")
+    np.testing.assert_array_equal(np.sort(merged), np.sort(concat(paths, "/LSTCam")))

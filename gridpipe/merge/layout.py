@@ -76,29 +76,36 @@ class NodeSpec:
         return tuple(self.chunkshape[1:]) == self.inner_shape
 
 
-def _attr(dset: h5py.Dataset, name: str) -> Any:
-    """`dset.attrs.get(name)`, read through h5py's low-level API when it is a fixed-size scalar (twice as
-    fast: the high-level attribute manager costs ~50 us a call, and screening reads two per leaf)."""
-    if not h5py.h5a.exists(dset.id, name.encode()):
+def _attr(dsid: h5py.h5d.DatasetID, name: bytes) -> Any:
+    """The attribute `name` of a dataset or None, read through h5py's low-level API when it is one
+    fixed-size string (PyTables' CLASS: a third of the high-level cost) or a fixed-size scalar."""
+    try:
+        attr = h5py.h5a.open(dsid, name)
+    except KeyError:
         return None
-    attr = h5py.h5a.open(dset.id, name.encode())
+    disk = attr.get_type()
+    if isinstance(disk, h5py.h5t.TypeStringID) and not disk.is_variable_str():
+        if attr.get_storage_size() == disk.get_size():  # one string: its stored bytes as they are
+            text = np.empty((), dtype=f"S{disk.get_size()}")
+            attr.read(text, mtype=disk)
+            return text[()]
     if attr.shape != () or attr.dtype.hasobject:
-        return dset.attrs.get(name)
+        return h5py.Dataset(dsid).attrs.get(name.decode())
     value = np.empty((), dtype=attr.dtype)
     attr.read(value)
     return value[()]
 
 
-def _kind(dset: h5py.Dataset) -> NodeKind:
-    cls = _attr(dset, "CLASS")
+def _kind(dsid: h5py.h5d.DatasetID, disk: h5py.h5t.TypeID, unlimited: bool) -> NodeKind:
+    cls = _attr(dsid, b"CLASS")
     if isinstance(cls, bytes | np.bytes_) and cls.decode() in _CLASSES:
         return _CLASSES[cls.decode()]
-    type_class = dset.id.get_type().get_class()
+    type_class = disk.get_class()
     if type_class == h5py.h5t.COMPOUND:
         return "table"
     if type_class == h5py.h5t.VLEN:
         return "vlarray"
-    return "earray" if dset.maxshape and None in dset.maxshape else "array"
+    return "earray" if unlimited else "array"
 
 
 def _pipeline(plist: h5py.h5p.PropDCID) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
@@ -109,18 +116,21 @@ def _pipeline(plist: h5py.h5p.PropDCID) -> tuple[tuple[int, int, tuple[int, ...]
 
 
 def dataset_spec(
-    path: str, dset: h5py.Dataset, tables_dtype: Callable[[str], np.dtype], share: Interner
+    path: str, dsid: h5py.h5d.DatasetID, tables_dtype: Callable[[str], np.dtype], share: Interner
 ) -> NodeSpec:
     """The spec of one dataset; `tables_dtype` gives PyTables' dtype for types h5py cannot map."""
-    kind = _kind(dset)
-    shape = tuple(int(s) for s in dset.shape or ())
+    space = dsid.get_space()
+    shape = space.get_simple_extent_dims() if space.get_simple_extent_type() == h5py.h5s.SIMPLE else ()
+    maxshape = space.get_simple_extent_dims(True) if shape else ()
+    disk = dsid.get_type()
+    kind = _kind(dsid, disk, h5py.h5s.UNLIMITED in maxshape)
     concat, table = kind in CONCAT_KINDS, kind == "table"
     maindim = 0
     if kind == "earray":
-        extdim = _attr(dset, "EXTDIM")
-        maindim = int(extdim) if extdim is not None else list(dset.maxshape).index(None)
-    disk_type = dset.id.get_type().encode()
-    plist = dset.id.get_create_plist()
+        extdim = _attr(dsid, b"EXTDIM")
+        maindim = int(extdim) if extdim is not None else list(maxshape).index(h5py.h5s.UNLIMITED)
+    disk_type = disk.encode()
+    plist = dsid.get_create_plist()
     chunked = plist.get_layout() == h5py.h5d.CHUNKED
     try:
         dtype, h5py_types = h5_types(disk_type)[0], True
@@ -133,32 +143,38 @@ def dataset_spec(
         inner_shape=shape[:maindim] + shape[maindim + 1 :] if concat else shape,
         maindim=maindim,
         nrows=shape[maindim] if concat and shape else 0,
-        chunkshape=tuple(int(c) for c in plist.get_chunk()) if chunked else None,
+        chunkshape=plist.get_chunk() if chunked else None,
         pipeline=share(_pipeline(plist)),
         disk_type=share(disk_type),
         h5py_types=h5py_types,
     )
 
 
-def read_rows(dset: h5py.Dataset, spec: NodeSpec, start: int, stop: int) -> np.ndarray:
+def read_rows(dsid: h5py.h5d.DatasetID, spec: NodeSpec, start: int, stop: int) -> np.ndarray:
     """Rows `start:stop` along the main dimension of a dataset h5py decodes (`spec.decodable`)."""
     dtype, mtype = h5_types(spec.disk_type)
-    shape = list(dset.shape)
+    shape = list(dsid.shape)
     if dtype.subdtype is not None or dtype.hasobject or not shape:  # h5py reshapes or converts these
         index: list[Any] = [slice(None)] * len(shape)
         index[spec.maindim] = slice(start, stop)
-        return np.asarray(dset[tuple(index)])
+        return np.asarray(h5py.Dataset(dsid)[tuple(index)])
     offset = [0] * len(shape)
     offset[spec.maindim], shape[spec.maindim] = start, max(0, min(stop, shape[spec.maindim]) - start)
     out = np.empty(shape, dtype=dtype)
     if out.size:
-        fspace = dset.id.get_space()
+        fspace = dsid.get_space()
         fspace.select_hyperslab(tuple(offset), tuple(shape))
-        dset.id.read(h5py.h5s.create_simple(tuple(shape)), fspace, out, mtype)
+        dsid.read(h5py.h5s.create_simple(tuple(shape)), fspace, out, mtype)
     return out
 
 
-def _last_chunk_checked(dset: h5py.Dataset, spec: NodeSpec) -> bool:
+def _last_chunk_start(shape: tuple[int, ...], chunks: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    start = [0] * len(shape)
+    start[axis] = (shape[axis] - 1) // chunks[axis] * chunks[axis]
+    return tuple(start)
+
+
+def _last_chunk_checked(dsid: h5py.h5d.DatasetID, spec: NodeSpec, shape: tuple[int, ...]) -> bool:
     """Check the last chunk's stored bytes against their Fletcher-32 when it has one; False if not.
 
     The stored bytes are what the merge copies (raw) or decodes (a partial tail), so a matching
@@ -166,9 +182,7 @@ def _last_chunk_checked(dset: h5py.Dataset, spec: NodeSpec) -> bool:
     """
     if spec.chunkshape is None or not spec.pipeline or spec.pipeline[-1][0] != FLETCHER32:
         return False
-    axis, start = spec.maindim, [0] * len(dset.shape)
-    start[axis] = (dset.shape[axis] - 1) // spec.chunkshape[axis] * spec.chunkshape[axis]
-    mask, stored = dset.id.read_direct_chunk(tuple(start))
+    mask, stored = dsid.read_direct_chunk(_last_chunk_start(shape, spec.chunkshape, spec.maindim))
     if mask >> (len(spec.pipeline) - 1) & 1:  # written with the checksum skipped: decode instead
         return False
     if not checksum_matches(stored):
@@ -176,19 +190,32 @@ def _last_chunk_checked(dset: h5py.Dataset, spec: NodeSpec) -> bool:
     return True
 
 
-def probe(dset: h5py.Dataset, spec: NodeSpec) -> None:
+def probe(dsid: h5py.h5d.DatasetID, spec: NodeSpec) -> None:
     """Check a little of a dataset so damage shows before merging: its last chunk's checksum when the
     pipeline ends with Fletcher-32, else its last row decoded (or its last chunk read raw)."""
-    shape = dset.shape or ()
-    if not shape or not shape[spec.maindim] or _last_chunk_checked(dset, spec):
+    shape = dsid.shape or ()
+    if not shape or not shape[spec.maindim] or _last_chunk_checked(dsid, spec, shape):
         return
-    axis, last = spec.maindim, shape[spec.maindim] - 1
+    last = shape[spec.maindim] - 1
     if spec.decodable:
-        read_rows(dset, spec, last, last + 1)
-    elif dset.chunks is not None:
-        start = [0] * len(shape)
-        start[axis] = last // dset.chunks[axis] * dset.chunks[axis]
-        dset.id.read_direct_chunk(tuple(start))
+        read_rows(dsid, spec, last, last + 1)
+    elif spec.chunkshape is not None:
+        dsid.read_direct_chunk(_last_chunk_start(shape, spec.chunkshape, spec.maindim))
+
+
+def _read_only_access() -> h5py.h5p.PropFAID:
+    plist = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    plist.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # closing the file closes its datasets, as h5py.File
+    return plist
+
+
+_READ_ONLY = _read_only_access()
+
+
+def open_read_only(path: Path) -> h5py.h5f.FileID:
+    """`path` opened with h5py's low-level API (close it with `.close()`, which closes its datasets):
+    `h5py.File` and its close cost twice as much, ~0.15 ms a file, and every input is opened twice."""
+    return h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY, _READ_ONLY)
 
 
 class _Walker:
@@ -226,11 +253,12 @@ class _Walker:
             elif isinstance(node := h5py.h5o.open(group, raw), h5py.h5g.GroupID):
                 self.specs[path] = NodeSpec(path, "group")
                 self.walk(node, path)
-            else:
-                dset = h5py.Dataset(node)  # a named datatype fails here, as a corrupt input
-                self.specs[path] = dataset_spec(path, dset, self.tables_dtype, self.share)
+            elif isinstance(node, h5py.h5d.DatasetID):
+                self.specs[path] = dataset_spec(path, node, self.tables_dtype, self.share)
                 if self.check:
-                    probe(dset, self.specs[path])
+                    probe(node, self.specs[path])
+            else:  # a named datatype: PyTables cannot read the file either
+                raise ValueError(f"{path} is a named datatype, not a dataset or group")
 
 
 def read_layout(path: Path, *, check: bool = True, share: Interner | None = None) -> dict[str, NodeSpec]:
@@ -240,5 +268,7 @@ def read_layout(path: Path, *, check: bool = True, share: Interner | None = None
     """
     with ExitStack() as stack:
         walker = _Walker(path, check, stack, share or Interner())
-        walker.walk(stack.enter_context(h5py.File(path, "r")).id)
+        fid = open_read_only(path)
+        stack.callback(fid.close)
+        walker.walk(fid)
     return walker.specs

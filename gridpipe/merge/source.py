@@ -21,15 +21,16 @@ import tables
 
 from gridpipe.core.exceptions import GridpipeError
 from gridpipe.merge.inputs import error_reason
-from gridpipe.merge.layout import NodeSpec, read_rows
+from gridpipe.merge.layout import NodeSpec, open_read_only, read_rows
 
 READ_BYTES = 8 * 2**20
 
 
 class StoredChunk(Protocol):
-    """Where one chunk's stored bytes are in its file, and which filters were skipped for it (h5py's
-    StoreInfo, used as h5py gives it: building an object of our own per chunk cost 1-3 us)."""
+    """One stored chunk: its start coordinates, where its bytes are in its file, which filters were
+    skipped for it (h5py's StoreInfo, used as h5py gives it: an object of our own cost 1-3 us a chunk)."""
 
+    chunk_offset: tuple[int, ...]
     filter_mask: int
     byte_offset: int
     size: int
@@ -46,13 +47,13 @@ class InputReader:
     def __init__(self, path: Path, buffer: bytearray) -> None:
         self.path = path
         self._buffer = memoryview(buffer)
-        self._h5: h5py.File | None = None
+        self._h5: h5py.h5f.FileID | None = None
         self._pt: tables.File | None = None
-        self._dsets: dict[str, h5py.Dataset] = {}
+        self._dsets: dict[str, h5py.h5d.DatasetID] = {}
         self._fd: int | None = None
 
     def __enter__(self) -> InputReader:
-        self._h5 = h5py.File(self.path, "r")
+        self._h5 = open_read_only(self.path)
         return self
 
     def __exit__(
@@ -62,13 +63,14 @@ class InputReader:
             os.close(self._fd)
         if self._pt is not None:
             self._pt.close()
+        self._dsets.clear()
         if self._h5 is not None:
             self._h5.close()
 
-    def _dset(self, path: str) -> h5py.Dataset:
+    def _dset(self, path: str) -> h5py.h5d.DatasetID:
         if path not in self._dsets:
             assert self._h5 is not None, "InputReader used outside its with-block"
-            self._dsets[path] = h5py.Dataset(h5py.h5d.open(self._h5.id, path.encode()))  # ~2x `h5[path]`
+            self._dsets[path] = h5py.h5d.open(self._h5, path.encode())
         return self._dsets[path]
 
     def _damaged(self, exc: Exception, node: str) -> GridpipeError:
@@ -77,18 +79,19 @@ class InputReader:
             f"{self.path}: {error_reason(exc)} while reading {node}; re-download it or leave it out"
         )
 
-    def stored_chunks(self, path: str) -> dict[tuple[int, ...], StoredChunk]:
-        """The chunks of `path` that exist in the file, by start coordinates (offsets count a user block)."""
+    def stored_chunks(self, path: str) -> list[StoredChunk]:
+        """The chunks of `path` that exist in the file, in its chunk index's order (offsets count a user
+        block)."""
         infos: list[Any] = []
         try:
-            dsid = self._dset(path).id
+            dsid = self._dset(path)
             if hasattr(dsid, "chunk_iter"):
                 dsid.chunk_iter(infos.append)  # a builtin callback: no Python frame per chunk
             else:  # pragma: no cover - h5py built against HDF5 < 1.14
                 infos = [dsid.get_chunk_info(i) for i in range(dsid.get_num_chunks())]
         except (OSError, tables.HDF5ExtError) as exc:
             raise self._damaged(exc, path) from exc
-        return {info.chunk_offset: info for info in infos}
+        return infos
 
     def read_stored(self, chunks: list[StoredChunk]) -> Iterator[tuple[int, memoryview]]:
         """(filter mask, stored bytes) of each chunk in turn; runs of adjacent chunks are read at once.

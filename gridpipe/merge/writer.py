@@ -6,6 +6,11 @@ chunks at coordinates it computed itself inside a size it has just set (`truncat
 same HDF5 function through PyTables' extension method with one reused coordinate array; the public
 method is used when the extension method is not there (another PyTables version). The output's disk
 blocks are reserved before the chunks are written (`reserve_space`).
+
+Fewer, larger writes would not help: 1 GB written from memory into reserved space with pwrite costs
+~0.25 s of system time in 48 KB writes (a chunk), 0.14-0.16 s in 128 KB writes but more wall time,
+0.3-0.7 s in 256 KB writes and 1.1-2.4 s in 1-8 MB writes (measured on the 2-core test machine, whose
+100 MB dirty-page limit makes a large write wait for writeback inside the call).
 """
 
 from __future__ import annotations
