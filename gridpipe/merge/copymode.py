@@ -13,7 +13,7 @@ from gridpipe.merge.inputs import InputFile
 from gridpipe.merge.layout import CONCAT_KINDS, read_layout
 from gridpipe.merge.source import InputReader, read_buffer
 from gridpipe.merge.tree import create_tree, rebuild_indexes
-from gridpipe.merge.writer import reserve_space
+from gridpipe.merge.writer import give_back_space, reserve_space
 
 Progress = Callable[[int, int], None]
 
@@ -33,16 +33,17 @@ def write_copy(
     """Merge `inputs` (schemas already checked) into the new file `dest`."""
     first = inputs[0].nodes
     totals = {p: sum(i.nodes[p].nrows for i in inputs) for p, s in first.items() if s.kind in CONCAT_KINDS}
-    indexes = create_tree(inputs, dest, totals)
-    written = read_layout(dest, check=False)  # the storage PyTables really gave each output leaf
     input_bytes = sum(i.size for i in inputs)
-    reserve_space(dest, dest.stat().st_size + input_bytes)  # chunks are at most that
-    with tables.open_file(str(dest), "a", chunk_cache_size=0) as out:
+    with tables.open_file(str(dest), "w", chunk_cache_size=0) as out:
+        indexes, leaves = create_tree(inputs, out, totals)
+        out.flush()
+        written = read_layout(dest, check=False, writing=out)  # the storage PyTables really gave
+        reserve_space(dest, dest.stat().st_size + input_bytes)  # chunks are at most that
         appenders: dict[str, ChunkAppender | RowAppender] = {
-            path: RowAppender(out.get_node(path))
+            path: RowAppender(leaf)
             if first[path].kind == "vlarray"
-            else ChunkAppender(out.get_node(path), written[path], keep_order=keep_order)
-            for path in totals
+            else ChunkAppender(leaf, written[path], keep_order=keep_order)
+            for path, leaf in leaves.items()
         }
         chunked = {path: a for path, a in appenders.items() if isinstance(a, ChunkAppender)}
         specs = {path: [i.nodes[path] for i in inputs] for path in chunked}
@@ -56,6 +57,7 @@ def write_copy(
                 progress(done, len(inputs))
         for appender in appenders.values():
             appender.finish()
+    give_back_space(dest)  # PyTables' HDF5 did not see the reserved space appear: it kept it
     if indexes:  # reopened: HDF5 fails to read chunks written with a filter mask in the same session
         with tables.open_file(str(dest), "a") as out:
             rebuild_indexes(out, indexes)

@@ -203,28 +203,37 @@ def probe(dsid: h5py.h5d.DatasetID, spec: NodeSpec) -> None:
         dsid.read_direct_chunk(_last_chunk_start(shape, spec.chunkshape, spec.maindim))
 
 
-def _read_only_access() -> h5py.h5p.PropFAID:
+def _read_only_access(*, locking: bool) -> h5py.h5p.PropFAID:
     plist = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     plist.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # closing the file closes its datasets, as h5py.File
+    if not locking:
+        plist.set_file_locking(False, True)
     return plist
 
 
-_READ_ONLY = _read_only_access()
+_READ_ONLY = _read_only_access(locking=True)
+_UNLOCKED = _read_only_access(locking=False)
 
 
-def open_read_only(path: Path) -> h5py.h5f.FileID:
+def open_read_only(path: Path, *, locking: bool = True) -> h5py.h5f.FileID:
     """`path` opened with h5py's low-level API (close it with `.close()`, which closes its datasets):
-    `h5py.File` and its close cost twice as much, ~0.15 ms a file, and every input is opened twice."""
-    return h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY, _READ_ONLY)
+    `h5py.File` and its close cost twice as much, ~0.15 ms a file, and every input is opened twice.
+
+    `locking=False` reads a file that PyTables (another HDF5 library, with its own lock) holds open
+    for writing; only sound once PyTables has flushed it and while it writes nothing more.
+    """
+    return h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY, _READ_ONLY if locking else _UNLOCKED)
 
 
 class _Walker:
     """Collects the specs of one open file; opens it with PyTables only for types h5py cannot map."""
 
-    def __init__(self, path: Path, check: bool, stack: ExitStack, share: Interner) -> None:
+    def __init__(
+        self, path: Path, check: bool, stack: ExitStack, share: Interner, opened: tables.File | None
+    ) -> None:
         self.path, self.check, self.stack, self.share = path, check, stack, share
         self.specs: dict[str, NodeSpec] = {}
-        self._tables: tables.File | None = None
+        self._tables = opened
 
     def tables_dtype(self, node_path: str) -> np.dtype:
         if self._tables is None:
@@ -261,14 +270,18 @@ class _Walker:
                 raise ValueError(f"{path} is a named datatype, not a dataset or group")
 
 
-def read_layout(path: Path, *, check: bool = True, share: Interner | None = None) -> dict[str, NodeSpec]:
+def read_layout(
+    path: Path, *, check: bool = True, share: Interner | None = None, writing: tables.File | None = None
+) -> dict[str, NodeSpec]:
     """Every visible node of `path` (parents first, names sorted) with its spec; `check` reads a little.
 
     Pass one `Interner` for many files of one layout so that they share their column lists.
+    `writing`: `path` is open for writing in PyTables (flushed, see `open_read_only(locking=False)`),
+    which then also gives the types h5py cannot map.
     """
     with ExitStack() as stack:
-        walker = _Walker(path, check, stack, share or Interner())
-        fid = open_read_only(path)
+        walker = _Walker(path, check, stack, share or Interner(), writing)
+        fid = open_read_only(path, locking=writing is None)
         stack.callback(fid.close)
         walker.walk(fid)
     return walker.specs

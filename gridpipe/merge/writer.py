@@ -5,7 +5,8 @@ PyTables' public `Leaf.write_chunk` checks the coordinates and builds two numpy 
 chunks at coordinates it computed itself inside a size it has just set (`truncate`), so it calls the
 same HDF5 function through PyTables' extension method with one reused coordinate array; the public
 method is used when the extension method is not there (another PyTables version). The output's disk
-blocks are reserved before the chunks are written (`reserve_space`).
+blocks are reserved before the chunks are written (`reserve_space`) and what the chunks did not use is
+given back once PyTables has closed the file (`give_back_space`).
 
 Fewer, larger writes would not help: 1 GB written from memory into reserved space with pwrite costs
 ~0.25 s of system time in 48 KB writes (a chunk), 0.14-0.16 s in 128 KB writes but more wall time,
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+import h5py
 import numpy as np
 import tables
 from tables.utils import SizeType
@@ -77,3 +79,12 @@ def reserve_space(path: Path, nbytes: int) -> bool:
         return _FALLOCATE(fd, 0, 0, nbytes) == 0
     finally:
         os.close(fd)
+
+
+def give_back_space(path: Path) -> None:
+    """Cut a closed HDF5 file back to its end of allocated space (the part of `reserve_space` that no
+    chunk used). HDF5 cuts a file it closes after writing only when the size it saw at opening or last
+    wrote differs from that end, so the space reserved while PyTables held the file open stays; h5py's
+    HDF5 opens it for writing, sees the larger size and cuts it when it closes it, changing nothing else.
+    """
+    h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR).close()
