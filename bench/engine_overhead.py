@@ -56,8 +56,13 @@ def _engine(root: Path, jobs: int, workers: int) -> tuple[float, tuple[float, fl
         max_workers=workers,
     )
     launched = time.time()
-    elapsed = _timed([sys.executable, "-m", "gridpipe", "run", "-a", str(path)])
+    elapsed = _timed(_run_command(path))
     return elapsed, _job_span(path, launched), path
+
+
+def _run_command(path: Path) -> list[str]:
+    """`gridpipe run` of the analysis at `path` with its defaults, as a user types it."""
+    return [sys.executable, "-m", "gridpipe", "run", "-a", str(path)]
 
 
 def _timed(command: list[str]) -> float:
@@ -73,7 +78,7 @@ def _timed(command: list[str]) -> float:
 def _fixed_costs(path: Path, rounds: int) -> tuple[float, float]:
     """Medians of `gridpipe run` on the complete analysis at `path` (start, validate the configs, find
     nothing to do, report, exit: what any run pays, whatever its jobs) and of the bare interpreter."""
-    again = [_timed([sys.executable, "-m", "gridpipe", "run", "-a", str(path)]) for _ in range(rounds)]
+    again = [_timed(_run_command(path)) for _ in range(rounds)]
     bare = [_timed([sys.executable, "-c", "pass"]) for _ in range(rounds)]
     return statistics.median(again), statistics.median(bare)
 
